@@ -1,0 +1,82 @@
+"""Run configuration, built once by the CLI; the engine never reads argv or the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+STDIO = "-"
+
+
+class Endpoint(StrEnum):
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+    RAW = "raw"
+
+
+ENDPOINT_PATHS: dict[Endpoint, str] = {
+    Endpoint.CHAT: "/chat/completions",
+    Endpoint.EMBEDDINGS: "/embeddings",
+}
+
+
+class Secret:
+    """An API key that cannot leak through repr, str, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestConfig:
+    """Everything that shapes the request body (and so the answer)."""
+
+    endpoint: Endpoint | None  # None: detect raw batch lines, else chat
+    model: str | None = None
+    prompt: str | None = None
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    body_options: dict[str, Any] = field(default_factory=dict)
+    input_field: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_invalid_output_retries: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    inputs: tuple[str, ...]
+    output: str
+    quarantine: str
+    request: RequestConfig
+    base_url: str = DEFAULT_BASE_URL
+    api_key: Secret | None = None
+    id_field: str = "id"
+    concurrency: int = 16
+    batch_size: int = 50
+    timeout: float = 60.0
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    max_error_rate: float = 0.0
+    summary_path: Path | None = None

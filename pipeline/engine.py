@@ -1,0 +1,151 @@
+"""The worker pool: batches in, outcomes written in input order, memory bounded.
+
+    producer ──(item, request)──► work queue ──► N workers (dispatch) ──┐
+        └──────── batch ────────► order queue (window) ──► writer ◄─────┘
+
+The producer renders requests and settles invalid items at once; workers only
+send. The writer takes batches in input order and waits for each to finish, so
+output order equals input order while later batches are already in flight. Both
+queues are bounded, so at most `window` batches are ever held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from pipeline.dispatch import Dispatcher
+from pipeline.errors import ConfigError, ErrorKind, SluiceError
+from pipeline.models import Batch, Failure, Item, Outcome, Success
+from pipeline.request_builder import InvalidItem, Request, RequestBuilder
+from pipeline.stats import RunStats
+
+
+class OutcomeWriter(Protocol):
+    def write(self, outcomes: list[Outcome]) -> None: ...
+
+
+class Progress(Protocol):
+    def update(self, stats: RunStats) -> None: ...
+
+
+class _BatchInFlight:
+    __slots__ = ("batch", "done", "outcomes", "pending")
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        self.outcomes: list[Outcome | None] = [None] * len(batch.items)
+        self.pending = len(batch.items)
+        self.done = asyncio.Event()
+        if self.pending == 0:
+            self.done.set()
+
+    def settle(self, index: int, outcome: Outcome) -> None:
+        self.outcomes[index] = outcome
+        self.pending -= 1
+        if self.pending == 0:
+            self.done.set()
+
+
+Job = tuple[_BatchInFlight, int, Item, Request]
+
+
+class Engine:
+    def __init__(
+        self,
+        builder: RequestBuilder,
+        dispatcher: Dispatcher,
+        writer: OutcomeWriter,
+        stats: RunStats,
+        progress: Progress,
+        concurrency: int,
+        window: int,
+    ) -> None:
+        self._builder = builder
+        self._dispatcher = dispatcher
+        self._writer = writer
+        self._stats = stats
+        self._progress = progress
+        self._concurrency = concurrency
+        self._work: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=concurrency * 2)
+        self._order: asyncio.Queue[_BatchInFlight | None] = asyncio.Queue(maxsize=window)
+        self._checked_templates = False
+
+    async def run(self, next_batch: Callable[[], Any]) -> None:
+        """Drive the pool until the input ends; `next_batch` is awaited for each batch."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._produce(next_batch))
+                for _ in range(self._concurrency):
+                    group.create_task(self._send())
+                group.create_task(self._write())
+        except BaseExceptionGroup as failures:
+            raise _first_sluice_error(failures) or failures from None
+
+    async def _produce(self, next_batch: Callable[[], Any]) -> None:
+        while (batch := await next_batch()) is not None:
+            in_flight = _BatchInFlight(batch)
+            await self._order.put(in_flight)
+            for job in self._prepare(in_flight):
+                await self._work.put(job)
+        await self._order.put(None)
+        for _ in range(self._concurrency):
+            await self._work.put(None)
+
+    def _prepare(self, in_flight: _BatchInFlight) -> Iterator[Job]:
+        """Render every item; invalid ones are settled here and never sent."""
+        jobs: list[Job] = []
+        render_failures: list[str] = []
+        for index, item in enumerate(in_flight.batch.items):
+            if item.problem is not None:
+                in_flight.settle(index, Failure(item, ErrorKind.INVALID_INPUT, item.problem))
+                continue
+            try:
+                jobs.append((in_flight, index, item, self._builder.build(item)))
+            except InvalidItem as exc:
+                render_failures.append(str(exc))
+                in_flight.settle(index, Failure(item, ErrorKind.INVALID_INPUT, str(exc)))
+        self._check_templates(jobs, render_failures, in_flight.batch)
+        return iter(jobs)
+
+    def _check_templates(self, jobs: list[Job], failures: list[str], batch: Batch) -> None:
+        """If no item of the first batch renders, the template is wrong, not the data."""
+        if self._checked_templates or not (jobs or failures):
+            return
+        self._checked_templates = True
+        if failures and not jobs:
+            fields = next((sorted(i.row) for i in batch.items if i.row is not None), [])
+            raise ConfigError(
+                f"no item of the first batch could be rendered: {failures[0]}; "
+                f"the items have the fields: {', '.join(fields) or '(none)'}"
+            )
+
+    async def _send(self) -> None:
+        while (job := await self._work.get()) is not None:
+            in_flight, index, item, request = job
+            in_flight.settle(index, await self._dispatcher.dispatch(item, request))
+
+    async def _write(self) -> None:
+        while (in_flight := await self._order.get()) is not None:
+            await in_flight.done.wait()
+            outcomes = [o for o in in_flight.outcomes if o is not None]
+            for outcome in outcomes:
+                self._stats.count(outcome)
+            self._writer.write(outcomes)
+            self._progress.update(self._stats)
+
+
+def _first_sluice_error(group: BaseExceptionGroup) -> BaseException | None:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found = _first_sluice_error(error)
+            if found is not None:
+                return found
+        elif isinstance(error, SluiceError | KeyboardInterrupt):
+            return error
+    return None
+
+
+def is_success(outcome: Outcome) -> bool:
+    return isinstance(outcome, Success)

@@ -1,0 +1,33 @@
+"""The shape of result and quarantine rows (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.models import Failure, Success
+
+RESULT_COLUMNS = ("output", "usage", "cached")
+
+
+def result_row(success: Success, id_field: str) -> dict[str, Any]:
+    """The item's fields, plus its id when it had none, plus the answer."""
+    item = success.item
+    row = dict(item.row or {})
+    if id_field not in row and "custom_id" not in row:
+        row[id_field] = item.id
+    row["output"] = success.output
+    row["usage"] = success.usage.as_dict()
+    row["cached"] = success.cached
+    return row
+
+
+def quarantine_row(failure: Failure) -> dict[str, Any]:
+    """Enough to see what went wrong, and the original row so the file can be fed back."""
+    item = failure.item
+    return {
+        "id": item.id,
+        "item": item.original,
+        "error": {"kind": str(failure.kind), "status": failure.status, "message": failure.message},
+        "attempts": failure.attempts,
+        "source": {"file": item.source, "line": item.line},
+    }

@@ -1,0 +1,173 @@
+"""Writers for results (JSONL, JSONL.gz, Parquet, stdout) and quarantine (JSONL).
+
+File writers go through `AtomicFile`: nothing is visible under the final name until
+`commit()`; `abort()` leaves the previous file (if any) untouched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from collections.abc import Iterable
+from typing import Any, BinaryIO, Protocol
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.atomic import AtomicFile
+from pipeline.config import STDIO
+from pipeline.errors import OutputError
+
+PARQUET_ROW_GROUP_ROWS = 5000
+USAGE_TYPE = pa.struct(
+    [("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("total_tokens", pa.int64())]
+)
+_JSONL_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+class RowWriter(Protocol):
+    def write_rows(self, rows: list[dict[str, Any]]) -> None: ...
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def output_format(path: str) -> str:
+    lower = path.lower()
+    if path == STDIO:
+        return "stdout"
+    if lower.endswith((".parquet", ".pq")):
+        return "parquet"
+    if lower.endswith((".jsonl.gz", ".ndjson.gz")):
+        return "jsonl.gz"
+    if lower.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    raise OutputError(
+        f"cannot tell the format of output {path!r}: use .jsonl, .jsonl.gz, .parquet or -"
+    )
+
+
+class JsonlWriter:
+    def __init__(self, path: str, compress: bool = False) -> None:
+        self._file = AtomicFile(path)
+        self._stream: BinaryIO | gzip.GzipFile = self._file.handle
+        if compress:
+            self._stream = gzip.GzipFile(fileobj=self._file.handle, mode="wb", compresslevel=6)
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            self._stream.write(b"".join(orjson.dumps(row, option=_JSONL_OPTIONS) for row in rows))
+        except OSError as exc:
+            raise OutputError(f"cannot write {self._file.path!r}: {exc.strerror}") from exc
+
+    def commit(self) -> None:
+        if self._stream is not self._file.handle:
+            self._stream.close()  # writes the gzip trailer; the underlying file stays open
+        self._file.commit()
+
+    def abort(self) -> None:
+        self._file.abort()
+
+
+class StdoutWriter:
+    """`-o -`: JSONL streamed in input order as batches finish."""
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            sys.stdout.buffer.write(b"".join(orjson.dumps(r, option=_JSONL_OPTIONS) for r in rows))
+            sys.stdout.buffer.flush()
+        except (BrokenPipeError, ValueError) as exc:
+            raise OutputError("standard output was closed before the results were written") from exc
+
+    def commit(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+class ParquetWriter:
+    """One fixed schema, decided before the first row group is written.
+
+    It comes from the input's Parquet schema when there is one, otherwise from the
+    first rows; a later row that does not fit stops the run instead of being
+    silently changed.
+    """
+
+    def __init__(self, path: str, schema: pa.Schema | None = None) -> None:
+        self._file = AtomicFile(path)
+        self._schema = schema
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: list[dict[str, Any]] = []
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        self._pending.extend(rows)
+        if len(self._pending) >= PARQUET_ROW_GROUP_ROWS:
+            self._flush()
+
+    def commit(self) -> None:
+        self._flush()
+        if self._writer is None:
+            self._open(self._schema or infer_schema([]))
+        assert self._writer is not None
+        self._writer.close()
+        self._file.commit()
+
+    def abort(self) -> None:
+        self._file.abort()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        if self._writer is None:
+            self._open(self._schema or infer_schema(self._pending))
+        assert self._writer is not None and self._schema is not None
+        try:
+            table = pa.Table.from_pylist(self._pending, schema=self._schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise OutputError(
+                f"a result row does not fit the Parquet schema fixed by the first rows ({exc}); "
+                "write JSONL instead (-o results.jsonl)"
+            ) from exc
+        self._writer.write_table(table)
+        self._pending.clear()
+
+    def _open(self, schema: pa.Schema) -> None:
+        self._schema = schema
+        self._writer = pq.ParquetWriter(self._file.handle, schema)
+
+
+def infer_schema(rows: Iterable[dict[str, Any]]) -> pa.Schema:
+    """The first rows' types; all-null columns become strings so later values fit."""
+    rows = list(rows)
+    if not rows:
+        return pa.schema([("output", pa.string()), ("usage", USAGE_TYPE), ("cached", pa.bool_())])
+    inferred = pa.Table.from_pylist(rows).schema
+    fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in inferred]
+    return pa.schema(fields).remove_metadata()
+
+
+def result_schema(input_schema: pa.Schema, id_field: str, output_type: pa.DataType) -> pa.Schema:
+    """Result columns for Parquet inputs: the input's, the id when absent, the answer."""
+    fields = [f for f in input_schema if f.name not in ("output", "usage", "cached")]
+    if id_field not in input_schema.names:
+        fields.append(pa.field(id_field, pa.int64()))
+    fields += [
+        pa.field("output", output_type),
+        pa.field("usage", USAGE_TYPE),
+        pa.field("cached", pa.bool_()),
+    ]
+    return pa.schema(fields)
+
+
+def open_result_writer(path: str, schema: pa.Schema | None) -> RowWriter:
+    fmt = output_format(path)
+    if fmt == "stdout":
+        return StdoutWriter()
+    if fmt == "parquet":
+        return ParquetWriter(path, schema)
+    return JsonlWriter(path, compress=fmt == "jsonl.gz")
+
+
+def open_quarantine_writer(path: str) -> RowWriter:
+    return JsonlWriter(path, compress=path.lower().endswith(".gz"))

@@ -1,0 +1,97 @@
+"""Counters kept during a run, and the summary and exit code made from them."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.models import Failure, Outcome, Success
+
+LATENCY_SAMPLE_SIZE = 4096
+
+
+class LatencySample:
+    """A fixed-size uniform sample of latencies (reservoir), so memory stays flat."""
+
+    def __init__(self, size: int = LATENCY_SAMPLE_SIZE, seed: int = 0) -> None:
+        self._size = size
+        self._seen = 0
+        self._values: list[float] = []
+        self._rng = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        self._seen += 1
+        if len(self._values) < self._size:
+            self._values.append(value)
+            return
+        slot = self._rng.randrange(self._seen)
+        if slot < self._size:
+            self._values[slot] = value
+
+    def percentile(self, fraction: float) -> float | None:
+        if not self._values:
+            return None
+        ordered = sorted(self._values)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+@dataclass(slots=True)
+class RunStats:
+    items: int = 0
+    succeeded: int = 0
+    cached: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latencies: LatencySample = field(default_factory=LatencySample)
+
+    def count(self, outcome: Outcome) -> None:
+        self.items += 1
+        if isinstance(outcome, Success):
+            self.succeeded += 1
+            self.cached += outcome.cached
+            self.prompt_tokens += outcome.usage.prompt_tokens
+            self.completion_tokens += outcome.usage.completion_tokens
+        else:
+            self.quarantined[str(outcome.kind)] += 1
+
+    @property
+    def failed(self) -> int:
+        return sum(self.quarantined.values())
+
+
+def error_rate_exceeded(stats: RunStats, max_error_rate: float) -> bool:
+    if stats.items == 0:
+        return False
+    return stats.failed / stats.items > max_error_rate
+
+
+def summary_dict(stats: RunStats, wall_seconds: float, exit_code: int) -> dict[str, Any]:
+    def ms(fraction: float) -> float | None:
+        value = stats.latencies.percentile(fraction)
+        return None if value is None else round(value * 1000, 1)
+
+    return {
+        "items": stats.items,
+        "succeeded": stats.succeeded,
+        "cached": stats.cached,
+        "quarantined": stats.failed,
+        "quarantined_by_kind": dict(sorted(stats.quarantined.items())),
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "rate_limited_responses": stats.rate_limited,
+        "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens},
+        "wall_seconds": round(wall_seconds, 3),
+        "items_per_second": round(stats.items / wall_seconds, 1) if wall_seconds > 0 else None,
+        "latency_ms": {"p50": ms(0.50), "p95": ms(0.95), "p99": ms(0.99)},
+        "exit_code": exit_code,
+    }
+
+
+def is_failure(outcome: Outcome) -> bool:
+    return isinstance(outcome, Failure)

@@ -1,0 +1,97 @@
+import gzip
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.errors import InputMissing, InputUnreadable, UsageError
+from pipeline.identity import SeenIds, identify
+from pipeline.sources import check_inputs, count_items, read_records
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_every_kind_of_bad_line_is_kept_with_its_line_number(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "in.jsonl",
+        b'{"id": 1}\nnot json\n[1, 2]\n"text"\n{"id": "\xff\xfe"}\n\n{"id": 2}\n{"a": NaN}\n',
+    )
+    records = list(read_records([path]))
+    assert [r.line for r in records] == [1, 2, 3, 4, 5, 7, 8]
+    problems = [r.problem for r in records]
+    assert problems[0] is None and problems[5] is None
+    assert "not valid JSON" in problems[1]
+    assert "JSON list, not an object" in problems[2]
+    assert "JSON str, not an object" in problems[3]
+    assert "not valid UTF-8" in problems[4]
+    assert "not valid JSON" in problems[6]
+    assert records[1].raw == "not json"
+
+
+def test_gzip_and_several_inputs_are_read_in_order(tmp_path: Path) -> None:
+    first = _write(tmp_path / "a.jsonl", b'{"n": 1}\n{"n": 2}\n')
+    second = str(tmp_path / "b.jsonl.gz")
+    with gzip.open(second, "wb") as handle:
+        handle.write(b'{"n": 3}\n')
+    assert [r.row["n"] for r in read_records([first, second])] == [1, 2, 3]
+    assert count_items([first]) == 2
+    assert count_items([first, second]) is None
+
+
+def test_parquet_is_read_in_row_order_with_row_numbers(tmp_path: Path) -> None:
+    path = str(tmp_path / "in.parquet")
+    pq.write_table(pa.table({"id": list(range(3000)), "text": ["x"] * 3000}), path, row_group_size=700)
+    records = list(read_records([path]))
+    assert [r.row["id"] for r in records] == list(range(3000))
+    assert records[-1].line == 3000
+    assert count_items([path]) == 3000
+
+
+def test_corrupt_parquet_is_unreadable_as_a_whole(tmp_path: Path) -> None:
+    path = _write(tmp_path / "broken.parquet", b"PAR1 this is not parquet at all")
+    with pytest.raises(InputUnreadable, match="broken.parquet"):
+        list(read_records([path]))
+
+
+def test_truncated_gzip_is_unreadable(tmp_path: Path) -> None:
+    data = gzip.compress(b'{"n": 1}\n' * 1000)
+    path = _write(tmp_path / "cut.jsonl.gz", data[: len(data) // 2])
+    with pytest.raises(InputUnreadable):
+        list(read_records([path]))
+
+
+def test_missing_and_unknown_inputs_are_refused_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(InputMissing, match="does not exist"):
+        check_inputs([str(tmp_path / "nope.jsonl")])
+    with pytest.raises(InputMissing, match="is a directory"):
+        check_inputs([_dir(tmp_path)])
+    with pytest.raises(UsageError, match="cannot tell the format"):
+        check_inputs([_write(tmp_path / "data.csv", b"a,b\n")])
+
+
+def _dir(tmp_path: Path) -> str:
+    directory = tmp_path / "folder.jsonl"
+    directory.mkdir()
+    return str(directory)
+
+
+def test_ids_come_from_the_field_or_the_position_and_duplicates_are_flagged(
+    tmp_path: Path,
+) -> None:
+    path = _write(
+        tmp_path / "in.jsonl",
+        b'{"id": "a"}\n{"x": 1}\n{"id": "a"}\n{"id": 7}\n{"id": "7"}\n{"id": null}\n{"id": true}\n',
+    )
+    seen = SeenIds()
+    try:
+        items = list(identify(read_records([path]), "id", seen))
+    finally:
+        seen.close()
+    assert [i.id for i in items][:5] == ["a", 1, "a", 7, "7"]
+    assert [i.problem is None for i in items] == [True, True, False, True, True, False, False]
+    assert "duplicate id 'a'" in items[2].problem
+    assert "must be a string or an integer" in items[5].problem
