@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.run import run
 from cli.sim import sim
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+app.command("run")(run)
 app.command("sim")(sim)
 
 

@@ -6,6 +6,7 @@ File writers go through `AtomicFile`: nothing is visible under the final name un
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import sys
 from collections.abc import Iterable
@@ -114,6 +115,10 @@ class ParquetWriter:
         self._file.commit()
 
     def abort(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(pa.ArrowException, OSError, ValueError):
+                self._writer.close()
+            self._writer = None
         self._file.abort()
 
     def _flush(self) -> None:

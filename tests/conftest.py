@@ -1,0 +1,38 @@
+"""Shared fixtures: the project's own simulator on 127.0.0.1, and a CLI runner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner, Result
+
+from cli.app import app
+from pipeline.simulator.background import BackgroundSimulator
+from pipeline.simulator.config import SimulatorConfig
+
+# Variables a developer's shell may hold that would change what a test run does.
+_CLEAN_ENV = {"OPENAI_API_KEY": None, "OPENAI_BASE_URL": None, "NO_COLOR": "1"}
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[BackgroundSimulator]:
+    """A fast, faultless simulator shared by tests that only read its answers."""
+    with BackgroundSimulator(SimulatorConfig()) as simulator:
+        yield simulator
+
+
+def run_cli(args: Sequence[str], env: dict[str, str | None] | None = None, stdin: bytes | None = None) -> Result:
+    runner = CliRunner()
+    return runner.invoke(app, list(args), env={**_CLEAN_ENV, **(env or {})}, input=stdin)
+
+
+def write_jsonl(path: Path, rows: Sequence[object]) -> str:
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    return str(path)
+
+
+def read_jsonl(path: Path | str) -> list[dict]:
+    return [orjson.loads(line) for line in Path(path).read_bytes().splitlines() if line.strip()]
