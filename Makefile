@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(PY) -m cli.demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cli pipeline tests

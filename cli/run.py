@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -61,8 +62,10 @@ def run(
     prompt: Annotated[
         str | None,
         typer.Option(
-            "--prompt", "-p", help="User message as a Jinja2 template over item fields: "
-            "'Review: {{ text }}'. Without it the item itself is sent as JSON."
+            "--prompt",
+            "-p",
+            help="User message as a Jinja2 template over item fields: "
+            "'Review: {{ text }}'. Without it the item itself is sent as JSON.",
         ),
     ] = None,
     prompt_file: Annotated[
@@ -97,8 +100,10 @@ def run(
     option: Annotated[
         list[str] | None,
         typer.Option(
-            "--option", "-O", help="Any other request body field as key=value (value parsed "
-            "as JSON when it can be), e.g. -O seed=7 -O 'response_format={\"type\":\"json_object\"}'."
+            "--option",
+            "-O",
+            help="Any other request body field as key=value (value parsed as JSON when "
+            'it can be), e.g. -O seed=7 -O \'response_format={"type":"json_object"}\'.',
         ),
     ] = None,
     concurrency: Annotated[
@@ -130,8 +135,10 @@ def run(
     max_error_rate: Annotated[
         float,
         typer.Option(
-            min=0.0, max=1.0, help="Share of items that may be quarantined with exit code 0; "
-            "above it the run exits 1."
+            min=0.0,
+            max=1.0,
+            help="Share of items that may be quarantined with exit code 0; "
+            "above it the run exits 1.",
         ),
     ] = 0.0,
     quiet: Annotated[
@@ -201,10 +208,9 @@ def _count_in_background(config: RunConfig, progress: QuietProgress) -> None:
     """The ETA needs a total; counting lines is a quick read, kept off the main path."""
 
     def count() -> None:
-        try:
+        # No total means no ETA; the run itself reports unreadable inputs.
+        with contextlib.suppress(OSError, SluiceError, ValueError):
             progress.set_total(count_items(config.inputs))
-        except (OSError, SluiceError, ValueError):
-            pass  # no total, no ETA; the run itself reports unreadable inputs
 
     threading.Thread(target=count, name="sluice-count", daemon=True).start()
 

@@ -24,7 +24,9 @@ def sim() -> Iterator[BackgroundSimulator]:
         yield simulator
 
 
-def run_cli(args: Sequence[str], env: dict[str, str | None] | None = None, stdin: bytes | None = None) -> Result:
+def run_cli(
+    args: Sequence[str], env: dict[str, str | None] | None = None, stdin: bytes | None = None
+) -> Result:
     runner = CliRunner()
     return runner.invoke(app, list(args), env={**_CLEAN_ENV, **(env or {})}, input=stdin)
 

@@ -53,7 +53,9 @@ def test_output_order_holds_when_answers_arrive_out_of_order(tmp_path: Path) -> 
 
 def test_parquet_in_and_out_keeps_the_input_schema(sim, tmp_path: Path) -> None:
     source = tmp_path / "in.parquet"
-    table = pa.table({"id": list(range(60)), "text": [f"t{n}" for n in range(60)], "score": [0.5] * 60})
+    table = pa.table(
+        {"id": list(range(60)), "text": [f"t{n}" for n in range(60)], "score": [0.5] * 60}
+    )
     pq.write_table(table, source, row_group_size=25)
     result = _run(sim, [str(source)], tmp_path / "out.parquet")
     assert result.exit_code == 0, result.output
@@ -127,7 +129,9 @@ def test_a_400_is_quarantined_with_its_message_after_one_attempt(tmp_path: Path)
 def test_a_500_is_retried_and_then_succeeds(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "text": "flaky [[sim:500x2]]"}])
     with BackgroundSimulator() as fresh:
-        result = _run(fresh, [source], tmp_path / "out.jsonl", "--summary", str(tmp_path / "s.json"))
+        result = _run(
+            fresh, [source], tmp_path / "out.jsonl", "--summary", str(tmp_path / "s.json")
+        )
         stats = fresh.stats()
     assert result.exit_code == 0, result.output
     (row,) = read_jsonl(tmp_path / "out.jsonl")
@@ -174,12 +178,22 @@ def test_batch_lines_are_sent_as_they_are(sim, tmp_path: Path) -> None:
 
 def test_api_key_never_appears_in_any_output(tmp_path: Path) -> None:
     key = "sk-test-DO-NOT-LEAK-0123456789abcdef"
-    rows = [{"id": 1, "text": "ok"}, {"id": 2, "text": "[[sim:400]]"}, {"id": 3, "text": "[[sim:500x9]]"}]
+    rows = [
+        {"id": 1, "text": "ok"},
+        {"id": 2, "text": "[[sim:400]]"},
+        {"id": 3, "text": "[[sim:500x9]]"},
+    ]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     summary = tmp_path / "summary.json"
     with BackgroundSimulator(SimulatorConfig(require_key=key)) as keyed:
         result = _run(
-            keyed, [source], tmp_path / "out.jsonl", "--max-retries", "1", "--summary", str(summary),
+            keyed,
+            [source],
+            tmp_path / "out.jsonl",
+            "--max-retries",
+            "1",
+            "--summary",
+            str(summary),
             env={"OPENAI_API_KEY": key},
         )
     assert result.exit_code == 1

@@ -76,7 +76,12 @@ def test_chat_without_a_model_is_a_configuration_error() -> None:
 
 
 def test_answers_are_read_or_rejected() -> None:
-    chat = b'{"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}'
+    chat = orjson.dumps(
+        {
+            "choices": [{"message": {"content": "ok"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+        }
+    )
     output, usage = parse_answer(Endpoint.CHAT, chat)
     assert output == "ok" and usage.total_tokens == 4
     vectors = b'{"data": [{"index": 1, "embedding": [2.0]}, {"index": 0, "embedding": [1.0]}]}'

@@ -1,5 +1,6 @@
 import random
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -83,7 +84,12 @@ def test_server_retry_hint_formats(headers: dict[str, str], expected: float | No
 
 
 def test_error_details_reads_openai_bodies_and_bounds_anything_else() -> None:
-    body = b'{"error": {"message": "too long", "type": "invalid_request_error", "code": "context_length_exceeded"}}'
+    error = {
+        "message": "too long",
+        "type": "invalid_request_error",
+        "code": "context_length_exceeded",
+    }
+    body = orjson.dumps({"error": error})
     assert error_details(body) == ("context_length_exceeded", "too long")
     code, message = error_details(b"<html>" + b"x" * 5000)
     assert code is None and len(message) <= 500

@@ -70,12 +70,19 @@ def test_rows_carry_the_item_its_id_and_the_error() -> None:
     bad = Item(5, "in.jsonl", 6, None, 5, raw="not json", problem="line is not valid JSON")
     row = quarantine_row(Failure(bad, ErrorKind.INVALID_INPUT, "line is not valid JSON"))
     assert row["item"] == "not json"
-    assert row["error"] == {"kind": "invalid_input", "status": None, "message": "line is not valid JSON"}
+    assert row["error"] == {
+        "kind": "invalid_input",
+        "status": None,
+        "message": "line is not valid JSON",
+    }
     assert row["source"] == {"file": "in.jsonl", "line": 6}
 
 
 def test_redactor_hides_the_key_and_key_shaped_tokens() -> None:
     redact = Redactor(Secret("sk-live-1234567890abcdef"))
     assert "1234567890" not in redact("bad key sk-live-1234567890abcdef here")
-    assert redact("Incorrect API key provided: sk-proj-abcdefghij") == "Incorrect API key provided: sk-***"
+    assert (
+        redact("Incorrect API key provided: sk-proj-abcdefghij")
+        == "Incorrect API key provided: sk-***"
+    )
     assert repr(Secret("sk-secret")) == "Secret('***')"

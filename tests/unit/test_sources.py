@@ -44,7 +44,9 @@ def test_gzip_and_several_inputs_are_read_in_order(tmp_path: Path) -> None:
 
 def test_parquet_is_read_in_row_order_with_row_numbers(tmp_path: Path) -> None:
     path = str(tmp_path / "in.parquet")
-    pq.write_table(pa.table({"id": list(range(3000)), "text": ["x"] * 3000}), path, row_group_size=700)
+    pq.write_table(
+        pa.table({"id": list(range(3000)), "text": ["x"] * 3000}), path, row_group_size=700
+    )
     records = list(read_records([path]))
     assert [r.row["id"] for r in records] == list(range(3000))
     assert records[-1].line == 3000
@@ -53,7 +55,7 @@ def test_parquet_is_read_in_row_order_with_row_numbers(tmp_path: Path) -> None:
 
 def test_corrupt_parquet_is_unreadable_as_a_whole(tmp_path: Path) -> None:
     path = _write(tmp_path / "broken.parquet", b"PAR1 this is not parquet at all")
-    with pytest.raises(InputUnreadable, match="broken.parquet"):
+    with pytest.raises(InputUnreadable, match=r"broken\.parquet"):
         list(read_records([path]))
 
 

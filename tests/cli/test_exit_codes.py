@@ -1,0 +1,243 @@
+"""Exit codes as documented: each user mistake is one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.simulator.background import BackgroundSimulator
+from pipeline.simulator.config import SimulatorConfig
+from tests.conftest import read_jsonl, run_cli, write_jsonl
+
+
+def _args(source: str, out: Path, base_url: str, *extra: str) -> list[str]:
+    return [
+        "run",
+        source,
+        "-o",
+        str(out),
+        "-m",
+        "sim-chat",
+        "-p",
+        "{{ text }}",
+        "--base-url",
+        base_url,
+        *extra,
+    ]
+
+
+def _no_traceback(result) -> None:
+    assert "Traceback" not in result.output + result.stderr
+
+
+def _no_files_but(directory: Path, *names: str) -> None:
+    assert sorted(os.listdir(directory)) == sorted(names)
+
+
+def test_exit_1_when_quarantined_items_exceed_the_allowed_rate(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}, {"other": "b"}, {"text": "c"}])
+    failing = run_cli(
+        _args(source, tmp_path / "out.jsonl", sim.base_url, "--max-error-rate", "0.3")
+    )
+    assert failing.exit_code == 1
+    assert "--max-error-rate" in failing.stderr
+    allowed = run_cli(
+        _args(source, tmp_path / "out.jsonl", sim.base_url, "--max-error-rate", "0.34")
+    )
+    assert allowed.exit_code == 0
+
+
+def test_exit_2_for_usage_errors(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
+    assert run_cli(_args(source, tmp_path / "o.jsonl", sim.base_url, "-c", "0")).exit_code == 2
+    assert run_cli(["run", source]).exit_code == 2  # no --output
+    both = run_cli(_args(source, tmp_path / "o.jsonl", sim.base_url, "--prompt-file", source))
+    assert both.exit_code == 2 and "not both" in both.stderr
+    same = run_cli(_args(source, Path(source), sim.base_url))
+    assert same.exit_code == 2 and "also an input" in same.stderr
+    bad_option = run_cli(_args(source, tmp_path / "o.jsonl", sim.base_url, "-O", "novalue"))
+    assert bad_option.exit_code == 2 and "key=value" in bad_option.stderr
+    unknown = run_cli(_args(str(tmp_path / "data.csv"), tmp_path / "o.jsonl", sim.base_url))
+    assert unknown.exit_code == 2
+    _no_traceback(unknown)
+
+
+def test_exit_65_for_an_input_unreadable_as_a_whole(sim, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1" + b"\0" * 64)
+    result = run_cli(_args(str(broken), tmp_path / "out.jsonl", sim.base_url))
+    assert result.exit_code == 65
+    assert "broken.parquet" in result.stderr
+    _no_traceback(result)
+    _no_files_but(tmp_path, "broken.parquet")
+
+
+def test_exit_66_for_a_missing_input(sim, tmp_path: Path) -> None:
+    result = run_cli(_args(str(tmp_path / "nope.jsonl"), tmp_path / "out.jsonl", sim.base_url))
+    assert result.exit_code == 66
+    assert "nope.jsonl" in result.stderr and "does not exist" in result.stderr
+    _no_traceback(result)
+
+
+def test_exit_73_when_outputs_cannot_be_written(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
+    result = run_cli(_args(source, tmp_path / "no-such-dir" / "out.jsonl", sim.base_url))
+    assert result.exit_code == 73
+    _no_traceback(result)
+
+
+def test_exit_77_on_a_refused_key_with_no_output_written(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": f"t{n}"} for n in range(200)])
+    previous = tmp_path / "out.jsonl"
+    previous.write_text("yesterday's results\n")
+    with BackgroundSimulator(SimulatorConfig(require_key="sk-right-key-000000")) as keyed:
+        result = run_cli(
+            _args(source, previous, keyed.base_url, "-c", "4"),
+            env={"OPENAI_API_KEY": "sk-wrong-key-999999"},
+        )
+        stats = keyed.stats()
+    assert result.exit_code == 77
+    assert "refused the API key" in result.stderr
+    assert "sk-wrong-key-999999" not in result.stderr
+    assert stats.requests_total <= 4  # at most the requests already in flight
+    assert previous.read_text() == "yesterday's results\n"
+    _no_files_but(tmp_path, "in.jsonl", "out.jsonl")
+
+
+def test_exit_75_when_the_quota_is_exhausted(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": f"t{n}"} for n in range(50)])
+    with BackgroundSimulator(SimulatorConfig(quota_requests=10)) as limited:
+        result = run_cli(_args(source, tmp_path / "out.jsonl", limited.base_url, "-c", "2"))
+    assert result.exit_code == 75
+    assert "quota" in result.stderr
+    _no_files_but(tmp_path, "in.jsonl")
+
+
+def test_exit_78_for_configuration_errors(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}, {"text": "b"}])
+    wrong_field = run_cli(
+        [
+            "run",
+            source,
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "-m",
+            "m",
+            "-p",
+            "{{ txt }}",
+            "--base-url",
+            sim.base_url,
+        ]
+    )
+    assert wrong_field.exit_code == 78
+    assert "'txt' is undefined" in wrong_field.stderr and "text" in wrong_field.stderr
+    broken = run_cli(
+        [
+            "run",
+            source,
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "-m",
+            "m",
+            "-p",
+            "{{ text",
+            "--base-url",
+            sim.base_url,
+        ]
+    )
+    assert broken.exit_code == 78 and "not valid Jinja2" in broken.stderr
+    no_key = run_cli(
+        [
+            "run",
+            source,
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "-m",
+            "m",
+            "--base-url",
+            "https://api.example.com/v1",
+        ]
+    )
+    assert no_key.exit_code == 78 and "OPENAI_API_KEY" in no_key.stderr
+    plain_http = run_cli(
+        [
+            "run",
+            source,
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "-m",
+            "m",
+            "--base-url",
+            "http://api.example.com/v1",
+        ],
+        env={"OPENAI_API_KEY": "sk-x"},
+    )
+    assert plain_http.exit_code == 78 and "plain http" in plain_http.stderr
+    userinfo = run_cli(
+        [
+            "run",
+            source,
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "-m",
+            "m",
+            "--base-url",
+            "https://u:p@api.example.com/v1",
+        ],
+        env={"OPENAI_API_KEY": "sk-x"},
+    )
+    assert userinfo.exit_code == 78
+    for result in (wrong_field, broken, no_key, plain_http, userinfo):
+        _no_traceback(result)
+    _no_files_but(tmp_path, "in.jsonl")
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_cleanly_without_a_half_written_output(tmp_path: Path, signum, code) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": f"t{n}"} for n in range(10_000)])
+    with BackgroundSimulator(SimulatorConfig(latency=0.05)) as slow:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cli",
+                *_args(source, tmp_path / "out.jsonl", slow.base_url, "-c", "4"),
+            ],
+            stderr=subprocess.PIPE,
+            env={**os.environ, "OPENAI_API_KEY": ""},
+        )
+        assert process.stderr is not None
+        # The plain progress line is printed only once requests are flowing.
+        _wait_until_running(slow)
+        process.send_signal(signum)
+        stderr = process.communicate(timeout=30)[1].decode()
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr
+    _no_files_but(tmp_path, "in.jsonl")
+
+
+def _wait_until_running(simulator: BackgroundSimulator) -> None:
+    deadline = time.monotonic() + 20
+    while simulator.stats().requests_total < 8:
+        assert time.monotonic() < deadline, "sluice never started sending"
+        time.sleep(0.02)
+
+
+def test_summary_file_matches_the_outputs(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}, {"nope": 1}, {"text": "c"}])
+    summary_path = tmp_path / "summary.json"
+    result = run_cli(
+        _args(source, tmp_path / "out.jsonl", sim.base_url, "--summary", str(summary_path))
+    )
+    summary = orjson.loads(summary_path.read_bytes())
+    assert summary["exit_code"] == result.exit_code == 1
+    assert summary["succeeded"] == len(read_jsonl(tmp_path / "out.jsonl")) == 2
+    assert summary["quarantined"] == len(read_jsonl(tmp_path / "out.quarantine.jsonl")) == 1
+    assert summary["quarantined_by_kind"] == {"invalid_input": 1}
