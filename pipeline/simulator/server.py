@@ -1,0 +1,290 @@
+"""The simulated OpenAI API as an aiohttp application.
+
+The handlers stay lean because benchmarks measure clients against this server:
+no middlewares, no per-request logging, no sleep when there is no latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import itertools
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pipeline.simulator import answers, faults
+from pipeline.simulator.answers import InvalidRequest
+from pipeline.simulator.config import SimulatorConfig
+from pipeline.simulator.faults import Fault
+from pipeline.simulator.limits import RateLimits, Refusal
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+UNKNOWN_PATH = "(unknown)"
+JSON_CONTENT_TYPE = "application/json"
+
+
+@dataclass(slots=True)
+class SimulatorStats:
+    """What the simulator saw. Mutated on the server's event loop only."""
+
+    requests_total: int = 0
+    requests_by_path: Counter[str] = field(default_factory=Counter)
+    responses_by_status: Counter[int] = field(default_factory=Counter)
+    rate_limited: int = 0
+    """429 rate_limit_exceeded answers; quota refusals are counted apart."""
+    quota_exceeded: int = 0
+    dropped: int = 0
+    hung: int = 0
+    malformed: int = 0
+    prompt_tokens: int = 0
+    """Tokens of successful answers only, like the completion tokens."""
+    completion_tokens: int = 0
+    requests_by_digest: Counter[str] = field(default_factory=Counter)
+    """Accepted requests (past key, quota, validation, limits) per `content_digest`."""
+
+    def times_requested(self, content: Any) -> int:
+        """How many accepted requests carried these `messages` (or this embeddings `input`)."""
+        return self.requests_by_digest[answers.content_digest(content)]
+
+    def snapshot(self) -> SimulatorStats:
+        return copy.deepcopy(self)
+
+    def to_json(self) -> bytes:
+        values = {item.name: getattr(self, item.name) for item in fields(self)}
+        return orjson.dumps(values, option=orjson.OPT_NON_STR_KEYS)
+
+
+STATS_KEY = web.AppKey("sluice_sim_stats", SimulatorStats)
+
+
+@dataclass(slots=True)
+class Job:
+    """A valid request on its way through limits, faults and latency to its answer."""
+
+    model: str
+    digest: str
+    trigger: faults.Trigger | None
+    token_cost: int
+    prompt_tokens: int
+    completion_tokens: int
+    render: Callable[[], bytes]
+
+
+class Simulator:
+    """The state every request shares: limits, fault streams, counters."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.stats = SimulatorStats()
+        self._limits = RateLimits(config.rpm, config.tpm, config.burst_seconds, time.monotonic())
+        self._random_faults = faults.RandomFaults(config)
+        self._latency = faults.Latency(config)
+        self._accepted = 0
+        self._ids = itertools.count(1)
+        self._released = asyncio.Event()
+        self._models_body = orjson.dumps(
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": 0, "owned_by": "sluice-sim"}
+                    for name in config.models
+                ],
+            }
+        )
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, "/v1/chat/completions", self._chat_job)
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, "/v1/embeddings", self._embedding_job)
+
+    def _chat_job(self, body: Any) -> Job:
+        chat = answers.parse_chat_request(body)
+        completion = answers.complete(chat)
+        # OpenAI reserves max_tokens against the context window and the TPM limit.
+        reserved = chat.max_tokens if chat.max_tokens is not None else completion.completion_tokens
+        answers.check_context_length(completion.prompt_tokens, reserved, self.config.context_length)
+
+        def render() -> bytes:
+            completion_id = f"chatcmpl-sim{next(self._ids):020x}"
+            created = int(time.time())
+            return orjson.dumps(
+                answers.chat_completion_body(completion_id, created, chat.model, completion)
+            )
+
+        trigger = faults.find_trigger(answers.last_user_text(chat.messages))
+        prompt, output = completion.prompt_tokens, completion.completion_tokens
+        return Job(chat.model, chat.digest, trigger, prompt + reserved, prompt, output, render)
+
+    def _embedding_job(self, body: Any) -> Job:
+        embed = answers.parse_embedding_request(body)
+        tokens = sum(answers.count_tokens(text) for text in embed.texts)
+        dimensions = embed.dimensions or self.config.embedding_dimensions
+
+        def render() -> bytes:
+            return orjson.dumps(
+                answers.embeddings_body(embed.model, embed.texts, dimensions, tokens)
+            )
+
+        trigger = faults.find_trigger("\n".join(embed.texts))
+        return Job(embed.model, embed.digest, trigger, tokens, tokens, 0, render)
+
+    async def models(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._check_account(request, "/v1/models", check_quota=False)
+        return refusal if refusal is not None else self._respond(200, self._models_body)
+
+    async def not_found(self, request: web.Request) -> web.StreamResponse:
+        self._count_request(UNKNOWN_PATH)
+        return self._respond(404, faults.not_found_body(request.method, request.path))
+
+    async def stats_json(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=self.stats.to_json(), content_type=JSON_CONTENT_TYPE)
+
+    async def release_hung(self, app: web.Application) -> None:
+        """At shutdown, end hung requests at once instead of holding the server open."""
+        self._released.set()
+
+    async def _handle(
+        self, request: web.Request, path: str, make_job: Callable[[Any], Job]
+    ) -> web.StreamResponse:
+        refusal = self._check_account(request, path)
+        if refusal is not None:
+            return refusal
+        try:
+            job = make_job(await _read_body(request))
+        except InvalidRequest as invalid:
+            body = faults.invalid_request_body(invalid.message, invalid.param, invalid.code)
+            return self._respond(400, body)
+        return await self._serve(request, job)
+
+    async def _serve(self, request: web.Request, job: Job) -> web.StreamResponse:
+        if self._limits:
+            refusal = self._limits.admit(job.token_cost, time.monotonic())
+            if refusal is not None:
+                return self._rate_limited(refusal, job.model)
+        self._accepted += 1
+        earlier = self.stats.requests_by_digest[job.digest]
+        self.stats.requests_by_digest[job.digest] = earlier + 1
+        if job.trigger is not None and job.trigger.fires(earlier):
+            fault: Fault | None = job.trigger.fault
+        else:
+            fault = self._random_faults.draw()
+        if fault is Fault.HANG:
+            return await self._hang(request)
+        delay = self._latency.draw()
+        if delay > 0.0:
+            await asyncio.sleep(delay)
+        if fault is None:
+            self.stats.prompt_tokens += job.prompt_tokens
+            self.stats.completion_tokens += job.completion_tokens
+            return self._respond(200, job.render())
+        return self._fault_response(request, fault, job)
+
+    def _fault_response(self, request: web.Request, fault: Fault, job: Job) -> web.StreamResponse:
+        if fault is Fault.DROP:
+            self.stats.dropped += 1
+            return _drop(request)
+        if fault is Fault.MALFORMED:
+            self.stats.malformed += 1
+            variant = 0 if job.trigger is not None else self._random_faults.malformed_variant()
+            return self._respond(200, faults.malformed_body(job.render(), variant))
+        if fault is Fault.INVALID:
+            return self._respond(400, faults.triggered_invalid_body())
+        if fault is Fault.CONTEXT_LENGTH:
+            limit = self.config.context_length
+            prompt = max(job.prompt_tokens, limit + 1)
+            message = answers.context_length_message(limit, prompt, 0)
+            return self._respond(400, faults.context_length_body(message))
+        if fault is Fault.RATE_LIMITED:
+            wait = faults.TRIGGERED_RATE_LIMIT_WAIT
+            refusal = Refusal("requests", wait, self.config.rpm or 0, used=0, requested=1)
+            return self._rate_limited(refusal, job.model)
+        status = faults.HTTP_STATUS_FAULTS[fault]
+        return self._respond(status, faults.server_error_body(status))
+
+    async def _hang(self, request: web.Request) -> web.StreamResponse:
+        self.stats.hung += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._released.wait(), self.config.hang_seconds)
+        return _drop(request)
+
+    def _check_account(
+        self, request: web.Request, path: str, check_quota: bool = True
+    ) -> web.Response | None:
+        """Count the request, then refuse it for a wrong key or an exhausted quota."""
+        self._count_request(path)
+        required_key = self.config.require_key
+        if required_key is not None:
+            refusal = faults.api_key_refusal(request.headers.get("Authorization"), required_key)
+            if refusal is not None:
+                return self._respond(401, refusal)
+        quota = self.config.quota_requests
+        if check_quota and quota is not None and self._accepted >= quota:
+            self.stats.quota_exceeded += 1
+            return self._respond(429, faults.INSUFFICIENT_QUOTA_BODY)
+        return None
+
+    def _rate_limited(self, refusal: Refusal, model: str) -> web.Response:
+        self.stats.rate_limited += 1
+        body = faults.rate_limited_body(refusal, model)
+        retry_after = {
+            "retry-after": str(math.ceil(refusal.wait)),
+            "retry-after-ms": str(math.ceil(refusal.wait * 1000.0)),
+        }
+        return self._respond(429, body, retry_after)
+
+    def _respond(
+        self, status: int, body: bytes, extra_headers: dict[str, str] | None = None
+    ) -> web.Response:
+        self.stats.responses_by_status[status] += 1
+        headers = {
+            "Content-Type": JSON_CONTENT_TYPE,
+            "x-request-id": f"req_sim{next(self._ids):020x}",
+        }
+        if self._limits:
+            headers.update(self._limits.headers(time.monotonic()))
+        if extra_headers:
+            headers.update(extra_headers)
+        return web.Response(status=status, body=body, headers=headers)
+
+    def _count_request(self, path: str) -> None:
+        self.stats.requests_total += 1
+        self.stats.requests_by_path[path] += 1
+
+
+async def _read_body(request: web.Request) -> Any:
+    try:
+        return answers.parse_json_body(await request.read())
+    except web.HTTPRequestEntityTooLarge as error:
+        raise InvalidRequest(f"The request body is larger than {MAX_BODY_BYTES} bytes.") from error
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection without a byte of answer; the client sees a disconnect."""
+    if request.transport is not None:
+        request.transport.close()
+    # aiohttp's write to the closed transport fails quietly, so nothing reaches the client.
+    return web.Response(status=200)
+
+
+def build_app(config: SimulatorConfig | None = None) -> web.Application:
+    """The simulator as an aiohttp app; its counters are at `app[STATS_KEY]`."""
+    simulator = Simulator(config or SimulatorConfig())
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[STATS_KEY] = simulator.stats
+    app.router.add_post("/v1/chat/completions", simulator.chat_completions)
+    app.router.add_post("/v1/embeddings", simulator.embeddings)
+    app.router.add_get("/v1/models", simulator.models)
+    app.router.add_get("/sim/stats", simulator.stats_json)
+    # Last, so unknown paths and wrong methods get an OpenAI-style 404 with our headers.
+    app.router.add_route("*", "/{tail:.*}", simulator.not_found)
+    app.on_shutdown.append(simulator.release_hung)
+    return app
