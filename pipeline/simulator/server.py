@@ -171,8 +171,9 @@ class Simulator:
             if refusal is not None:
                 return self._rate_limited(refusal, job.model)
         self._accepted += 1
-        earlier = self.stats.requests_by_digest[job.digest]
-        self.stats.requests_by_digest[job.digest] = earlier + 1
+        counts = self.stats.requests_by_digest
+        earlier = counts.get(job.digest, 0)
+        counts[job.digest] = earlier + 1
         if job.trigger is not None and job.trigger.fires(earlier):
             fault: Fault | None = job.trigger.fault
         else:
