@@ -263,9 +263,13 @@ class Simulator:
 
 async def _read_body(request: web.Request) -> Any:
     try:
-        return answers.parse_json_body(await request.read())
+        raw = await request.read()
     except web.HTTPRequestEntityTooLarge as error:
         raise InvalidRequest(f"The request body is larger than {MAX_BODY_BYTES} bytes.") from error
+    except ConnectionError as error:
+        # The client went away mid-body; answering keeps aiohttp from logging a traceback.
+        raise InvalidRequest("The connection closed before the whole body arrived.") from error
+    return answers.parse_json_body(raw)
 
 
 def _drop(request: web.Request) -> web.StreamResponse:
