@@ -12,7 +12,7 @@ import orjson
 import typer
 
 from cli.endpoint_options import api_key_from_env, checked_base_url
-from cli.errors import fail, say
+from cli.errors import fail, report_internal_error, say
 from cli.progress import QuietProgress, progress_for
 from cli.summary import print_summary
 from pipeline.config import (
@@ -197,6 +197,8 @@ def execute(config: RunConfig, quiet: bool) -> None:
     except KeyboardInterrupt:
         say("interrupted before the run started")
         raise typer.Exit(130) from None
+    except Exception as bug:
+        report_internal_error(bug)
     if result.error is not None:
         say(f"error: {result.error.message}")
     if not quiet or result.exit_code != 0:

@@ -1,0 +1,91 @@
+"""`make bench`: throughput, CPU and memory of `sluice run` against `sluice sim`.
+
+Figures are printed, never asserted: targets are judged by a person reading them.
+
+    python -m tests.bench [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.bench.harness import Measured, measure, simulator, sluice_run, write_reviews
+
+THROUGHPUT_ITEMS = 20_000
+
+
+def _report(label: str, items: int, measured: Measured) -> None:
+    print(
+        f"{label:<44} {items / measured.wall_seconds:>8,.0f} items/s  "
+        f"{measured.cpu_seconds / items * 1000:>6.3f} CPU s/1k items  "
+        f"peak RSS {measured.peak_rss_mb:>6.0f} MB  ({measured.wall_seconds:.1f}s)",
+        flush=True,
+    )
+
+
+def throughput(work: Path, items: int) -> None:
+    source = write_reviews(work / "throughput.jsonl", items)
+    out = work / "out.jsonl"
+    with simulator() as base_url:
+        floor = measure(
+            [
+                sys.executable,
+                "-m",
+                "tests.bench.minimal_client",
+                str(source),
+                str(out),
+                base_url,
+                "64",
+            ]
+        )
+        _report("minimal aiohttp loop, latency 0, c=64", items, floor)
+        ours = measure(sluice_run(base_url, source, out, 64))
+        _report("sluice run, latency 0, c=64", items, ours)
+        ratio = floor.wall_seconds / ours.wall_seconds
+        print(f"  -> sluice / minimal loop: {ratio:.2f}x (target >= 0.6x)")
+    with simulator("--latency", "0.2") as base_url:
+        floor = measure(
+            [
+                sys.executable,
+                "-m",
+                "tests.bench.minimal_client",
+                str(source),
+                str(out),
+                base_url,
+                "256",
+            ]
+        )
+        _report("minimal aiohttp loop, latency 200ms, c=256", items, floor)
+        ours = measure(sluice_run(base_url, source, out, 256))
+        _report("sluice run, latency 200ms, c=256", items, ours)
+        print("  -> target >= 1,100 items/s; ideal 1,280 (256 / 0.2 s)")
+
+
+def memory(work: Path, sizes: list[int]) -> None:
+    peaks = []
+    with simulator() as base_url:
+        for size in sizes:
+            source = write_reviews(work / f"memory-{size}.jsonl", size)
+            measured = measure(sluice_run(base_url, source, work / "out.jsonl", 64))
+            _report(f"sluice run, {size:,} lines, latency 0, c=64", size, measured)
+            peaks.append(measured.peak_rss_mb)
+            source.unlink()
+    if len(peaks) == 2:
+        print(f"  -> peak RSS ratio {peaks[1] / peaks[0]:.2f}x (target <= 1.2x, and < 300 MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as directory:
+        work = Path(directory)
+        throughput(work, 2_000 if args.quick else THROUGHPUT_ITEMS)
+        memory(work, [10_000, 100_000] if args.quick else [100_000, 1_000_000])
+
+
+if __name__ == "__main__":
+    main()
