@@ -158,8 +158,11 @@ run.__doc__ = RUN_HELP
 def build_config(flags: dict[str, Any]) -> RunConfig:
     base_url = checked_base_url(flags["base_url"], flags["allow_insecure_http"])
     output = flags["output"]
+    quarantine = flags["quarantine"] or default_quarantine_path(output)
     if output != STDIO and output in flags["inputs"]:
         raise UsageError(f"output {output!r} is also an input; choose another name")
+    if quarantine == output or quarantine in flags["inputs"]:
+        raise UsageError(f"quarantine {quarantine!r} must differ from the output and inputs")
     request = RequestConfig(
         endpoint=flags["endpoint"],
         model=flags["model"],
@@ -173,7 +176,7 @@ def build_config(flags: dict[str, Any]) -> RunConfig:
     return RunConfig(
         inputs=tuple(flags["inputs"]),
         output=output,
-        quarantine=flags["quarantine"] or default_quarantine_path(output),
+        quarantine=quarantine,
         request=request,
         base_url=base_url,
         api_key=api_key_from_env(flags["api_key_env"], base_url),
@@ -197,6 +200,8 @@ def execute(config: RunConfig, quiet: bool) -> None:
     except KeyboardInterrupt:
         say("interrupted before the run started")
         raise typer.Exit(130) from None
+    except SluiceError as error:  # the run ended, but its summary could not be written
+        fail(error)
     except Exception as bug:
         report_internal_error(bug)
     if result.error is not None:

@@ -24,7 +24,7 @@ from pipeline.batching import batched
 from pipeline.config import Endpoint, RunConfig
 from pipeline.dispatch import Dispatcher, Sleep
 from pipeline.engine import Engine, Progress
-from pipeline.errors import SluiceError
+from pipeline.errors import OutputError, SluiceError
 from pipeline.feed import ThreadFeed
 from pipeline.identity import SeenIds, identify
 from pipeline.models import Batch, Outcome, Success
@@ -123,12 +123,14 @@ async def _run(
     sleep: Sleep,
 ) -> int:
     check_inputs(config.inputs)
+    summary_dir = config.summary_path.parent if config.summary_path else None
+    if summary_dir is not None and not summary_dir.is_dir():
+        # Found out now, not after every item has been paid for.
+        raise OutputError(
+            f"cannot write the summary: directory {str(summary_dir)!r} does not exist"
+        )
     builder = RequestBuilder(config.request)
-    writer = SplitWriter(
-        open_result_writer(config.output, _parquet_result_schema(config)),
-        open_quarantine_writer(config.quarantine),
-        config.id_field,
-    )
+    writer = _open_writers(config)
     seen = SeenIds()
     feed: ThreadFeed[Batch] = ThreadFeed(_batches(config, seen))
     try:
@@ -143,6 +145,16 @@ async def _run(
         feed.close()
         seen.close()
     return EXIT_ERROR_RATE if error_rate_exceeded(stats, config.max_error_rate) else EXIT_OK
+
+
+def _open_writers(config: RunConfig) -> SplitWriter:
+    results = open_result_writer(config.output, _parquet_result_schema(config))
+    try:
+        quarantine = open_quarantine_writer(config.quarantine)
+    except BaseException:
+        results.abort()
+        raise
+    return SplitWriter(results, quarantine, config.id_field)
 
 
 def _batches(config: RunConfig, seen: SeenIds) -> Any:

@@ -29,39 +29,21 @@ def _report(label: str, items: int, measured: Measured) -> None:
 def throughput(work: Path, items: int) -> None:
     source = write_reviews(work / "throughput.jsonl", items)
     out = work / "out.jsonl"
-    with simulator() as base_url:
-        floor = measure(
-            [
-                sys.executable,
-                "-m",
-                "tests.bench.minimal_client",
-                str(source),
-                str(out),
-                base_url,
-                "64",
-            ]
-        )
-        _report("minimal aiohttp loop, latency 0, c=64", items, floor)
-        ours = measure(sluice_run(base_url, source, out, 64))
-        _report("sluice run, latency 0, c=64", items, ours)
+    for latency, concurrency in (("0", 64), ("0.2", 256)):
+        label = f"latency {float(latency) * 1000:g}ms, c={concurrency}"
+        with simulator("--latency", latency) as base_url:
+            floor = measure(minimal_client(base_url, source, out, concurrency))
+            _report(f"minimal aiohttp loop, {label}", items, floor)
+            ours = measure(sluice_run(base_url, source, out, concurrency))
+            _report(f"sluice run, {label}", items, ours)
         ratio = floor.wall_seconds / ours.wall_seconds
-        print(f"  -> sluice / minimal loop: {ratio:.2f}x (target >= 0.6x)")
-    with simulator("--latency", "0.2") as base_url:
-        floor = measure(
-            [
-                sys.executable,
-                "-m",
-                "tests.bench.minimal_client",
-                str(source),
-                str(out),
-                base_url,
-                "256",
-            ]
-        )
-        _report("minimal aiohttp loop, latency 200ms, c=256", items, floor)
-        ours = measure(sluice_run(base_url, source, out, 256))
-        _report("sluice run, latency 200ms, c=256", items, ours)
-        print("  -> target >= 1,100 items/s; ideal 1,280 (256 / 0.2 s)")
+        ideal = f"; ideal {concurrency / float(latency):,.0f} items/s" if float(latency) else ""
+        print(f"  -> sluice / minimal loop: {ratio:.2f}x{ideal}")
+
+
+def minimal_client(base_url: str, source: Path, output: Path, concurrency: int) -> list[str]:
+    module = "tests.bench.minimal_client"
+    return [sys.executable, "-m", module, str(source), str(output), base_url, str(concurrency)]
 
 
 def memory(work: Path, sizes: list[int]) -> None:

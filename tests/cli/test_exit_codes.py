@@ -120,83 +120,35 @@ def test_exit_75_when_the_quota_is_exhausted(tmp_path: Path) -> None:
     _no_files_but(tmp_path, "in.jsonl")
 
 
-def test_exit_78_for_configuration_errors(sim, tmp_path: Path) -> None:
+LOCAL = "local simulator"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "flags", "key", "message"),
+    [
+        (LOCAL, ["-p", "{{ txt }}"], None, "'txt' is undefined"),
+        (LOCAL, ["-p", "{{ text"], None, "not valid Jinja2"),
+        ("https://api.example.com/v1", [], None, "OPENAI_API_KEY"),
+        ("http://api.example.com/v1", [], "sk-x", "plain http"),
+        ("https://u:p@api.example.com/v1", [], "sk-x", "user name or password"),
+    ],
+)
+def test_exit_78_for_configuration_errors(sim, tmp_path: Path, base_url, flags, key, message):
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}, {"text": "b"}])
-    wrong_field = run_cli(
-        [
-            "run",
-            source,
-            "-o",
-            str(tmp_path / "o.jsonl"),
-            "-m",
-            "m",
-            "-p",
-            "{{ txt }}",
-            "--base-url",
-            sim.base_url,
-        ]
-    )
-    assert wrong_field.exit_code == 78
-    assert "'txt' is undefined" in wrong_field.stderr and "text" in wrong_field.stderr
-    broken = run_cli(
-        [
-            "run",
-            source,
-            "-o",
-            str(tmp_path / "o.jsonl"),
-            "-m",
-            "m",
-            "-p",
-            "{{ text",
-            "--base-url",
-            sim.base_url,
-        ]
-    )
-    assert broken.exit_code == 78 and "not valid Jinja2" in broken.stderr
-    no_key = run_cli(
-        [
-            "run",
-            source,
-            "-o",
-            str(tmp_path / "o.jsonl"),
-            "-m",
-            "m",
-            "--base-url",
-            "https://api.example.com/v1",
-        ]
-    )
-    assert no_key.exit_code == 78 and "OPENAI_API_KEY" in no_key.stderr
-    plain_http = run_cli(
-        [
-            "run",
-            source,
-            "-o",
-            str(tmp_path / "o.jsonl"),
-            "-m",
-            "m",
-            "--base-url",
-            "http://api.example.com/v1",
-        ],
-        env={"OPENAI_API_KEY": "sk-x"},
-    )
-    assert plain_http.exit_code == 78 and "plain http" in plain_http.stderr
-    userinfo = run_cli(
-        [
-            "run",
-            source,
-            "-o",
-            str(tmp_path / "o.jsonl"),
-            "-m",
-            "m",
-            "--base-url",
-            "https://u:p@api.example.com/v1",
-        ],
-        env={"OPENAI_API_KEY": "sk-x"},
-    )
-    assert userinfo.exit_code == 78
-    for result in (wrong_field, broken, no_key, plain_http, userinfo):
-        _no_traceback(result)
+    url = sim.base_url if base_url == LOCAL else base_url
+    args = ["run", source, "-o", str(tmp_path / "o.jsonl"), "-m", "m", "--base-url", url, *flags]
+    result = run_cli(args, env={"OPENAI_API_KEY": key})
+    assert result.exit_code == 78
+    assert message in result.stderr
+    _no_traceback(result)
     _no_files_but(tmp_path, "in.jsonl")
+
+
+def test_a_template_that_fits_no_item_names_the_fields_items_have(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a", "rating": 5}])
+    result = run_cli(_args(source, tmp_path / "o.jsonl", sim.base_url, "-p", "{{ txt }}"))
+    assert result.exit_code == 78
+    assert "the items have the fields: rating, text" in result.stderr
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -241,3 +193,30 @@ def test_summary_file_matches_the_outputs(sim, tmp_path: Path) -> None:
     assert summary["succeeded"] == len(read_jsonl(tmp_path / "out.jsonl")) == 2
     assert summary["quarantined"] == len(read_jsonl(tmp_path / "out.quarantine.jsonl")) == 1
     assert summary["quarantined_by_kind"] == {"invalid_input": 1}
+
+
+def test_a_summary_that_cannot_be_written_is_exit_73(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
+    summary = tmp_path / "missing" / "summary.json"
+    result = run_cli(_args(source, tmp_path / "out.jsonl", sim.base_url, "--summary", str(summary)))
+    assert result.exit_code == 73
+    assert "directory" in result.stderr
+    _no_traceback(result)
+    _no_files_but(tmp_path, "in.jsonl")
+
+
+def test_quarantine_must_not_overwrite_the_output(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
+    out = str(tmp_path / "out.jsonl")
+    result = run_cli(_args(source, Path(out), sim.base_url, "--quarantine", out))
+    assert result.exit_code == 2
+    assert "must differ" in result.stderr
+
+
+def test_an_empty_input_gives_empty_outputs_and_exit_0(sim, tmp_path: Path) -> None:
+    source = tmp_path / "empty.jsonl"
+    source.write_bytes(b"")
+    result = run_cli(_args(str(source), tmp_path / "out.jsonl", sim.base_url))
+    assert result.exit_code == 0
+    assert read_jsonl(tmp_path / "out.jsonl") == []
+    assert read_jsonl(tmp_path / "out.quarantine.jsonl") == []
