@@ -94,6 +94,7 @@ async def run(
     transport_factory: TransportFactory = http_transport,
     sleep: Sleep = asyncio.sleep,
 ) -> RunResult:
+    _check_summary_directory(config)
     started = time.perf_counter()
     stats = RunStats()
     try:
@@ -110,6 +111,14 @@ async def run(
     return result
 
 
+def _check_summary_directory(config: RunConfig) -> None:
+    """Found out now, not after every item has been paid for."""
+    directory = config.summary_path.parent if config.summary_path else None
+    if directory is not None and not directory.is_dir():
+        where = str(directory)
+        raise OutputError(f"cannot write the summary: directory {where!r} does not exist")
+
+
 class _Interrupted(Exception):
     def __init__(self, exit_code: int) -> None:
         self.exit_code = exit_code
@@ -123,12 +132,6 @@ async def _run(
     sleep: Sleep,
 ) -> int:
     check_inputs(config.inputs)
-    summary_dir = config.summary_path.parent if config.summary_path else None
-    if summary_dir is not None and not summary_dir.is_dir():
-        # Found out now, not after every item has been paid for.
-        raise OutputError(
-            f"cannot write the summary: directory {str(summary_dir)!r} does not exist"
-        )
     builder = RequestBuilder(config.request)
     writer = _open_writers(config)
     seen = SeenIds()
