@@ -27,16 +27,19 @@ from pipeline.errors import ConfigError, SluiceError, UsageError
 from pipeline.runner import run as run_pipeline
 from pipeline.sources import count_items
 
-RUN_HELP = """Send every item of INPUT (JSONL, JSONL.gz, Parquet, or - for JSONL on stdin)
-to an OpenAI-compatible API and write one result row per item, in input order.
-
-Items that cannot be processed are never dropped: they go to the quarantine file
-with the reason. The API key is read from the environment (OPENAI_API_KEY), never
-from the command line.
-"""
+RUN_HELP = (
+    "Send every item of the inputs to an OpenAI-compatible API, one result row per item.\n\n"
+    "INPUT is a .jsonl, .jsonl.gz or .parquet file, or - for JSONL on stdin; several inputs "
+    "form one run. Results keep input order. Items that cannot be processed are never dropped: "
+    "they go to the quarantine file with the reason. The API key is read from the environment "
+    "(OPENAI_API_KEY), never from the command line."
+)
 
 Inputs = Annotated[
-    list[str], typer.Argument(help="Input files: .jsonl, .jsonl.gz, .parquet, or - for stdin.")
+    list[str],
+    typer.Argument(
+        metavar="INPUT", help="Input files: .jsonl, .jsonl.gz, .parquet, or - for stdin."
+    ),
 ]
 
 
@@ -50,7 +53,7 @@ def run(
     ],
     quarantine: Annotated[
         str | None,
-        typer.Option(help="Failed items as JSONL [default: OUTPUT's name + .quarantine.jsonl]."),
+        typer.Option(help="Failed items as JSONL (default: OUTPUT's name + .quarantine.jsonl)."),
     ] = None,
     summary: Annotated[
         Path | None, typer.Option(help="Also write the end-of-run summary to this JSON file.")
@@ -81,7 +84,7 @@ def run(
         Endpoint | None,
         typer.Option(
             help="chat, embeddings, or raw (lines already in OpenAI batch form). "
-            "[default: raw when the first line is in batch form, else chat]"
+            "(default: raw when the first line is in batch form, else chat)"
         ),
     ] = None,
     input_field: Annotated[

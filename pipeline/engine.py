@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pipeline.dispatch import Dispatcher
 from pipeline.errors import ConfigError, ErrorKind, SluiceError
-from pipeline.models import Batch, Failure, Item, Outcome, Success
+from pipeline.models import Batch, Failure, Item, Outcome
 from pipeline.request_builder import InvalidItem, Request, RequestBuilder
 from pipeline.stats import RunStats
 
@@ -145,7 +145,3 @@ def _first_sluice_error(group: BaseExceptionGroup) -> BaseException | None:
         elif isinstance(error, SluiceError | KeyboardInterrupt):
             return error
     return None
-
-
-def is_success(outcome: Outcome) -> bool:
-    return isinstance(outcome, Success)

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.models import Failure, Outcome, Success
+from pipeline.models import Outcome, Success
 
 LATENCY_SAMPLE_SIZE = 4096
 
@@ -91,7 +91,3 @@ def summary_dict(stats: RunStats, wall_seconds: float, exit_code: int) -> dict[s
         "latency_ms": {"p50": ms(0.50), "p95": ms(0.95), "p99": ms(0.99)},
         "exit_code": exit_code,
     }
-
-
-def is_failure(outcome: Outcome) -> bool:
-    return isinstance(outcome, Failure)
