@@ -201,7 +201,7 @@ def execute(config: RunConfig, quiet: bool) -> None:
         with progress:
             result = asyncio.run(run_pipeline(config, progress))
     except KeyboardInterrupt:
-        say("interrupted before the run started")
+        say("interrupted; no output was written")
         raise typer.Exit(130) from None
     except SluiceError as error:  # the run ended, but its summary could not be written
         fail(error)

@@ -12,8 +12,8 @@ queues are bounded, so at most `window` batches are ever held in memory.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Protocol
 
 from pipeline.dispatch import Dispatcher
 from pipeline.errors import ConfigError, ErrorKind, SluiceError
@@ -49,6 +49,7 @@ class _BatchInFlight:
 
 
 Job = tuple[_BatchInFlight, int, Item, Request]
+NextBatch = Callable[[], Awaitable[Batch | None]]
 
 
 class Engine:
@@ -72,7 +73,7 @@ class Engine:
         self._order: asyncio.Queue[_BatchInFlight | None] = asyncio.Queue(maxsize=window)
         self._checked_templates = False
 
-    async def run(self, next_batch: Callable[[], Any]) -> None:
+    async def run(self, next_batch: NextBatch) -> None:
         """Drive the pool until the input ends; `next_batch` is awaited for each batch."""
         try:
             async with asyncio.TaskGroup() as group:
@@ -81,9 +82,9 @@ class Engine:
                     group.create_task(self._send())
                 group.create_task(self._write())
         except BaseExceptionGroup as failures:
-            raise _first_sluice_error(failures) or failures from None
+            raise _most_telling(failures) from None
 
-    async def _produce(self, next_batch: Callable[[], Any]) -> None:
+    async def _produce(self, next_batch: NextBatch) -> None:
         while (batch := await next_batch()) is not None:
             in_flight = _BatchInFlight(batch)
             await self._order.put(in_flight)
@@ -93,7 +94,7 @@ class Engine:
         for _ in range(self._concurrency):
             await self._work.put(None)
 
-    def _prepare(self, in_flight: _BatchInFlight) -> Iterator[Job]:
+    def _prepare(self, in_flight: _BatchInFlight) -> list[Job]:
         """Render every item; invalid ones are settled here and never sent."""
         jobs: list[Job] = []
         render_failures: list[str] = []
@@ -107,7 +108,7 @@ class Engine:
                 render_failures.append(str(exc))
                 in_flight.settle(index, Failure(item, ErrorKind.INVALID_INPUT, str(exc)))
         self._check_templates(jobs, render_failures, in_flight.batch)
-        return iter(jobs)
+        return jobs
 
     def _check_templates(self, jobs: list[Job], failures: list[str], batch: Batch) -> None:
         """If no item of the first batch renders, the template is wrong, not the data."""
@@ -136,12 +137,16 @@ class Engine:
             self._progress.update(self._stats)
 
 
-def _first_sluice_error(group: BaseExceptionGroup) -> BaseException | None:
+def _most_telling(group: BaseExceptionGroup) -> BaseException:
+    """The error to report for a failed pool: a run-ending SluiceError first, else the first."""
+    leaves = list(_leaves(group))
+    telling = (e for e in leaves if isinstance(e, SluiceError | KeyboardInterrupt))
+    return next(telling, leaves[0])
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
     for error in group.exceptions:
         if isinstance(error, BaseExceptionGroup):
-            found = _first_sluice_error(error)
-            if found is not None:
-                return found
-        elif isinstance(error, SluiceError | KeyboardInterrupt):
-            return error
-    return None
+            yield from _leaves(error)
+        else:
+            yield error

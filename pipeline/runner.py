@@ -12,7 +12,7 @@ import contextlib
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,7 +160,7 @@ def _open_writers(config: RunConfig) -> SplitWriter:
     return SplitWriter(results, quarantine, config.id_field)
 
 
-def _batches(config: RunConfig, seen: SeenIds) -> Any:
+def _batches(config: RunConfig, seen: SeenIds) -> Iterator[Batch]:
     items = identify(read_records(config.inputs), config.id_field, seen)
     return batched(items, config.batch_size)
 
