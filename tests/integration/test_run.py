@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -63,6 +64,32 @@ def test_parquet_in_and_out_keeps_the_input_schema(sim, tmp_path: Path) -> None:
     assert out.schema.names == ["id", "text", "score", "output", "usage", "cached"]
     assert out.column("id").to_pylist() == list(range(60))
     assert out.column("output").to_pylist() == [_expected(f"t{n}") for n in range(60)]
+
+
+def test_gzip_in_and_out(sim, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl.gz"
+    source.write_bytes(gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in _reviews(30))))
+    result = _run(sim, [str(source)], tmp_path / "out.jsonl.gz")
+    assert result.exit_code == 0, result.output
+    rows = [
+        orjson.loads(line)
+        for line in gzip.decompress((tmp_path / "out.jsonl.gz").read_bytes()).splitlines()
+    ]
+    assert [r["id"] for r in rows] == [f"r-{n:04d}" for n in range(30)]
+    assert (tmp_path / "out.quarantine.jsonl").exists()
+
+
+def test_several_inputs_form_one_run_in_order(sim, tmp_path: Path) -> None:
+    first = write_jsonl(tmp_path / "a.jsonl", _reviews(3))
+    second = write_jsonl(tmp_path / "b.jsonl", [{"id": "z", "text": "last"}])
+    result = _run(sim, [first, second], tmp_path / "out.jsonl")
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == [
+        "r-0000",
+        "r-0001",
+        "r-0002",
+        "z",
+    ]
 
 
 def test_stdin_to_stdout(sim, tmp_path: Path) -> None:
