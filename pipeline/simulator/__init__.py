@@ -3,7 +3,8 @@
 from pipeline.simulator.answers import chat_content, content_digest, embedding
 from pipeline.simulator.background import BackgroundSimulator
 from pipeline.simulator.config import SimulatorConfig
-from pipeline.simulator.server import STATS_KEY, SimulatorStats, build_app
+from pipeline.simulator.server import build_app
+from pipeline.simulator.stats import STATS_KEY, SimulatorStats
 
 __all__ = [
     "STATS_KEY",

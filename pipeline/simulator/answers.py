@@ -1,7 +1,8 @@
-"""Deterministic answers: the same request always gets the same content and usage.
+"""Deterministic answers: the same request always gets the same content, tokens and usage.
 
 Pure: no I/O, no clock. Tests import `chat_content` and `embedding` to compute the
 answer each item must get, and so prove every result belongs to its own item.
+Checking what a request may ask is `request_parsing`'s job.
 """
 
 from __future__ import annotations
@@ -9,26 +10,17 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+if TYPE_CHECKING:
+    from pipeline.simulator.request_parsing import ChatRequest
+
 LABELS = ("positive", "negative", "neutral")
 DEFAULT_EMBEDDING_DIMENSIONS = 8
-MAX_EMBEDDING_DIMENSIONS = 8192
-MAX_EMBEDDING_INPUTS = 2048
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 3
-
-
-class InvalidRequest(Exception):
-    """A body the API refuses with 400 invalid_request_error."""
-
-    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
 
 
 def content_digest(value: Any) -> str:
@@ -104,14 +96,6 @@ def usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 @dataclass(frozen=True, slots=True)
-class ChatRequest:
-    model: str
-    messages: list[dict[str, Any]]
-    max_tokens: int | None
-    digest: str
-
-
-@dataclass(frozen=True, slots=True)
 class Completion:
     content: str
     finish_reason: str
@@ -167,103 +151,3 @@ def embeddings_body(model: str, texts: list[str], dimensions: int, tokens: int) 
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-
-
-def check_context_length(prompt: int, completion: int, limit: int) -> None:
-    if prompt + completion > limit:
-        raise InvalidRequest(
-            context_length_message(limit, prompt, completion), "messages", "context_length_exceeded"
-        )
-
-
-def context_length_message(limit: int, prompt: int, completion: int) -> str:
-    return (
-        f"This model's maximum context length is {limit} tokens. However, you requested "
-        f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the "
-        "completion). Please reduce the length of the messages or completion."
-    )
-
-
-def parse_json_body(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InvalidRequest(
-            "We could not parse the JSON body of your request. The OpenAI API expects "
-            "a JSON payload, but what was sent was not valid JSON."
-        ) from error
-
-
-def parse_chat_request(body: Any) -> ChatRequest:
-    """Check a chat body the way the API does; raise InvalidRequest naming what is wrong."""
-    model = _require_model(body)
-    messages = body.get("messages")
-    if messages is None:
-        raise InvalidRequest("Missing required parameter: 'messages'.", "messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty array.", "messages")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise InvalidRequest(
-                f"Invalid value for 'messages[{index}]': expected an object with a 'role'.",
-                f"messages[{index}]",
-            )
-    if body.get("stream") is True:
-        raise InvalidRequest("sluice sim does not support 'stream': true.", "stream")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and not _is_positive_int(max_tokens):
-        raise InvalidRequest("'max_tokens' must be a positive integer.", "max_tokens")
-    try:
-        digest = content_digest(messages)
-    except orjson.JSONEncodeError as error:
-        # orjson reads deeper nesting than it writes; such a body is garbage anyway.
-        raise InvalidRequest("'messages' is nested too deeply.", "messages") from error
-    return ChatRequest(model=model, messages=messages, max_tokens=max_tokens, digest=digest)
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddingRequest:
-    model: str
-    texts: list[str]
-    dimensions: int | None
-    digest: str
-
-
-def parse_embedding_request(body: Any) -> EmbeddingRequest:
-    model = _require_model(body)
-    raw = body.get("input")
-    texts = [raw] if isinstance(raw, str) else raw
-    if (
-        not isinstance(texts, list)
-        or not 1 <= len(texts) <= MAX_EMBEDDING_INPUTS
-        or not all(isinstance(text, str) and text for text in texts)
-    ):
-        raise InvalidRequest(
-            "'input' must be a non-empty string or an array of 1 to "
-            f"{MAX_EMBEDDING_INPUTS} non-empty strings.",
-            "input",
-        )
-    dimensions = body.get("dimensions")
-    if dimensions is not None and not (
-        _is_positive_int(dimensions) and dimensions <= MAX_EMBEDDING_DIMENSIONS
-    ):
-        raise InvalidRequest(
-            f"'dimensions' must be an integer from 1 to {MAX_EMBEDDING_DIMENSIONS}.", "dimensions"
-        )
-    return EmbeddingRequest(
-        model=model, texts=texts, dimensions=dimensions, digest=content_digest(raw)
-    )
-
-
-def _require_model(body: Any) -> str:
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("you must provide a model parameter", "model")
-    return model
-
-
-def _is_positive_int(value: Any) -> bool:
-    # bool is an int subclass; `true` is not a token count.
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -13,7 +13,8 @@ from types import TracebackType
 from aiohttp import web
 
 from pipeline.simulator.config import SimulatorConfig
-from pipeline.simulator.server import STATS_KEY, SimulatorStats, build_app
+from pipeline.simulator.server import build_app
+from pipeline.simulator.stats import STATS_KEY, SimulatorStats
 
 LOOPBACK = "127.0.0.1"
 # How long shutdown waits for answers still in flight (latency sleeps) before

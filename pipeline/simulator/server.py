@@ -8,61 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import itertools
 import math
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from pipeline.simulator import answers, faults
-from pipeline.simulator.answers import InvalidRequest
+from pipeline.simulator import answers, faults, request_parsing
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.faults import Fault
 from pipeline.simulator.limits import RateLimits, Refusal
+from pipeline.simulator.request_parsing import InvalidRequest
+from pipeline.simulator.stats import STATS_KEY, SimulatorStats
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 UNKNOWN_PATH = "(unknown)"
 JSON_CONTENT_TYPE = "application/json"
-
-
-@dataclass(slots=True)
-class SimulatorStats:
-    """What the simulator saw. Mutated on the server's event loop only."""
-
-    requests_total: int = 0
-    requests_by_path: Counter[str] = field(default_factory=Counter)
-    responses_by_status: Counter[int] = field(default_factory=Counter)
-    rate_limited: int = 0
-    """429 rate_limit_exceeded answers; quota refusals are counted apart."""
-    quota_exceeded: int = 0
-    dropped: int = 0
-    hung: int = 0
-    malformed: int = 0
-    prompt_tokens: int = 0
-    """Tokens of successful answers only, like the completion tokens."""
-    completion_tokens: int = 0
-    requests_by_digest: Counter[str] = field(default_factory=Counter)
-    """Accepted requests (past key, quota, validation, limits) per `content_digest`."""
-
-    def times_requested(self, content: Any) -> int:
-        """How many accepted requests carried these `messages` (or this embeddings `input`)."""
-        return self.requests_by_digest[answers.content_digest(content)]
-
-    def snapshot(self) -> SimulatorStats:
-        return copy.deepcopy(self)
-
-    def to_json(self) -> bytes:
-        values = {item.name: getattr(self, item.name) for item in fields(self)}
-        return orjson.dumps(values, option=orjson.OPT_NON_STR_KEYS)
-
-
-STATS_KEY = web.AppKey("sluice_sim_stats", SimulatorStats)
 
 
 @dataclass(slots=True)
@@ -107,11 +72,13 @@ class Simulator:
         return await self._handle(request, "/v1/embeddings", self._embedding_job)
 
     def _chat_job(self, body: Any) -> Job:
-        chat = answers.parse_chat_request(body)
+        chat = request_parsing.parse_chat_request(body)
         completion = answers.complete(chat)
         # OpenAI reserves max_tokens against the context window and the TPM limit.
         reserved = chat.max_tokens if chat.max_tokens is not None else completion.completion_tokens
-        answers.check_context_length(completion.prompt_tokens, reserved, self.config.context_length)
+        request_parsing.check_context_length(
+            completion.prompt_tokens, reserved, self.config.context_length
+        )
 
         def render() -> bytes:
             completion_id = f"chatcmpl-sim{next(self._ids):020x}"
@@ -125,7 +92,7 @@ class Simulator:
         return Job(chat.model, chat.digest, trigger, prompt + reserved, prompt, output, render)
 
     def _embedding_job(self, body: Any) -> Job:
-        embed = answers.parse_embedding_request(body)
+        embed = request_parsing.parse_embedding_request(body)
         tokens = sum(answers.count_tokens(text) for text in embed.texts)
         dimensions = embed.dimensions or self.config.embedding_dimensions
 
@@ -202,7 +169,7 @@ class Simulator:
         if fault is Fault.CONTEXT_LENGTH:
             limit = self.config.context_length
             prompt = max(job.prompt_tokens, limit + 1)
-            message = answers.context_length_message(limit, prompt, 0)
+            message = request_parsing.context_length_message(limit, prompt, 0)
             return self._respond(400, faults.context_length_body(message))
         if fault is Fault.RATE_LIMITED:
             wait = faults.TRIGGERED_RATE_LIMIT_WAIT
@@ -269,7 +236,7 @@ async def _read_body(request: web.Request) -> Any:
     except ConnectionError as error:
         # The client went away mid-body; answering keeps aiohttp from logging a traceback.
         raise InvalidRequest("The connection closed before the whole body arrived.") from error
-    return answers.parse_json_body(raw)
+    return request_parsing.parse_json_body(raw)
 
 
 def _drop(request: web.Request) -> web.StreamResponse:

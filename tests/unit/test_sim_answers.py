@@ -13,19 +13,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.simulator.answers import (
-    ChatRequest,
-    EmbeddingRequest,
-    InvalidRequest,
     chat_content,
-    check_context_length,
     complete,
     content_digest,
     count_tokens,
     embedding,
+    prompt_tokens,
+)
+from pipeline.simulator.request_parsing import (
+    ChatRequest,
+    EmbeddingRequest,
+    InvalidRequest,
+    check_context_length,
     parse_chat_request,
     parse_embedding_request,
     parse_json_body,
-    prompt_tokens,
 )
 
 CONTENT = re.compile(r"^(positive|negative|neutral) \[sim:([0-9a-f]{10})\]$")
