@@ -24,6 +24,7 @@ PARQUET_READ_ROWS = 1024
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 GZIP_SUFFIXES = tuple(s + ".gz" for s in JSONL_SUFFIXES)
 PARQUET_SUFFIXES = (".parquet", ".pq")
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(slots=True)
@@ -86,6 +87,8 @@ def _read_one(path: str) -> Iterator[Record]:
 
 def parse_jsonl_lines(handle: IO[bytes] | Iterable[bytes], source: str) -> Iterator[Record]:
     for number, line in enumerate(handle, start=1):
+        if number == 1:
+            line = line.removeprefix(UTF8_BOM)  # editors on Windows often write one
         if not line.strip():
             continue
         yield parse_jsonl_line(line, source, number)

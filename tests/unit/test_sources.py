@@ -32,6 +32,11 @@ def test_every_kind_of_bad_line_is_kept_with_its_line_number(tmp_path: Path) -> 
     assert records[1].raw == "not json"
 
 
+def test_a_byte_order_mark_does_not_spoil_the_first_line(tmp_path: Path) -> None:
+    path = _write(tmp_path / "bom.jsonl", b'\xef\xbb\xbf{"n": 1}\r\n{"n": 2}\r\n')
+    assert [r.row for r in read_records([path])] == [{"n": 1}, {"n": 2}]
+
+
 def test_gzip_and_several_inputs_are_read_in_order(tmp_path: Path) -> None:
     first = _write(tmp_path / "a.jsonl", b'{"n": 1}\n{"n": 2}\n')
     second = str(tmp_path / "b.jsonl.gz")
