@@ -8,11 +8,13 @@ Figures are printed, never asserted: targets are judged by a person reading them
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 from pathlib import Path
 
 from tests.bench.harness import Measured, measure, simulator, sluice_run, write_reviews
+from tests.bench.sim_throughput import fire
 
 THROUGHPUT_ITEMS = 20_000
 
@@ -46,6 +48,16 @@ def minimal_client(base_url: str, source: Path, output: Path, concurrency: int) 
     return [sys.executable, "-m", module, str(source), str(output), base_url, str(concurrency)]
 
 
+def simulator_speed(requests: int) -> None:
+    """How fast `sluice sim` answers a lean client: the ceiling for everything below."""
+    with simulator() as base_url:
+        asyncio.run(fire(base_url, 500, 64))  # warm up connections
+        seconds, _ = asyncio.run(fire(base_url, requests, 64))
+    print(
+        f"{'sluice sim, lean client, latency 0, c=64':<44} {requests / seconds:>8,.0f} requests/s"
+    )
+
+
 def memory(work: Path, sizes: list[int]) -> None:
     peaks = []
     with simulator() as base_url:
@@ -65,6 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as directory:
         work = Path(directory)
+        simulator_speed(2_000 if args.quick else THROUGHPUT_ITEMS)
         throughput(work, 2_000 if args.quick else THROUGHPUT_ITEMS)
         memory(work, [10_000, 100_000] if args.quick else [100_000, 1_000_000])
 

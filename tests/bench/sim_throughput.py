@@ -10,39 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import aiohttp
 import orjson
 
-SLUICE = Path(sys.executable).with_name("sluice")
-LISTENING = re.compile(r"serving an OpenAI-compatible API at (\S+)")
-START_TIMEOUT_SECONDS = 15.0
-
-
-def start_simulator() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [str(SLUICE), "sim", "--port", "0"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        match = LISTENING.search(line)
-        if match:
-            return process, match.group(1)
-    process.kill()
-    raise RuntimeError("sluice sim did not announce its address")
+from tests.bench.harness import simulator
 
 
 async def fire(base_url: str, total: int, concurrency: int) -> tuple[float, int]:
@@ -82,13 +56,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
-    process, base_url = start_simulator()
-    try:
+    with simulator() as base_url:
         asyncio.run(fire(base_url, 500, args.concurrency))  # warm up connections and caches
         seconds, failures = asyncio.run(fire(base_url, args.requests, args.concurrency))
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     print(
         f"sluice sim: {args.requests / seconds:,.0f} requests/s "
         f"({args.requests} chat requests, concurrency {args.concurrency}, "
