@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from pipeline.config import ENDPOINT_PATHS, Endpoint, RequestConfig
 from pipeline.errors import ConfigError
 from pipeline.identity import is_batch_line
+from pipeline.jsonio import dumps
 from pipeline.models import Item
 from pipeline.templates import PromptTemplate, TemplateFieldError
 
@@ -59,7 +58,7 @@ class RequestBuilder:
             endpoint, body = self._body_for(row)
         except TemplateFieldError as exc:
             raise InvalidItem(str(exc)) from exc
-        return Request(endpoint, ENDPOINT_PATHS[endpoint], body, orjson.dumps(body))
+        return Request(endpoint, ENDPOINT_PATHS[endpoint], body, dumps(body))
 
     def _settle_endpoint(self, endpoint: Endpoint) -> None:
         if endpoint is not Endpoint.RAW and not self.config.model:
@@ -123,4 +122,4 @@ class RequestBuilder:
 
 def _default_user_text(row: dict[str, Any]) -> str:
     """Without a prompt template the item itself, as JSON, is the user message."""
-    return orjson.dumps(row).decode()
+    return dumps(row).decode()

@@ -12,19 +12,18 @@ import sys
 from collections.abc import Iterable
 from typing import Any, BinaryIO, Protocol
 
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.atomic import AtomicFile
 from pipeline.config import STDIO
 from pipeline.errors import OutputError
+from pipeline.jsonio import dumps_lines
 
 PARQUET_ROW_GROUP_ROWS = 5000
 USAGE_TYPE = pa.struct(
     [("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("total_tokens", pa.int64())]
 )
-_JSONL_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
 class RowWriter(Protocol):
@@ -57,7 +56,7 @@ class JsonlWriter:
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         try:
-            self._stream.write(b"".join(orjson.dumps(row, option=_JSONL_OPTIONS) for row in rows))
+            self._stream.write(dumps_lines(rows))
         except OSError as exc:
             raise OutputError(f"cannot write {self._file.path!r}: {exc.strerror}") from exc
 
@@ -75,7 +74,7 @@ class StdoutWriter:
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         try:
-            sys.stdout.buffer.write(b"".join(orjson.dumps(r, option=_JSONL_OPTIONS) for r in rows))
+            sys.stdout.buffer.write(dumps_lines(rows))
             sys.stdout.buffer.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise OutputError("standard output was closed before the results were written") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import gzip
 import os
 from pathlib import Path
@@ -228,3 +230,45 @@ def test_api_key_never_appears_in_any_output(tmp_path: Path) -> None:
     assert key not in result.output + result.stderr
     for name in os.listdir(tmp_path):
         assert key.encode() not in (tmp_path / name).read_bytes(), name
+
+
+def _typed_table() -> pa.Table:
+    return pa.table(
+        {
+            "id": [1, 2],
+            "text": ["alpha", None],
+            "price": pa.array([decimal.Decimal("1.10"), None], pa.decimal128(5, 2)),
+            "blob": pa.array([b"\x00\xff", b"plain"], pa.binary()),
+            "seen": pa.array([datetime.datetime(2026, 1, 2, 3, 4, 5), None], pa.timestamp("s")),
+            "day": pa.array([datetime.date(2026, 1, 2), None], pa.date32()),
+            "wait": pa.array([datetime.timedelta(seconds=90), None], pa.duration("s")),
+            "tags": [["a", "b"], []],
+            "meta": [{"k": 1, "v": "x"}, None],
+            "empty": pa.array([None, None], pa.null()),
+        }
+    )
+
+
+def test_parquet_with_every_column_type_reaches_jsonl_and_parquet(sim, tmp_path: Path) -> None:
+    source = tmp_path / "typed.parquet"
+    pq.write_table(_typed_table(), source)
+    args = ["-p", "{{ text or 'none' }} costs {{ price }}"]
+    as_jsonl = run_cli(
+        ["run", str(source), "-o", str(tmp_path / "out.jsonl"), "-m", "sim-chat", *args,
+         "--base-url", sim.base_url]
+    )  # fmt: skip
+    assert as_jsonl.exit_code == 0, as_jsonl.output
+    first, second = read_jsonl(tmp_path / "out.jsonl")
+    assert first["price"] == "1.10" and first["blob"] == "base64:AP8="
+    assert first["seen"] == "2026-01-02T03:04:05" and first["wait"] == 90.0
+    assert first["meta"] == {"k": 1, "v": "x"} and second["blob"] == "plain"
+    assert first["output"] == chat_content([{"role": "user", "content": "alpha costs 1.10"}])
+
+    as_parquet = run_cli(
+        ["run", str(source), "-o", str(tmp_path / "out.parquet"), "-m", "sim-chat", *args,
+         "--base-url", sim.base_url]
+    )  # fmt: skip
+    assert as_parquet.exit_code == 0, as_parquet.output
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.schema.field("price").type == pa.decimal128(5, 2)
+    assert out.column("tags").to_pylist() == [["a", "b"], []]
