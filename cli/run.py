@@ -209,7 +209,9 @@ def execute(config: RunConfig, quiet: bool) -> None:
         report_internal_error(bug)
     if result.error is not None:
         say(f"error: {result.error.message}")
-    if not quiet or result.exit_code != 0:
+    # A run refused before its first item has nothing to summarise but the error.
+    started = result.stats.items > 0 or result.stats.requests > 0
+    if (started or result.exit_code in (0, 1)) and not (quiet and result.exit_code == 0):
         print_summary(result, config)
     raise typer.Exit(result.exit_code)
 

@@ -83,6 +83,7 @@ def test_exit_66_for_a_missing_input(sim, tmp_path: Path) -> None:
     result = run_cli(_args(str(tmp_path / "nope.jsonl"), tmp_path / "out.jsonl", sim.base_url))
     assert result.exit_code == 66
     assert "nope.jsonl" in result.stderr and "does not exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # the error, nothing else
     _no_traceback(result)
 
 
