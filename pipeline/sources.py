@@ -59,7 +59,8 @@ def check_inputs(paths: Iterable[str]) -> None:
     """Fail before any request is sent if an input is missing or of unknown format."""
     for path in paths:
         input_format(path)
-        if path != STDIO and not os.path.isfile(path):
+        # Not isfile(): a named pipe (mkfifo items.jsonl) is a fine input too.
+        if path != STDIO and (not os.path.exists(path) or os.path.isdir(path)):
             what = "is a directory" if os.path.isdir(path) else "does not exist"
             raise InputMissing(f"input {path!r} {what}")
 
