@@ -142,7 +142,8 @@ def count_items(paths: Iterable[str]) -> int | None:
     total = 0
     for path in paths:
         fmt = input_format(path)
-        if path == STDIO or fmt == "jsonl.gz":
+        # Never count a pipe: reading it would take the items away from the run.
+        if path == STDIO or fmt == "jsonl.gz" or not os.path.isfile(path):
             return None
         if fmt == "parquet":
             total += pq.ParquetFile(path).metadata.num_rows

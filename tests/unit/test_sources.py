@@ -1,4 +1,5 @@
 import gzip
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -30,6 +31,13 @@ def test_every_kind_of_bad_line_is_kept_with_its_line_number(tmp_path: Path) -> 
     assert "not valid UTF-8" in problems[4]
     assert "not valid JSON" in problems[6]
     assert records[1].raw == "not json"
+
+
+def test_a_named_pipe_is_read_but_never_counted(tmp_path: Path) -> None:
+    pipe = tmp_path / "items.jsonl"
+    os.mkfifo(pipe)
+    check_inputs([str(pipe)])
+    assert count_items([str(pipe)]) is None
 
 
 def test_a_byte_order_mark_does_not_spoil_the_first_line(tmp_path: Path) -> None:
