@@ -176,6 +176,23 @@ def test_a_signal_stops_cleanly_without_a_half_written_output(tmp_path: Path, si
     _no_files_but(tmp_path, "in.jsonl")
 
 
+def test_a_kill_never_leaves_a_file_under_a_final_name(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": f"t{n}"} for n in range(10_000)])
+    with BackgroundSimulator(SimulatorConfig(latency=0.05)) as slow:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli", *_args(source, tmp_path / "out.jsonl", slow.base_url)],
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "OPENAI_API_KEY": ""},
+        )
+        _wait_until_running(slow)
+        process.kill()
+        process.wait(timeout=30)
+    left = sorted(os.listdir(tmp_path))
+    assert "out.jsonl" not in left and "out.quarantine.jsonl" not in left
+    # Only hidden temp files can remain; they never carry the final name.
+    assert all(name == "in.jsonl" or name.endswith(".partial") for name in left)
+
+
 def _wait_until_running(simulator: BackgroundSimulator) -> None:
     deadline = time.monotonic() + 20
     while simulator.stats().requests_total < 8:

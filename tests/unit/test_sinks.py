@@ -4,6 +4,8 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import Secret
 from pipeline.errors import ErrorKind, OutputError
@@ -86,3 +88,26 @@ def test_redactor_hides_the_key_and_key_shaped_tokens() -> None:
         == "Incorrect API key provided: sk-***"
     )
     assert repr(Secret("sk-secret")) == "Secret('***')"
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(rows=st.lists(st.dictionaries(st.text(max_size=8), json_values, max_size=5), max_size=20))
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_jsonl_round_trips_any_rows(tmp_path: Path, rows: list[dict]) -> None:
+    target = tmp_path / "round.jsonl"
+    writer = JsonlWriter(str(target))
+    writer.write_rows(rows)
+    writer.commit()
+    assert [orjson.loads(line) for line in target.read_bytes().splitlines()] == rows
