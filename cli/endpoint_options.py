@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from urllib.parse import urlsplit
 
 from pipeline.config import Secret
 from pipeline.errors import ConfigError
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, as an Authorization header needs
 
 
 def is_loopback(host: str) -> bool:
@@ -37,7 +40,15 @@ def checked_base_url(url: str, allow_insecure_http: bool) -> str:
 
 
 def api_key_from_env(variable: str, base_url: str) -> Secret | None:
+    if not ENV_NAME.fullmatch(variable):
+        # Never echo it: a key pasted here by mistake must not reach the terminal.
+        raise ConfigError(
+            "--api-key-env takes the name of an environment variable (letters, digits "
+            "and _), not the key itself"
+        )
     value = os.environ.get(variable, "").strip()
+    if value and not HEADER_SAFE.fullmatch(value):
+        raise ConfigError(f"the key in {variable} contains spaces or control characters")
     if value:
         return Secret(value)
     host = urlsplit(base_url).hostname or ""

@@ -238,3 +238,21 @@ def test_an_empty_input_gives_empty_outputs_and_exit_0(sim, tmp_path: Path) -> N
     assert result.exit_code == 0
     assert read_jsonl(tmp_path / "out.jsonl") == []
     assert read_jsonl(tmp_path / "out.quarantine.jsonl") == []
+
+
+def test_a_key_given_where_its_variable_name_belongs_is_never_echoed(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
+    pasted = "sk-proj-pasted-by-mistake-123456"
+    result = run_cli(_args(source, tmp_path / "out.jsonl", sim.base_url, "--api-key-env", pasted))
+    assert result.exit_code == 78
+    assert "name of an environment variable" in result.stderr
+    assert pasted not in result.output + result.stderr
+
+
+def test_a_key_with_a_newline_is_refused_before_any_request(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
+    result = run_cli(
+        _args(source, tmp_path / "out.jsonl", sim.base_url), env={"OPENAI_API_KEY": "sk-a\nX: y"}
+    )
+    assert result.exit_code == 78
+    assert "control characters" in result.stderr and "sk-a" not in result.stderr
