@@ -238,16 +238,27 @@ def _text_or_file(text: str | None, path: Path | None, flag: str) -> str | None:
         raise ConfigError(f"cannot read {flag}-file {str(path)!r}: {exc}") from exc
 
 
+RESERVED_BODY_FIELDS = {
+    "model": "use -m/--model",
+    "messages": "use --prompt and --system",
+    "input": "use --input-field",
+    "stream": "sluice reads whole answers, not streams",
+}
+
+
 def parse_body_options(pairs: list[str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"-O expects key=value, got {pair!r}")
+        key = key.strip()
+        if key in RESERVED_BODY_FIELDS:
+            raise UsageError(f"-O {key}=... is not allowed: {RESERVED_BODY_FIELDS[key]}")
         try:
-            options[key.strip()] = orjson.loads(value)
+            options[key] = orjson.loads(value)
         except orjson.JSONDecodeError:
-            options[key.strip()] = value
+            options[key] = value
     return options
 
 

@@ -15,6 +15,9 @@ class AtomicFile:
 
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
+        if os.path.isdir(self.path):
+            # Found out now; the rename at the very end would fail after all was paid for.
+            raise OutputError(f"cannot write {path!r}: it is a directory")
         directory, name = os.path.split(self.path)
         try:
             fd, self.temp_path = tempfile.mkstemp(

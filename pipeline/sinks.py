@@ -123,17 +123,20 @@ class ParquetWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
-        if self._writer is None:
-            self._open(self._schema or infer_schema(self._pending))
-        assert self._writer is not None and self._schema is not None
         try:
+            if self._writer is None:
+                self._open(self._schema or infer_schema(self._pending))
             table = pa.Table.from_pylist(self._pending, schema=self._schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise OutputError(
-                f"a result row does not fit the Parquet schema fixed by the first rows ({exc}); "
+                f"result rows do not fit one Parquet schema ({exc}); "
                 "write JSONL instead (-o results.jsonl)"
             ) from exc
-        self._writer.write_table(table)
+        assert self._writer is not None
+        try:
+            self._writer.write_table(table)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self._file.path!r}: {exc}") from exc
         self._pending.clear()
 
     def _open(self, schema: pa.Schema) -> None:

@@ -64,6 +64,8 @@ def test_exit_2_for_usage_errors(sim, tmp_path: Path) -> None:
     assert same.exit_code == 2 and "also an input" in same.stderr
     bad_option = run_cli(_args(source, tmp_path / "o.jsonl", sim.base_url, "-O", "novalue"))
     assert bad_option.exit_code == 2 and "key=value" in bad_option.stderr
+    streaming = run_cli(_args(source, tmp_path / "o.jsonl", sim.base_url, "-O", "stream=true"))
+    assert streaming.exit_code == 2 and "not allowed" in streaming.stderr
     unknown = run_cli(_args(str(tmp_path / "data.csv"), tmp_path / "o.jsonl", sim.base_url))
     assert unknown.exit_code == 2
     _no_traceback(unknown)

@@ -49,10 +49,23 @@ def test_parquet_schema_is_fixed_by_the_first_rows(tmp_path: Path) -> None:
 def test_parquet_row_that_does_not_fit_stops_instead_of_changing(tmp_path: Path) -> None:
     writer = ParquetWriter(str(tmp_path / "out.parquet"))
     writer.write_rows([{"id": 1, "output": "x"}] * 5000)
-    with pytest.raises(OutputError, match="does not fit the Parquet schema"):
+    with pytest.raises(OutputError, match="do not fit one Parquet schema"):
         writer.write_rows([{"id": "not-a-number", "output": "y"}] * 5000)
     writer.abort()
     assert os.listdir(tmp_path) == []
+
+
+def test_parquet_rows_mixed_within_the_first_batch_stop_cleanly(tmp_path: Path) -> None:
+    writer = ParquetWriter(str(tmp_path / "out.parquet"))
+    with pytest.raises(OutputError, match="do not fit one Parquet schema"):
+        writer.write_rows([{"id": 1}, {"id": "two"}] * 2500)
+    writer.abort()
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_output_that_is_a_directory_is_refused_up_front(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="is a directory"):
+        JsonlWriter(str(tmp_path))
 
 
 def test_missing_output_directory_is_an_output_error(tmp_path: Path) -> None:
