@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from importlib.metadata import version
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cli.config_file import load_defaults
+from cli.errors import fail
 from cli.run import run
 from cli.sim import sim
+from pipeline.errors import SluiceError
 
 app = typer.Typer(
     name="sluice",
@@ -16,6 +20,8 @@ app = typer.Typer(
     "as fast as it allows, without losing an item.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    # Every flag of `sluice CMD` can also come from SLUICE_CMD_FLAG (SLUICE_RUN_CONCURRENCY).
+    context_settings={"auto_envvar_prefix": "SLUICE"},
     add_completion=False,
 )
 
@@ -28,6 +34,14 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file of defaults, with a [run] or [sim] table of flag = value "
+            "(default: ./sluice.toml when it exists). Flags and SLUICE_* variables win over it."
+        ),
+    ] = None,
     show_version: Annotated[
         bool,
         typer.Option(
@@ -35,7 +49,14 @@ def root(
         ),
     ] = False,
 ) -> None:
-    pass  # options that apply before any command (--version) live here
+    options = {
+        name: {param.name for param in command.params if param.name}
+        for name, command in getattr(ctx.command, "commands", {}).items()
+    }
+    try:
+        ctx.default_map = load_defaults(config, options)
+    except SluiceError as error:
+        fail(error)
 
 
 app.command("run")(run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,6 +16,14 @@ from pipeline.simulator.config import SimulatorConfig
 
 # Variables a developer's shell may hold that would change what a test run does.
 _CLEAN_ENV = {"OPENAI_API_KEY": None, "OPENAI_BASE_URL": None, "NO_COLOR": "1"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_from_the_developer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No sluice.toml or SLUICE_* variable of the developer's may change what a test does."""
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("SLUICE_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")
