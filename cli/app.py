@@ -38,7 +38,7 @@ def root(
     config: Annotated[
         Path | None,
         typer.Option(
-            help="TOML file of defaults, with a [run] or [sim] table of flag = value "
+            help="TOML file of defaults, with a \\[run] or \\[sim] table of flag = value "
             "(default: ./sluice.toml when it exists). Flags and SLUICE_* variables win over it."
         ),
     ] = None,
