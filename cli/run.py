@@ -6,24 +6,20 @@ import asyncio
 import contextlib
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 import typer
 
-from cli.endpoint_options import api_key_from_env, checked_base_url
 from cli.errors import fail, report_internal_error, say
 from cli.progress import QuietProgress, progress_for
+from cli.run_config import build_config
 from cli.summary import print_summary
 from pipeline.config import (
     DEFAULT_BASE_URL,
-    STDIO,
     Endpoint,
-    RequestConfig,
-    RetryConfig,
     RunConfig,
 )
-from pipeline.errors import ConfigError, SluiceError, UsageError
+from pipeline.errors import SluiceError
 from pipeline.runner import run as run_pipeline
 from pipeline.sources import count_items
 
@@ -158,41 +154,6 @@ def run(
 run.__doc__ = RUN_HELP
 
 
-def build_config(flags: dict[str, Any]) -> RunConfig:
-    base_url = checked_base_url(flags["base_url"], flags["allow_insecure_http"])
-    output = flags["output"]
-    quarantine = flags["quarantine"] or default_quarantine_path(output)
-    if output != STDIO and output in flags["inputs"]:
-        raise UsageError(f"output {output!r} is also an input; choose another name")
-    if quarantine == output or quarantine in flags["inputs"]:
-        raise UsageError(f"quarantine {quarantine!r} must differ from the output and inputs")
-    request = RequestConfig(
-        endpoint=flags["endpoint"],
-        model=flags["model"],
-        prompt=_text_or_file(flags["prompt"], flags["prompt_file"], "--prompt"),
-        system=_text_or_file(flags["system"], flags["system_file"], "--system"),
-        max_tokens=flags["max_tokens"],
-        temperature=flags["temperature"],
-        body_options=parse_body_options(flags["option"] or []),
-        input_field=flags["input_field"],
-    )
-    return RunConfig(
-        inputs=tuple(flags["inputs"]),
-        output=output,
-        quarantine=quarantine,
-        request=request,
-        base_url=base_url,
-        api_key=api_key_from_env(flags["api_key_env"], base_url),
-        id_field=flags["id_field"],
-        concurrency=flags["concurrency"],
-        batch_size=flags["batch_size"],
-        timeout=flags["timeout"],
-        retry=RetryConfig(max_retries=flags["max_retries"], backoff_base=flags["retry_backoff"]),
-        max_error_rate=flags["max_error_rate"],
-        summary_path=flags["summary"],
-    )
-
-
 def execute(config: RunConfig, quiet: bool) -> None:
     progress = progress_for(quiet)
     if not quiet:
@@ -203,7 +164,7 @@ def execute(config: RunConfig, quiet: bool) -> None:
     except KeyboardInterrupt:
         say("interrupted; no output was written")
         raise typer.Exit(130) from None
-    except SluiceError as error:  # the run ended, but its summary could not be written
+    except SluiceError as error:  # refused up front, or the summary could not be written
         fail(error)
     except Exception as bug:
         report_internal_error(bug)
@@ -225,50 +186,3 @@ def _count_in_background(config: RunConfig, progress: QuietProgress) -> None:
             progress.set_total(count_items(config.inputs))
 
     threading.Thread(target=count, name="sluice-count", daemon=True).start()
-
-
-def _text_or_file(text: str | None, path: Path | None, flag: str) -> str | None:
-    if text is not None and path is not None:
-        raise UsageError(f"give {flag} or {flag}-file, not both")
-    if path is None:
-        return text
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {flag}-file {str(path)!r}: {exc}") from exc
-
-
-RESERVED_BODY_FIELDS = {
-    "model": "use -m/--model",
-    "messages": "use --prompt and --system",
-    "input": "use --input-field",
-    "stream": "sluice reads whole answers, not streams",
-}
-
-
-def parse_body_options(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"-O expects key=value, got {pair!r}")
-        key = key.strip()
-        if key in RESERVED_BODY_FIELDS:
-            raise UsageError(f"-O {key}=... is not allowed: {RESERVED_BODY_FIELDS[key]}")
-        try:
-            options[key] = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            options[key] = value
-    return options
-
-
-def default_quarantine_path(output: str) -> str:
-    if output == STDIO:
-        return "sluice.quarantine.jsonl"
-    path = Path(output)
-    stem = path.name
-    for suffix in (".jsonl.gz", ".ndjson.gz", ".parquet", ".jsonl", ".ndjson", ".pq"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    return str(path.with_name(stem + ".quarantine.jsonl"))
