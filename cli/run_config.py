@@ -10,11 +10,14 @@ import orjson
 from cli.endpoint_options import api_key_from_env, checked_base_url
 from pipeline.config import STDIO, RequestConfig, RetryConfig, RunConfig
 from pipeline.errors import ConfigError, UsageError
+from pipeline.formats import without_format_suffix
+from pipeline.sinks import output_format
 
 
 def build_config(flags: dict[str, Any]) -> RunConfig:
     base_url = checked_base_url(flags["base_url"], flags["allow_insecure_http"])
     output = flags["output"]
+    output_format(output)  # an unknown extension is a usage error, found before any work
     quarantine = flags["quarantine"] or default_quarantine_path(output)
     if output != STDIO and output in flags["inputs"]:
         raise UsageError(f"output {output!r} is also an input; choose another name")
@@ -86,9 +89,4 @@ def default_quarantine_path(output: str) -> str:
     if output == STDIO:
         return "sluice.quarantine.jsonl"
     path = Path(output)
-    stem = path.name
-    for suffix in (".jsonl.gz", ".ndjson.gz", ".parquet", ".jsonl", ".ndjson", ".pq"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    return str(path.with_name(stem + ".quarantine.jsonl"))
+    return str(path.with_name(without_format_suffix(path.name) + ".quarantine.jsonl"))

@@ -26,6 +26,7 @@ from pipeline.dispatch import Dispatcher, Sleep
 from pipeline.engine import Engine, Progress
 from pipeline.errors import OutputError, SluiceError
 from pipeline.feed import ThreadFeed
+from pipeline.formats import FileFormat
 from pipeline.identity import SeenIds, identify
 from pipeline.models import Batch, Outcome, Success
 from pipeline.redact import Redactor
@@ -209,9 +210,9 @@ async def _until_signal(work: Any) -> None:
 
 def _parquet_result_schema(config: RunConfig) -> pa.Schema | None:
     """For Parquet in and out, the result schema follows the input's, fixed up front."""
-    if output_format(config.output) != "parquet":
+    if output_format(config.output) is not FileFormat.PARQUET:
         return None
-    if not all(input_format(path) == "parquet" for path in config.inputs):
+    if not all(input_format(path) is FileFormat.PARQUET for path in config.inputs):
         return None
     try:
         schema = pa.unify_schemas([parquet_schema(path) for path in config.inputs])

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 
 from pipeline.atomic import AtomicFile
 from pipeline.config import STDIO
-from pipeline.errors import OutputError
+from pipeline.errors import OutputError, UsageError
+from pipeline.formats import KNOWN_SUFFIXES, FileFormat, format_of
 from pipeline.jsonio import dumps_lines
 
 PARQUET_ROW_GROUP_ROWS = 5000
@@ -32,19 +33,16 @@ class RowWriter(Protocol):
     def abort(self) -> None: ...
 
 
-def output_format(path: str) -> str:
-    lower = path.lower()
+def output_format(path: str) -> FileFormat | None:
+    """The results' format from the name; None for '-' (JSONL on stdout)."""
     if path == STDIO:
-        return "stdout"
-    if lower.endswith((".parquet", ".pq")):
-        return "parquet"
-    if lower.endswith((".jsonl.gz", ".ndjson.gz")):
-        return "jsonl.gz"
-    if lower.endswith((".jsonl", ".ndjson")):
-        return "jsonl"
-    raise OutputError(
-        f"cannot tell the format of output {path!r}: use .jsonl, .jsonl.gz, .parquet or -"
-    )
+        return None
+    fmt = format_of(path)
+    if fmt is None:
+        raise UsageError(
+            f"cannot tell the format of output {path!r} from its name: use {KNOWN_SUFFIXES} or -"
+        )
+    return fmt
 
 
 class JsonlWriter:
@@ -169,12 +167,12 @@ def result_schema(input_schema: pa.Schema, id_field: str, output_type: pa.DataTy
 
 def open_result_writer(path: str, schema: pa.Schema | None) -> RowWriter:
     fmt = output_format(path)
-    if fmt == "stdout":
+    if fmt is None:
         return StdoutWriter()
-    if fmt == "parquet":
+    if fmt is FileFormat.PARQUET:
         return ParquetWriter(path, schema)
-    return JsonlWriter(path, compress=fmt == "jsonl.gz")
+    return JsonlWriter(path, compress=fmt is FileFormat.JSONL_GZ)
 
 
 def open_quarantine_writer(path: str) -> RowWriter:
-    return JsonlWriter(path, compress=path.lower().endswith(".gz"))
+    return JsonlWriter(path, compress=format_of(path) is FileFormat.JSONL_GZ)

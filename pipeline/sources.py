@@ -19,11 +19,9 @@ import pyarrow.parquet as pq
 
 from pipeline.config import STDIO
 from pipeline.errors import InputMissing, InputUnreadable, UsageError
+from pipeline.formats import KNOWN_SUFFIXES, FileFormat, format_of
 
 PARQUET_READ_ROWS = 1024
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-GZIP_SUFFIXES = tuple(s + ".gz" for s in JSONL_SUFFIXES)
-PARQUET_SUFFIXES = (".parquet", ".pq")
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -38,21 +36,17 @@ class Record:
     problem: str | None = None
 
 
-def input_format(path: str) -> str:
-    """'jsonl', 'jsonl.gz' or 'parquet', from the path's extension ('-' is JSONL on stdin)."""
+def input_format(path: str) -> FileFormat:
+    """The input's format from its name; '-' is JSONL on stdin."""
     if path == STDIO:
-        return "jsonl"
-    lower = path.lower()
-    if lower.endswith(GZIP_SUFFIXES):
-        return "jsonl.gz"
-    if lower.endswith(JSONL_SUFFIXES):
-        return "jsonl"
-    if lower.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    raise UsageError(
-        f"cannot tell the format of {path!r} from its name; "
-        "inputs must end in .jsonl, .jsonl.gz or .parquet (or be - for JSONL on stdin)"
-    )
+        return FileFormat.JSONL
+    fmt = format_of(path)
+    if fmt is None:
+        raise UsageError(
+            f"cannot tell the format of {path!r} from its name; inputs must end in "
+            f"{KNOWN_SUFFIXES} (or be - for JSONL on stdin)"
+        )
+    return fmt
 
 
 def check_inputs(paths: Iterable[str]) -> None:
@@ -72,12 +66,12 @@ def read_records(paths: Iterable[str]) -> Iterator[Record]:
 
 def _read_one(path: str) -> Iterator[Record]:
     fmt = input_format(path)
-    if fmt == "parquet":
+    if fmt is FileFormat.PARQUET:
         yield from read_parquet(path)
     elif path == STDIO:
         yield from parse_jsonl_lines(sys.stdin.buffer, "<stdin>")
     else:
-        opener = gzip.open if fmt == "jsonl.gz" else open
+        opener = gzip.open if fmt is FileFormat.JSONL_GZ else open
         try:
             with opener(path, "rb") as handle:
                 yield from parse_jsonl_lines(handle, path)
@@ -143,9 +137,9 @@ def count_items(paths: Iterable[str]) -> int | None:
     for path in paths:
         fmt = input_format(path)
         # Never count a pipe: reading it would take the items away from the run.
-        if path == STDIO or fmt == "jsonl.gz" or not os.path.isfile(path):
+        if path == STDIO or fmt is FileFormat.JSONL_GZ or not os.path.isfile(path):
             return None
-        if fmt == "parquet":
+        if fmt is FileFormat.PARQUET:
             total += pq.ParquetFile(path).metadata.num_rows
         else:
             total += _count_lines(path)

@@ -68,6 +68,8 @@ def test_exit_2_for_usage_errors(sim, tmp_path: Path) -> None:
     assert streaming.exit_code == 2 and "not allowed" in streaming.stderr
     unknown = run_cli(_args(str(tmp_path / "data.csv"), tmp_path / "o.jsonl", sim.base_url))
     assert unknown.exit_code == 2
+    csv_out = run_cli(_args(source, tmp_path / "o.csv", sim.base_url))
+    assert csv_out.exit_code == 2 and "o.csv" in csv_out.stderr
     _no_traceback(unknown)
 
 
