@@ -71,12 +71,11 @@ class Dispatcher:
             await self._sleep(delay)
 
     async def _attempt(self, item: Item, request: Request, attempt: int) -> Outcome | _Verdict:
+        self._stats.requests += 1
         try:
             response = await self._transport.send(request.path, request.payload)
         except TransportError as exc:
-            self._stats.requests += 1
             return _Verdict(ErrorKind.TRANSIENT, str(exc))
-        self._stats.requests += 1
         self._stats.latencies.add(response.latency)
         if 200 <= response.status < 300:
             try:
@@ -94,10 +93,9 @@ class Dispatcher:
                 "redirects, since they would resend the key elsewhere: check --base-url"
             )
         code, message = error_details(response.payload)
-        message = self._redact(message)
         kind = error_kind_for_status(status, code)
         if kind is ErrorKind.FATAL:
-            raise _fatal_error(status, code, message)
+            raise _fatal_error(status, code, self._redact(message))
         if kind is ErrorKind.RATE_LIMITED:
             self._stats.rate_limited += 1
         hint = server_retry_hint(response.headers, time.time())

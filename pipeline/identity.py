@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 
 import orjson
 
@@ -13,6 +13,7 @@ from pipeline.models import Item, ItemId
 from pipeline.sources import Record
 
 RAW_ID_FIELD = "custom_id"
+BATCH_LINE_FIELDS = frozenset({RAW_ID_FIELD, "url", "body"})
 
 
 class SeenIds:
@@ -68,6 +69,7 @@ def _assign_id(item: Item, id_field: str) -> str | None:
     return None
 
 
-def is_batch_line(row: dict[str, object]) -> bool:
-    """True for a line already in OpenAI batch form: custom_id, method, url, body."""
-    return "custom_id" in row and "body" in row and "url" in row
+def is_batch_line(fields: Container[str]) -> bool:
+    """True for a line (or a schema's columns) in OpenAI batch form: custom_id, url, body."""
+    # Membership tests, not a set of the row's keys: this runs for every item.
+    return all(name in fields for name in BATCH_LINE_FIELDS)

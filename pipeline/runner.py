@@ -27,7 +27,7 @@ from pipeline.engine import Engine, Progress
 from pipeline.errors import OutputError, SluiceError
 from pipeline.feed import ThreadFeed
 from pipeline.formats import FileFormat
-from pipeline.identity import SeenIds, identify
+from pipeline.identity import SeenIds, identify, is_batch_line
 from pipeline.models import Batch, Outcome, Success
 from pipeline.redact import Redactor
 from pipeline.request_builder import RequestBuilder
@@ -219,7 +219,7 @@ def _parquet_result_schema(config: RunConfig) -> pa.Schema | None:
     except (pa.ArrowException, OSError):
         return None  # reading will report the unreadable input with its own message
     endpoint = config.request.endpoint
-    if endpoint is None and not {"custom_id", "url", "body"} <= set(schema.names):
+    if endpoint is None and not is_batch_line(schema.names):
         endpoint = Endpoint.CHAT
     if endpoint is None or endpoint is Endpoint.RAW:
         return None
