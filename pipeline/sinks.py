@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any, BinaryIO, Protocol
@@ -20,6 +21,7 @@ from pipeline.config import STDIO
 from pipeline.errors import OutputError, UsageError
 from pipeline.formats import KNOWN_SUFFIXES, FileFormat, format_of
 from pipeline.jsonio import dumps_lines
+from pipeline.rows import RESULT_COLUMNS
 
 PARQUET_ROW_GROUP_ROWS = 5000
 USAGE_TYPE = pa.struct(
@@ -50,7 +52,11 @@ class JsonlWriter:
         self._file = AtomicFile(path)
         self._stream: BinaryIO | gzip.GzipFile = self._file.handle
         if compress:
-            self._stream = gzip.GzipFile(fileobj=self._file.handle, mode="wb", compresslevel=6)
+            # Name the member after the final file, not the temp file being written.
+            member = os.path.basename(path).removesuffix(".gz")
+            self._stream = gzip.GzipFile(
+                member, mode="wb", compresslevel=6, fileobj=self._file.handle
+            )
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         try:
@@ -146,7 +152,7 @@ def infer_schema(rows: Iterable[dict[str, Any]]) -> pa.Schema:
     """The first rows' types; all-null columns become strings so later values fit."""
     rows = list(rows)
     if not rows:
-        return pa.schema([("output", pa.string()), ("usage", USAGE_TYPE), ("cached", pa.bool_())])
+        return pa.schema(_answer_fields(pa.string()))
     inferred = pa.Table.from_pylist(rows).schema
     fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in inferred]
     return pa.schema(fields).remove_metadata()
@@ -154,15 +160,16 @@ def infer_schema(rows: Iterable[dict[str, Any]]) -> pa.Schema:
 
 def result_schema(input_schema: pa.Schema, id_field: str, output_type: pa.DataType) -> pa.Schema:
     """Result columns for Parquet inputs: the input's, the id when absent, the answer."""
-    fields = [f for f in input_schema if f.name not in ("output", "usage", "cached")]
+    fields = [f for f in input_schema if f.name not in RESULT_COLUMNS]
     if id_field not in input_schema.names:
         fields.append(pa.field(id_field, pa.int64()))
-    fields += [
-        pa.field("output", output_type),
-        pa.field("usage", USAGE_TYPE),
-        pa.field("cached", pa.bool_()),
-    ]
-    return pa.schema(fields)
+    return pa.schema(fields + _answer_fields(output_type))
+
+
+def _answer_fields(output_type: pa.DataType) -> list[pa.Field]:
+    """The columns sluice adds to each item, in the order `result_row` adds them."""
+    types = {"output": output_type, "usage": USAGE_TYPE, "cached": pa.bool_()}
+    return [pa.field(name, types[name]) for name in RESULT_COLUMNS]
 
 
 def open_result_writer(path: str, schema: pa.Schema | None) -> RowWriter:
