@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from pipeline.errors import ServiceUnavailable
 from pipeline.simulator.background import serve_until_signalled
 from pipeline.simulator.config import SimulatorConfig
 
@@ -141,7 +142,7 @@ def sim(
         typer.echo(
             f"sluice sim: cannot listen on {host}:{port}: {error.strerror or error}", err=True
         )
-        raise typer.Exit(1) from None
+        raise typer.Exit(ServiceUnavailable.exit_code) from None
 
 
 def _read_key(variable: str | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.identity import RAW_ID_FIELD
 from pipeline.models import Failure, Success
 
 RESULT_COLUMNS = ("output", "usage", "cached")
@@ -13,7 +14,7 @@ def result_row(success: Success, id_field: str) -> dict[str, Any]:
     """The item's fields, plus its id when it had none, plus the answer."""
     item = success.item
     row = dict(item.row or {})
-    if id_field not in row and "custom_id" not in row:
+    if id_field not in row and RAW_ID_FIELD not in row:
         row[id_field] = item.id
     row["output"] = success.output
     row["usage"] = success.usage.as_dict()

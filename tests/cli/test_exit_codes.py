@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -260,3 +261,14 @@ def test_a_key_with_a_newline_is_refused_before_any_request(sim, tmp_path: Path)
     )
     assert result.exit_code == 78
     assert "control characters" in result.stderr and "sk-a" not in result.stderr
+
+
+def test_sim_exits_69_when_its_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(["sim", "--port", str(port)])
+    assert result.exit_code == 69
+    assert "cannot listen" in result.stderr
+    _no_traceback(result)
