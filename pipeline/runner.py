@@ -12,7 +12,8 @@ import contextlib
 import random
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +83,7 @@ class SplitWriter:
         self.quarantine.abort()
 
 
-TransportFactory = Callable[[RunConfig], Any]
+TransportFactory = Callable[[RunConfig], AbstractAsyncContextManager[Transport]]
 
 
 def http_transport(config: RunConfig) -> HttpTransport:
@@ -182,7 +183,7 @@ def _engine(
     return Engine(builder, dispatcher, writer, stats, progress, config.concurrency, window)
 
 
-async def _until_signal(work: Any) -> None:
+async def _until_signal(work: Coroutine[Any, Any, None]) -> None:
     """Run `work`; SIGINT/SIGTERM cancel it and become exit 130/143."""
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(work)
