@@ -6,7 +6,6 @@ Pure: the caller passes `now` (any monotonic clock, in seconds) to every method.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 DEFAULT_BURST_SECONDS = 10.0
@@ -90,23 +89,6 @@ def format_reset(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs}s"
     return f"{secs}s"
-
-
-_DURATION = re.compile(
-    r"^(?:(?P<ms>\d+(?:\.\d+)?)ms|(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?)$"
-)
-
-
-def parse_reset(text: str) -> float:
-    """Read a duration like `6m0s`, `1.5s` or `20ms` back into seconds."""
-    match = _DURATION.match(text.strip())
-    if not match or not text.strip():
-        raise ValueError(f"not a duration: {text!r}")
-    if match["ms"] is not None:
-        return float(match["ms"]) / 1000.0
-    if not any(match[part] for part in ("h", "m", "s")):
-        raise ValueError(f"not a duration: {text!r}")
-    return int(match["h"] or 0) * 3600.0 + int(match["m"] or 0) * 60.0 + float(match["s"] or 0)
 
 
 def rate_limit_headers(kind: str, bucket: TokenBucket, now: float) -> dict[str, str]:

@@ -1,0 +1,105 @@
+"""The rate limiter: configured limits, limits learned from headers, and the shared pause."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.limiter import DEFAULT_BURST_SECONDS, Limits, RateLimiter
+from pipeline.server_signals import LimitReading
+
+
+def _immediate(limiter: RateLimiter, now: float, tokens: float = 0.0, most: int = 10_000) -> int:
+    """How many requests may go at `now` without waiting."""
+    count = 0
+    while count < most and limiter.reserve(tokens, now) == 0:
+        count += 1
+    return count
+
+
+def test_a_configured_rpm_allows_its_burst_then_paces() -> None:
+    limiter = RateLimiter(Limits(rpm=1200), now=0.0)
+    assert _immediate(limiter, 0.0) == 1200 / 60 * DEFAULT_BURST_SECONDS
+    assert limiter.reserve(0, 0.0) == pytest.approx(2 / 20)  # one already queued at 1/20 s
+
+
+def test_without_limits_nothing_waits_but_the_first_answer_is_awaited() -> None:
+    limiter = RateLimiter(Limits(), now=0.0)
+    assert limiter.awaiting_first_answer
+    assert _immediate(limiter, 0.0, most=500) == 500
+    limiter.observe({}, now=0.0)  # an answer without any rate-limit headers
+    assert not limiter.awaiting_first_answer
+    assert limiter.per_minute("requests") is None
+
+
+def test_limits_are_learned_from_the_first_answer() -> None:
+    limiter = RateLimiter(Limits(), now=0.0)
+    limiter.observe({"requests": LimitReading(1200, 150, 2.5)}, now=0.0)
+    assert limiter.per_minute("requests") == 1200
+    assert _immediate(limiter, 0.0) == 150
+    assert limiter.reserve(0, 0.0) == pytest.approx(2 / 20)
+
+
+def test_a_lower_server_limit_beats_the_configured_one() -> None:
+    limiter = RateLimiter(Limits(rpm=6000), now=0.0)
+    limiter.observe({"requests": LimitReading(600, None, None)}, now=0.0)
+    assert limiter.per_minute("requests") == 600
+    higher = RateLimiter(Limits(rpm=600), now=0.0)
+    higher.observe({"requests": LimitReading(6000, None, None)}, now=0.0)
+    assert higher.per_minute("requests") == 600
+
+
+def test_the_servers_remaining_count_lowers_a_configured_burst() -> None:
+    limiter = RateLimiter(Limits(rpm=1200), now=0.0)
+    limiter.observe({"requests": LimitReading(1200, 30, None)}, now=0.0)
+    assert _immediate(limiter, 0.0) == 30
+    # The burst learned is the most the server ever showed, not the assumed 10 s worth.
+    assert _immediate(limiter, 1000.0) == 30
+
+
+def test_a_remaining_count_never_raises_the_level() -> None:
+    limiter = RateLimiter(Limits(rpm=60), now=0.0)
+    assert _immediate(limiter, 0.0) == 10
+    limiter.observe({"requests": LimitReading(60, 59, None)}, now=0.0)
+    assert limiter.reserve(0, 0.0) > 0
+
+
+def test_tokens_are_reserved_then_settled_against_real_usage() -> None:
+    limiter = RateLimiter(Limits(tpm=6000), now=0.0)  # 100 tokens/s, 1,000 at once
+    assert limiter.reserve(900, 0.0) == 0
+    assert limiter.reserve(200, 0.0) == pytest.approx(1.0)
+    limiter.settle_tokens(reserved=900, used=300, now=0.0)  # 600 given back
+    assert limiter.reserve(500, 0.0) == 0
+    limiter.settle_tokens(reserved=200, used=400, now=0.0)  # 200 charged
+    assert limiter.reserve(0, 0.0) == pytest.approx(2.0)
+
+
+def test_a_429_pauses_everyone_once_until_the_servers_reset() -> None:
+    limiter = RateLimiter(Limits(), now=0.0)
+    limiter.pause(2.0, ["requests"], now=10.0)
+    limiter.pause(1.5, ["requests"], now=10.2)  # a second 429 from the same moment
+    assert limiter.paused_for(10.0) == pytest.approx(2.0)
+    assert limiter.reserve(0, 11.0) == pytest.approx(1.0)
+    assert limiter.reserve(0, 12.0) == 0
+
+
+def test_a_surprising_429_halves_the_assumed_burst_for_good() -> None:
+    limiter = RateLimiter(Limits(rpm=600), now=0.0)  # assumes 100 at once
+    limiter.observe({"requests": LimitReading(600, 100, None)}, now=0.0)
+    limiter.pause(0.0, ["requests"], now=0.0)  # refused while we thought 100 were left
+    limiter.observe({"requests": LimitReading(600, 100, None)}, now=100.0)
+    assert _immediate(limiter, 100.0) == 50
+
+
+@given(
+    remaining=st.lists(st.integers(0, 500), min_size=1, max_size=20),
+    rpm=st.integers(60, 6000),
+)
+def test_after_any_readings_the_immediate_burst_never_exceeds_the_latest_count(
+    remaining: list[int], rpm: int
+) -> None:
+    limiter = RateLimiter(Limits(rpm=rpm), now=0.0)
+    for count in remaining:
+        limiter.observe({"requests": LimitReading(rpm, count, None)}, now=0.0)
+    assert _immediate(limiter, 0.0) <= min(remaining)
