@@ -18,6 +18,14 @@ from pipeline.ratelimit import TokenBucket
 from pipeline.server_signals import LIMIT_KINDS, LimitReading
 
 DEFAULT_BURST_SECONDS = 10.0
+# How late a busy server may count a request after we sent it. While its bucket
+# sits full, such requests earn it nothing, so our copy keeps this much below
+# its burst or it would run ahead of the server's.
+LAG_ALLOWANCE_SECONDS = 0.05
+
+
+def usable_burst(burst: float, rate: float) -> float:
+    return max(1.0, burst - 1 - rate * LAG_ALLOWANCE_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +49,8 @@ class RateLimiter:
             per_minute = configured.of(kind)
             if per_minute is not None:
                 rate = per_minute / 60
-                self._buckets[kind] = TokenBucket(rate, rate * burst_seconds, now)
+                burst = usable_burst(rate * burst_seconds, rate)
+                self._buckets[kind] = TokenBucket(rate, burst, now)
         self._paused_until = now
         self._heard_from_server = False
         self._most_remaining: dict[str, float] = {}
@@ -101,12 +110,12 @@ class RateLimiter:
             bucket.lower_to(0.0, now)
 
     def _learn_burst(self, kind: str, bucket: TokenBucket, remaining: float, now: float) -> None:
-        """The bucket holds the most the server has ever shown us as remaining (at least 1 s)."""
+        """The bucket holds the most the server has ever shown us as remaining."""
         if kind in self._burst_shrunk:
             return
         most = max(self._most_remaining.get(kind, 0.0), remaining)
         self._most_remaining[kind] = most
-        capacity = max(most, bucket.rate)
+        capacity = usable_burst(most, bucket.rate)
         if capacity != bucket.capacity:
             bucket.retune(bucket.rate, capacity, now)
 
@@ -119,6 +128,7 @@ class RateLimiter:
         bucket = self._buckets.get(kind)
         if bucket is None:
             remaining = reading.remaining if reading.remaining is not None else rate
-            self._buckets[kind] = TokenBucket(rate, max(remaining, rate), now, level=remaining)
+            burst = usable_burst(remaining, rate)
+            self._buckets[kind] = TokenBucket(rate, burst, now, level=remaining)
         elif rate != bucket.rate:
             bucket.retune(rate, bucket.capacity, now)

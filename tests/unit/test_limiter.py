@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.limiter import DEFAULT_BURST_SECONDS, Limits, RateLimiter
+from pipeline.limiter import DEFAULT_BURST_SECONDS, Limits, RateLimiter, usable_burst
 from pipeline.server_signals import LimitReading
 
 
@@ -18,9 +18,16 @@ def _immediate(limiter: RateLimiter, now: float, tokens: float = 0.0, most: int 
     return count
 
 
+def test_usable_burst_stays_a_little_below_the_servers() -> None:
+    # One request, plus what 50 ms of lag at the server would lose while it sits full.
+    assert usable_burst(200, rate=20) == 198
+    assert usable_burst(1000, rate=100) == 994
+    assert usable_burst(0.5, rate=0.01) == 1
+
+
 def test_a_configured_rpm_allows_its_burst_then_paces() -> None:
     limiter = RateLimiter(Limits(rpm=1200), now=0.0)
-    assert _immediate(limiter, 0.0) == 1200 / 60 * DEFAULT_BURST_SECONDS
+    assert _immediate(limiter, 0.0) == usable_burst(20 * DEFAULT_BURST_SECONDS, 20)
     assert limiter.reserve(0, 0.0) == pytest.approx(2 / 20)  # one already queued at 1/20 s
 
 
@@ -37,7 +44,7 @@ def test_limits_are_learned_from_the_first_answer() -> None:
     limiter = RateLimiter(Limits(), now=0.0)
     limiter.observe({"requests": LimitReading(1200, 150, 2.5)}, now=0.0)
     assert limiter.per_minute("requests") == 1200
-    assert _immediate(limiter, 0.0) == 150
+    assert _immediate(limiter, 0.0) == usable_burst(150, 20)
     assert limiter.reserve(0, 0.0) == pytest.approx(2 / 20)
 
 
@@ -53,24 +60,25 @@ def test_a_lower_server_limit_beats_the_configured_one() -> None:
 def test_the_servers_remaining_count_lowers_a_configured_burst() -> None:
     limiter = RateLimiter(Limits(rpm=1200), now=0.0)
     limiter.observe({"requests": LimitReading(1200, 30, None)}, now=0.0)
-    assert _immediate(limiter, 0.0) == 30
+    assert _immediate(limiter, 0.0) == usable_burst(30, 20)
     # The burst learned is the most the server ever showed, not the assumed 10 s worth.
-    assert _immediate(limiter, 1000.0) == 30
+    assert _immediate(limiter, 1000.0) == usable_burst(30, 20)
 
 
 def test_a_remaining_count_never_raises_the_level() -> None:
     limiter = RateLimiter(Limits(rpm=60), now=0.0)
-    assert _immediate(limiter, 0.0) == 10
+    assert _immediate(limiter, 0.0) == int(usable_burst(10, 1))
     limiter.observe({"requests": LimitReading(60, 59, None)}, now=0.0)
     assert limiter.reserve(0, 0.0) > 0
 
 
 def test_tokens_are_reserved_then_settled_against_real_usage() -> None:
-    limiter = RateLimiter(Limits(tpm=6000), now=0.0)  # 100 tokens/s, 1,000 at once
-    assert limiter.reserve(900, 0.0) == 0
-    assert limiter.reserve(200, 0.0) == pytest.approx(1.0)
-    limiter.settle_tokens(reserved=900, used=300, now=0.0)  # 600 given back
-    assert limiter.reserve(500, 0.0) == 0
+    limiter = RateLimiter(Limits(tpm=6000), now=0.0)  # 100 tokens/s
+    burst = usable_burst(1000, 100)
+    assert limiter.reserve(burst, 0.0) == 0
+    assert limiter.reserve(200, 0.0) == pytest.approx(2.0)
+    limiter.settle_tokens(reserved=burst, used=burst - 600, now=0.0)  # 600 given back
+    assert limiter.reserve(400, 0.0) == 0
     limiter.settle_tokens(reserved=200, used=400, now=0.0)  # 200 charged
     assert limiter.reserve(0, 0.0) == pytest.approx(2.0)
 
@@ -89,7 +97,7 @@ def test_a_surprising_429_halves_the_assumed_burst_for_good() -> None:
     limiter.observe({"requests": LimitReading(600, 100, None)}, now=0.0)
     limiter.pause(0.0, ["requests"], now=0.0)  # refused while we thought 100 were left
     limiter.observe({"requests": LimitReading(600, 100, None)}, now=100.0)
-    assert _immediate(limiter, 100.0) == 50
+    assert _immediate(limiter, 100.0) == int(usable_burst(100, 10) / 2)
 
 
 @given(
