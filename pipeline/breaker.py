@@ -57,16 +57,18 @@ class CircuitBreaker:
     def admit(self, now: float) -> Admission:
         if self.state is BreakerState.CLOSED:
             return GO
-        if self.state is BreakerState.OPEN and now >= self._retry_at:
-            self.state = BreakerState.HALF_OPEN
-            return Admission(send=True, probe=True)
-        # Half-open: the probe is out; check back when it should have been answered.
-        return Admission(send=False, wait=max(self._retry_at - now, self._cooldown))
+        if self.state is BreakerState.OPEN:
+            if now >= self._retry_at:
+                self.state = BreakerState.HALF_OPEN
+                return Admission(send=True, probe=True)
+            return Admission(send=False, wait=self._retry_at - now)
+        # Half-open: the probe is out; its verdict wakes waiters, this is a fallback.
+        return Admission(send=False, wait=self._cooldown)
 
     def record(self, ok: bool, now: float, probe: bool = False) -> None:
         if ok and self.state is not BreakerState.CLOSED:
             self._close()  # any answer, probe or straggler, shows the endpoint is back
-        elif not ok and probe:
+        elif not ok and probe and self.state is BreakerState.HALF_OPEN:
             self._open(now, self._cooldown * 2)
         elif self.state is BreakerState.CLOSED:
             self._count(ok, now)

@@ -26,7 +26,8 @@ class RetryBudget:
 
     def try_spend(self, now: float) -> bool:
         self._trickle(now)
-        if self._tokens >= 1:
+        # Slack for float rounding: waiting seconds_until_available must be enough.
+        if self._tokens >= 1 - 1e-9:
             self._tokens -= 1
             return True
         return False

@@ -27,7 +27,7 @@ def prompt_tokens(body: dict[str, Any]) -> int:
 
 def completion_cap(body: dict[str, Any]) -> int | None:
     """The most completion tokens the request allows, or None when it sets no bound."""
-    cap = body.get("max_completion_tokens", body.get("max_tokens"))
+    cap = body.get("max_completion_tokens") or body.get("max_tokens")
     choices = body.get("n", 1)
     if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0:
         return None

@@ -58,7 +58,7 @@ def test_no_wait_while_a_retry_is_available() -> None:
 def test_waiting_seconds_until_available_lets_a_spend_succeed(
     start: float, ratio: float, first_attempts: int
 ) -> None:
-    # Quarter-second times and ratios keep the arithmetic exact; see the xfail below.
+    # Quarter-second times and ratios keep the arithmetic exact.
     budget = RetryBudget(ratio, now=start, reserve=2.0)
     assert spends(budget, start) == 2
     for _ in range(first_attempts):
@@ -69,11 +69,6 @@ def test_waiting_seconds_until_available_lets_a_spend_succeed(
     assert budget.try_spend(start + wait)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspected bug: (start + wait) - start can round below wait, leaving "
-    "0.9999999999999999 tokens, so the spend fails after waiting as told",
-)
 def test_waiting_seconds_until_available_survives_float_rounding() -> None:
     budget = RetryBudget(0.0, now=0.9, reserve=1.0)
     assert budget.try_spend(0.9)

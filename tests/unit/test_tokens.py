@@ -70,6 +70,10 @@ def test_completion_cap_ignores_invalid_limits(bad: Any) -> None:
     assert completion_cap(chat("hi", max_completion_tokens=bad)) is None
 
 
+def test_a_null_max_completion_tokens_does_not_hide_max_tokens() -> None:
+    assert completion_cap({"max_completion_tokens": None, "max_tokens": 100}) == 100
+
+
 def test_completion_average_starts_at_the_prior() -> None:
     assert CompletionAverage().mean == PRIOR_COMPLETION_TOKENS
     assert CompletionAverage(prior=40.0).mean == 40.0
