@@ -106,14 +106,66 @@ def run(
         ),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight at most.")
+        int,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            help="Requests in flight at most. sluice goes lower while the server struggles "
+            "(429s, 5xx, slowing answers) and climbs back when it recovers.",
+        ),
     ] = 16,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Items per batch: the unit in which results are written.")
     ] = 50,
     timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds to wait for one answer before retrying.")
+        float,
+        typer.Option(
+            min=0.1,
+            help="Longest wait for one answer, in seconds, before retrying. Once 20 answers "
+            "are in, hung requests are cut sooner: at 3x the usual answer time plus its "
+            "spread, never under 5 s (see --fixed-timeout).",
+        ),
     ] = 60.0,
+    adaptive_timeout: Annotated[
+        bool,
+        typer.Option(
+            "--adaptive-timeout/--fixed-timeout",
+            help="Cut hung requests by the answer times seen so far, or always wait --timeout.",
+        ),
+    ] = True,
+    rpm: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Requests per minute your account allows. Unset: learned from the server's "
+            "x-ratelimit headers. The server's own limit wins when it is lower.",
+        ),
+    ] = None,
+    tpm: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Tokens per minute your account allows (prompt + max_tokens, as OpenAI "
+            "counts). Unset: learned from the server's headers.",
+        ),
+    ] = None,
+    retry_budget: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Retries may add at most this share of first attempts (plus one per second), "
+            "so a failing service is not hammered; beyond it, retries wait.",
+        ),
+    ] = 0.2,
+    breaker_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="Seconds the endpoint may stay down (most requests failing, items held back) "
+            "before the run stops with exit 69. Also the longest Retry-After obeyed (else 75).",
+        ),
+    ] = 300.0,
     max_retries: Annotated[
         int, typer.Option(min=0, help="Retries of a failing request before it is quarantined.")
     ] = 5,

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from cli.endpoint_options import api_key_from_env, checked_base_url
-from pipeline.config import STDIO, RequestConfig, RetryConfig, RunConfig
+from pipeline.config import STDIO, RequestConfig, RetryConfig, RunConfig, TrafficConfig
 from pipeline.errors import ConfigError, UsageError
 from pipeline.formats import without_format_suffix
 from pipeline.sinks import output_format
@@ -45,6 +45,13 @@ def build_config(flags: dict[str, Any]) -> RunConfig:
         batch_size=flags["batch_size"],
         timeout=flags["timeout"],
         retry=RetryConfig(max_retries=flags["max_retries"], backoff_base=flags["retry_backoff"]),
+        traffic=TrafficConfig(
+            rpm=flags["rpm"],
+            tpm=flags["tpm"],
+            retry_budget=flags["retry_budget"],
+            breaker_timeout=flags["breaker_timeout"],
+            adaptive_timeout=flags["adaptive_timeout"],
+        ),
         max_error_rate=flags["max_error_rate"],
         summary_path=flags["summary"],
     )

@@ -63,6 +63,18 @@ class RetryConfig:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     max_invalid_output_retries: int = 2
+    max_rate_limited_retries: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficConfig:
+    """How hard to push the provider; None limits are learned from its headers."""
+
+    rpm: float | None = None
+    tpm: float | None = None
+    retry_budget: float = 0.2
+    breaker_timeout: float = 300.0
+    adaptive_timeout: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,5 +90,6 @@ class RunConfig:
     batch_size: int = 50
     timeout: float = 60.0
     retry: RetryConfig = field(default_factory=RetryConfig)
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
     max_error_rate: float = 0.0
     summary_path: Path | None = None

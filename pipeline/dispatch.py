@@ -1,91 +1,124 @@
-"""One item's journey: send, classify, retry, until a Success or a Failure.
+"""One item's journey: admit, send, classify, retry, until a Success or a Failure.
 
-This is the only retry loop in sluice. Run-fatal answers (401/403, exhausted
-quota, redirects) raise, so the engine stops the whole run instead of failing
-every item the same way.
+This is the only retry loop in sluice. Traffic control decides when each
+attempt may go; the retry policy decides whether and when to try again.
+Run-fatal answers (401/403, exhausted quota, an unknown model, redirects, a
+server asking for a very long wait) raise, so the engine stops the whole run
+instead of failing every item the same way.
 """
 
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections import Counter
 
 from pipeline.answers import InvalidAnswer, parse_answer
-from pipeline.config import RetryConfig
+from pipeline.clock import Clock
+from pipeline.config import Endpoint, RetryConfig
 from pipeline.errors import (
     AuthRefused,
     ConfigError,
     ErrorKind,
     QuotaExhausted,
+    SluiceError,
     error_kind_for_status,
 )
 from pipeline.models import Failure, Item, Outcome, Success
 from pipeline.redact import Redactor
 from pipeline.request_builder import Request
-from pipeline.retry import error_details, retry_delay, server_retry_hint
+from pipeline.retry import Verdict, retry_delay, retry_kind
+from pipeline.server_signals import error_details, retry_after, should_retry
 from pipeline.stats import RunStats
+from pipeline.tokens import expected_tokens
+from pipeline.traffic import Ticket, TrafficControl
 from pipeline.transport import Response, Transport, TransportError
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class _Verdict:
-    kind: ErrorKind
-    message: str
-    status: int | None = None
-    server_hint: float | None = None
+# This many identical refusals before any answer means the run's settings are wrong.
+SAME_REFUSAL_LIMIT = 10
 
 
 class Dispatcher:
     def __init__(
         self,
         transport: Transport,
+        traffic: TrafficControl,
         retry: RetryConfig,
         stats: RunStats,
         redact: Redactor,
-        sleep: Sleep,
+        clock: Clock,
+        longest_wait: float,
         rng: random.Random | None = None,
     ) -> None:
         self._transport = transport
+        self._traffic = traffic
         self._retry = retry
         self._stats = stats
         self._redact = redact
-        self._sleep = sleep
+        self._clock = clock
+        self._longest_wait = longest_wait
         self._rng = rng or random.Random()
+        self._answered = 0
+        self._same_refusals: Counter[str] = Counter()
 
     async def dispatch(self, item: Item, request: Request) -> Outcome:
+        chat = request.endpoint is Endpoint.CHAT
+        tokens = expected_tokens(request.body, self._traffic.completions, chat)
+        failures: Counter[ErrorKind] = Counter()
         attempt = 0
         while True:
+            ticket = await self._traffic.admit(tokens, first_attempt=attempt == 0)
             attempt += 1
-            outcome = await self._attempt(item, request, attempt)
-            if not isinstance(outcome, _Verdict):
+            try:
+                outcome = await self._attempt(item, request, ticket, attempt)
+            finally:
+                self._traffic.release(ticket)
+            if not isinstance(outcome, Verdict):
                 return outcome
-            delay = retry_delay(outcome.kind, attempt, self._retry, self._rng, outcome.server_hint)
+            kind = retry_kind(outcome)
+            failures[kind or outcome.kind] += 1
+            delay = retry_delay(outcome, failures[kind or outcome.kind], self._retry, self._rng)
             if delay is None:
                 message = self._redact(outcome.message)
                 return Failure(item, outcome.kind, message, outcome.status, attempt)
             self._stats.retries += 1
-            await self._sleep(delay)
+            if kind is not ErrorKind.RATE_LIMITED:  # a 429 already paused everyone
+                await self._traffic.retry_permit()
+                await self._clock.sleep(delay)
 
-    async def _attempt(self, item: Item, request: Request, attempt: int) -> Outcome | _Verdict:
+    async def _attempt(
+        self, item: Item, request: Request, ticket: Ticket, attempt: int
+    ) -> Outcome | Verdict:
         self._stats.requests += 1
         try:
-            response = await self._transport.send(request.path, request.payload)
+            response = await self._transport.send(
+                request.path, request.payload, self._traffic.attempt_timeout()
+            )
         except TransportError as exc:
-            return _Verdict(ErrorKind.TRANSIENT, str(exc))
+            verdict = Verdict(ErrorKind.TRANSIENT, str(exc), timed_out=exc.timed_out)
+            self._traffic.record(ticket, None, verdict)
+            return verdict
         self._stats.latencies.add(response.latency)
         if 200 <= response.status < 300:
-            try:
-                output, usage = parse_answer(request.endpoint, response.payload)
-            except InvalidAnswer as exc:
-                return _Verdict(ErrorKind.INVALID_OUTPUT, str(exc), response.status)
-            return Success(item, output, usage, cached=False, attempts=attempt)
-        return self._refusal(response)
+            return self._answer(item, request, ticket, attempt, response)
+        verdict = self._refusal(response)
+        self._traffic.record(ticket, response.headers, verdict)
+        return verdict
 
-    def _refusal(self, response: Response) -> _Verdict:
+    def _answer(
+        self, item: Item, request: Request, ticket: Ticket, attempt: int, response: Response
+    ) -> Outcome | Verdict:
+        try:
+            output, usage = parse_answer(request.endpoint, response.payload)
+        except InvalidAnswer as exc:
+            verdict = Verdict(ErrorKind.INVALID_OUTPUT, str(exc), response.status)
+            self._traffic.record(ticket, response.headers, verdict)
+            return verdict
+        self._answered += 1
+        chat = request.endpoint is Endpoint.CHAT
+        self._traffic.record(ticket, response.headers, None, usage, response.latency, chat)
+        return Success(item, output, usage, cached=False, attempts=attempt)
+
+    def _refusal(self, response: Response) -> Verdict:
         status = response.status
         if 300 <= status < 400:
             raise ConfigError(
@@ -98,16 +131,39 @@ class Dispatcher:
             raise _fatal_error(status, code, self._redact(message))
         if kind is ErrorKind.RATE_LIMITED:
             self._stats.rate_limited += 1
-        hint = server_retry_hint(response.headers, time.time())
-        return _Verdict(kind, f"HTTP {status}: {message}", status, hint)
+        wait = retry_after(response.headers, self._clock.wall())
+        if wait is not None and wait > self._longest_wait:
+            raise QuotaExhausted(
+                f"the server asks to wait {wait:,.0f}s before trying again (HTTP {status}), "
+                f"longer than --breaker-timeout; run the same command again later"
+            )
+        verdict = Verdict(
+            kind, f"HTTP {status}: {message}", status, code, wait, should_retry(response.headers)
+        )
+        if kind is ErrorKind.PERMANENT:
+            self._check_settings(verdict)
+        return verdict
+
+    def _check_settings(self, verdict: Verdict) -> None:
+        """The same refusal for every item, before any answer, is the settings' fault."""
+        if self._answered:
+            return
+        self._same_refusals[verdict.message] += 1
+        if self._same_refusals[verdict.message] >= SAME_REFUSAL_LIMIT:
+            raise ConfigError(
+                f"the first {SAME_REFUSAL_LIMIT} requests were all refused with "
+                f"{self._redact(verdict.message)}; check --model, --base-url and -O options"
+            )
 
 
-def _fatal_error(status: int, code: str | None, message: str) -> Exception:
+def _fatal_error(status: int, code: str | None, message: str) -> SluiceError:
     if code == "insufficient_quota":
         return QuotaExhausted(
             f"the account's quota is exhausted (HTTP {status}): {message} "
             "Add credit or raise the limit, then run the same command again."
         )
+    if code == "model_not_found":
+        return ConfigError(f"the server does not serve that model (HTTP {status}): {message}")
     return AuthRefused(
         f"the server refused the API key (HTTP {status}): {message} "
         "Check the key in the environment variable named by --api-key-env."

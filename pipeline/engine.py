@@ -68,7 +68,9 @@ class Engine:
         self._writer = writer
         self._stats = stats
         self._progress = progress
-        self._concurrency = concurrency
+        # Twice as many workers as slots: items sleeping out a retry backoff hold a
+        # worker but no slot, and must not leave the slots idle meanwhile.
+        self._workers = concurrency * 2
         self._work: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=concurrency * 2)
         self._order: asyncio.Queue[_BatchInFlight | None] = asyncio.Queue(maxsize=window)
         self._checked_templates = False
@@ -78,7 +80,7 @@ class Engine:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._produce(next_batch))
-                for _ in range(self._concurrency):
+                for _ in range(self._workers):
                     group.create_task(self._send())
                 group.create_task(self._write())
         except BaseExceptionGroup as failures:
@@ -91,7 +93,7 @@ class Engine:
             for job in self._prepare(in_flight):
                 await self._work.put(job)
         await self._order.put(None)
-        for _ in range(self._concurrency):
+        for _ in range(self._workers):
             await self._work.put(None)
 
     def _prepare(self, in_flight: _BatchInFlight) -> list[Job]:

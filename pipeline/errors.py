@@ -6,20 +6,21 @@
     ├── InputMissing         66      an input path that does not exist
     ├── ServiceUnavailable   69      the endpoint kept failing (circuit breaker)
     ├── OutputError          73      results cannot be written
-    ├── QuotaExhausted       75      429 insufficient_quota: the account is out of credit
+    ├── QuotaExhausted       75      429 insufficient_quota, or the server asks for a long wait
     ├── AuthRefused          77      401/403: the key is wrong or lacks access
-    └── ConfigError          78      no key, a template that cannot render, a bad base URL
+    └── ConfigError          78      no key, a bad template or base URL, an unknown model
 
 Per-item failures are data, not exceptions: each ends as an `ErrorKind` on a
 quarantine row, or as a retry.
 
     ErrorKind
-    ├── rate_limited     429 rate_limit_exceeded, 503 overloaded  -> wait, retry
-    ├── transient        408, 409, 5xx, reset, timeout, bad body  -> backoff, retry
-    ├── permanent        400, 404, 413, 422                       -> quarantine at once
-    ├── invalid_input    bad line, missing field, duplicate id    -> never sent
-    ├── invalid_output   2xx whose body is not a usable answer    -> bounded retry
-    └── fatal            401, 403, insufficient_quota             -> stop the run
+    ├── rate_limited     429 rate_limit_exceeded          -> everyone pauses, retry
+    ├── transient        408, 409, 5xx, reset, timeout    -> backoff, retry, fewer in flight
+    ├── permanent        400, 404, 413, 422               -> quarantine at once
+    ├── invalid_input    bad line, missing field, dup id  -> never sent
+    ├── invalid_output   2xx without a usable answer      -> bounded retry
+    └── fatal            401, 403, insufficient_quota,    -> stop the run
+                         model_not_found
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ _STATUS_KINDS: dict[int, ErrorKind] = {
 
 def error_kind_for_status(status: int, code: str | None = None) -> ErrorKind:
     """Map an HTTP status (and the body's `error.code`) to the action it calls for."""
-    if code == "insufficient_quota":
+    if code in ("insufficient_quota", "model_not_found"):
         return ErrorKind.FATAL
     if status in _STATUS_KINDS:
         return _STATUS_KINDS[status]

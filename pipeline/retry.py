@@ -1,86 +1,79 @@
-"""When to try a request again, and how long to wait first (pure: no clock, no sleep)."""
+"""When to try a request again, and how long to wait first (pure: no clock, no sleep).
+
+    kind             retried?                               wait
+    rate_limited     yes, up to max_rate_limited_retries    the server's hint, shared by all
+    transient        yes, up to --max-retries               full jitter, at least the hint
+    invalid_output   yes, up to max_invalid_output_retries  full jitter
+    permanent        no (x-should-retry: true makes it transient, except context length)
+    invalid_input    never sent
+    fatal            stops the run
+
+429s count against their own cap, not the item's attempts: a busy account is
+not the item's fault. `x-should-retry: false` from the server always wins.
+"""
 
 from __future__ import annotations
 
-import email.utils
 import random
-from collections.abc import Mapping
-from typing import Any
-
-import orjson
+from dataclasses import dataclass
 
 from pipeline.config import RetryConfig
 from pipeline.errors import ErrorKind
 
-RETRYABLE = frozenset({ErrorKind.TRANSIENT, ErrorKind.RATE_LIMITED})
-MESSAGE_LIMIT = 500
+NEVER_RETRIED_CODES = frozenset({"context_length_exceeded"})
+# A 429 without any hint from the server pauses everyone this long.
+DEFAULT_RATE_LIMIT_PAUSE = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why an attempt did not produce an answer, and what the server said about retrying."""
+
+    kind: ErrorKind
+    message: str
+    status: int | None = None
+    code: str | None = None
+    server_wait: float | None = None
+    server_says_retry: bool | None = None
+    timed_out: bool = False
+
+
+def retry_kind(verdict: Verdict) -> ErrorKind | None:
+    """The kind whose retry rules apply, or None when the attempt must not be repeated."""
+    if verdict.server_says_retry is False or verdict.code in NEVER_RETRIED_CODES:
+        return None
+    if verdict.server_says_retry and verdict.kind is ErrorKind.PERMANENT:
+        return ErrorKind.TRANSIENT
+    if verdict.kind in (ErrorKind.TRANSIENT, ErrorKind.RATE_LIMITED, ErrorKind.INVALID_OUTPUT):
+        return verdict.kind
+    return None
 
 
 def retry_delay(
-    kind: ErrorKind,
-    attempt: int,
-    config: RetryConfig,
-    rng: random.Random,
-    server_hint: float | None = None,
+    verdict: Verdict, failures: int, config: RetryConfig, rng: random.Random
 ) -> float | None:
-    """Seconds to wait before attempt `attempt + 1`, or None to give up.
+    """Seconds before the next attempt, or None to give up.
 
-    Full jitter (a uniform draw up to the exponential ceiling) spreads retries out so
-    that workers failing together do not come back together; the server's own hint
-    is a floor.
+    `failures` counts the attempts that failed under this verdict's cap (429s
+    or the rest). Full jitter (a uniform draw up to the exponential ceiling)
+    spreads retries so that workers failing together do not return together.
     """
-    if kind in RETRYABLE:
-        allowed = config.max_retries
-    elif kind is ErrorKind.INVALID_OUTPUT:
-        allowed = config.max_invalid_output_retries
-    else:
+    kind = retry_kind(verdict)
+    if kind is None or failures > allowed_retries(kind, config):
         return None
-    if attempt > allowed:
-        return None
-    ceiling = min(config.backoff_cap, config.backoff_base * 2 ** (attempt - 1))
-    return max(rng.uniform(0, ceiling), server_hint or 0.0)
+    if kind is ErrorKind.RATE_LIMITED:
+        return verdict.server_wait if verdict.server_wait is not None else DEFAULT_RATE_LIMIT_PAUSE
+    return max(backoff(failures, config, rng), verdict.server_wait or 0.0)
 
 
-def server_retry_hint(headers: Mapping[str, str], now_epoch: float) -> float | None:
-    """The server's own wait: retry-after-ms, then Retry-After (seconds or HTTP date)."""
-    milliseconds = _number(headers.get("retry-after-ms"))
-    if milliseconds is not None:
-        return milliseconds / 1000
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    seconds = _number(value)
-    if seconds is not None:
-        return seconds
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, moment.timestamp() - now_epoch)
+def backoff(failures: int, config: RetryConfig, rng: random.Random) -> float:
+    ceiling = min(config.backoff_cap, config.backoff_base * 2 ** (failures - 1))
+    return rng.uniform(0, ceiling)
 
 
-def _number(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if number >= 0 and number == number and number != float("inf") else None
-
-
-def error_details(payload: bytes) -> tuple[str | None, str]:
-    """(`error.code`, message) from an OpenAI-style error body, or a snippet of the text."""
-    try:
-        body: Any = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        text = payload[:MESSAGE_LIMIT].decode("utf-8", errors="replace").strip()
-        return None, text or "(empty body)"
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        code = error.get("code") or error.get("type")
-        message = error.get("message") or str(error)
-        return (str(code) if code else None), str(message)[:MESSAGE_LIMIT]
-    if isinstance(error, str):
-        return None, error[:MESSAGE_LIMIT]
-    return None, payload[:MESSAGE_LIMIT].decode("utf-8", errors="replace")
+def allowed_retries(kind: ErrorKind, config: RetryConfig) -> int:
+    if kind is ErrorKind.RATE_LIMITED:
+        return config.max_rate_limited_retries
+    if kind is ErrorKind.INVALID_OUTPUT:
+        return config.max_invalid_output_retries
+    return config.max_retries

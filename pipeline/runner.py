@@ -22,8 +22,9 @@ import pyarrow as pa
 
 from pipeline.atomic import AtomicFile
 from pipeline.batching import batched
+from pipeline.clock import Clock, SystemClock
 from pipeline.config import Endpoint, RunConfig
-from pipeline.dispatch import Dispatcher, Sleep
+from pipeline.dispatch import Dispatcher
 from pipeline.engine import Engine, Progress
 from pipeline.errors import OutputError, SluiceError
 from pipeline.feed import ThreadFeed
@@ -42,6 +43,7 @@ from pipeline.sinks import (
 )
 from pipeline.sources import check_inputs, input_format, parquet_schema, read_records
 from pipeline.stats import RunStats, error_rate_exceeded, summary_dict
+from pipeline.traffic import TrafficControl
 from pipeline.transport import HttpTransport, Transport
 
 EXIT_OK = 0
@@ -87,20 +89,20 @@ TransportFactory = Callable[[RunConfig], AbstractAsyncContextManager[Transport]]
 
 
 def http_transport(config: RunConfig) -> HttpTransport:
-    return HttpTransport(config.base_url, config.api_key, config.concurrency, config.timeout)
+    return HttpTransport(config.base_url, config.api_key, config.concurrency)
 
 
 async def run(
     config: RunConfig,
     progress: Progress,
     transport_factory: TransportFactory = http_transport,
-    sleep: Sleep = asyncio.sleep,
+    clock: Clock | None = None,
 ) -> RunResult:
     _check_summary_directory(config)
     started = time.perf_counter()
     stats = RunStats()
     try:
-        exit_code = await _run(config, progress, stats, transport_factory, sleep)
+        exit_code = await _run(config, progress, stats, transport_factory, clock or SystemClock())
         error = None
     except SluiceError as exc:
         exit_code, error = exc.exit_code, exc
@@ -131,7 +133,7 @@ async def _run(
     progress: Progress,
     stats: RunStats,
     transport_factory: TransportFactory,
-    sleep: Sleep,
+    clock: Clock,
 ) -> int:
     check_inputs(config.inputs)
     builder = RequestBuilder(config.request)
@@ -140,7 +142,7 @@ async def _run(
     feed: ThreadFeed[Batch] = ThreadFeed(_batches(config, seen))
     try:
         async with transport_factory(config) as transport:
-            engine = _engine(config, builder, transport, writer, stats, progress, sleep)
+            engine = _engine(config, builder, transport, writer, stats, progress, clock)
             await _until_signal(engine.run(feed.next))
         writer.commit()
     except BaseException:
@@ -174,10 +176,16 @@ def _engine(
     writer: SplitWriter,
     stats: RunStats,
     progress: Progress,
-    sleep: Sleep,
+    clock: Clock,
 ) -> Engine:
     redact = Redactor(config.api_key)
-    dispatcher = Dispatcher(transport, config.retry, stats, redact, sleep, random.Random())
+    traffic = TrafficControl(
+        config.traffic, config.concurrency, config.timeout, clock, stats.traffic, random.Random()
+    )
+    longest_wait = config.traffic.breaker_timeout
+    dispatcher = Dispatcher(
+        transport, traffic, config.retry, stats, redact, clock, longest_wait, random.Random()
+    )
     # Enough batches ahead of the writer that one slow item does not idle the pool.
     window = max(4, 4 * -(-config.concurrency // config.batch_size))
     return Engine(builder, dispatcher, writer, stats, progress, config.concurrency, window)

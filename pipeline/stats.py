@@ -38,6 +38,38 @@ class LatencySample:
 
 
 @dataclass(slots=True)
+class TrafficStats:
+    """What traffic control did, kept up to date while the run goes."""
+
+    concurrency: int = 0
+    lowest_concurrency: int = 0
+    rpm: float | None = None
+    tpm: float | None = None
+    timeouts: int = 0
+    pauses: int = 0
+    paused_seconds: float = 0.0
+    budget_waits: int = 0
+    breaker_outages: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "lowest_concurrency": self.lowest_concurrency,
+            "rpm": _rounded(self.rpm),
+            "tpm": _rounded(self.tpm),
+            "timeouts": self.timeouts,
+            "rate_limit_pauses": self.pauses,
+            "paused_seconds": round(self.paused_seconds, 3),
+            "retry_budget_waits": self.budget_waits,
+            "breaker_outages": self.breaker_outages,
+        }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+@dataclass(slots=True)
 class RunStats:
     items: int = 0
     succeeded: int = 0
@@ -49,6 +81,7 @@ class RunStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latencies: LatencySample = field(default_factory=LatencySample)
+    traffic: TrafficStats = field(default_factory=TrafficStats)
 
     def count(self, outcome: Outcome) -> None:
         self.items += 1
@@ -89,5 +122,6 @@ def summary_dict(stats: RunStats, wall_seconds: float, exit_code: int) -> dict[s
         "wall_seconds": round(wall_seconds, 3),
         "items_per_second": round(stats.items / wall_seconds, 1) if wall_seconds > 0 else None,
         "latency_ms": {"p50": ms(0.50), "p95": ms(0.95), "p99": ms(0.99)},
+        "traffic": stats.traffic.as_dict(),
         "exit_code": exit_code,
     }

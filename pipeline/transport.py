@@ -30,22 +30,24 @@ class Response:
 class TransportError(Exception):
     """No usable HTTP answer: refused, reset, timed out or cut short."""
 
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
 
 class Transport(Protocol):
-    async def send(self, path: str, payload: bytes) -> Response: ...
+    async def send(self, path: str, payload: bytes, timeout: float) -> Response: ...
 
 
 class HttpTransport:
     """One aiohttp session whose connection pool matches the concurrency."""
 
-    def __init__(self, base_url: str, api_key: Secret | None, concurrency: int, timeout: float):
+    def __init__(self, base_url: str, api_key: Secret | None, concurrency: int):
         self._base_url = base_url.rstrip("/")
         self._headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key.reveal()}"
         self._concurrency = concurrency
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._timeout_seconds = timeout
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> HttpTransport:
@@ -53,7 +55,6 @@ class HttpTransport:
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers=self._headers,
-            timeout=self._timeout,
             # Cookies from one answer must never ride along on the next request.
             cookie_jar=aiohttp.DummyCookieJar(),
         )
@@ -68,17 +69,21 @@ class HttpTransport:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, path: str, payload: bytes) -> Response:
+    async def send(self, path: str, payload: bytes, timeout: float) -> Response:
+        """POST `payload`; the whole exchange must finish within `timeout` seconds."""
         assert self._session is not None, "use HttpTransport as an async context manager"
         started = time.perf_counter()
         try:
             async with self._session.post(
-                self._base_url + path, data=payload, allow_redirects=False
+                self._base_url + path,
+                data=payload,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as answer:
                 body = await answer.read()
                 return Response(answer.status, answer.headers, body, time.perf_counter() - started)
         except TimeoutError as exc:
-            raise TransportError(f"no answer within {self._timeout_seconds:g}s") from exc
+            raise TransportError(f"no answer within {timeout:.3g}s", timed_out=True) from exc
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(f"cannot connect: {exc.os_error or exc}") from exc
         except aiohttp.ServerDisconnectedError as exc:

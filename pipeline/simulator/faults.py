@@ -17,14 +17,17 @@ import orjson
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.limits import Refusal, format_reset
 
-# A triggered 429 asks for a short wait so client tests of the retry path stay fast.
+# A triggered 429 asks for a short wait so client tests of the retry path stay fast;
+# `429_long` asks for hours, as a provider does when a daily allowance is spent.
 TRIGGERED_RATE_LIMIT_WAIT = 0.05
+LONG_RATE_LIMIT_WAIT = 7200.0
 
 
 class Fault(StrEnum):
     INVALID = "400"
     CONTEXT_LENGTH = "context_length"
     RATE_LIMITED = "429"
+    LONG_RATE_LIMIT = "429_long"
     SERVER_ERROR = "500"
     BAD_GATEWAY = "502"
     OVERLOADED = "503"

@@ -171,8 +171,9 @@ class Simulator:
             prompt = max(job.prompt_tokens, limit + 1)
             message = request_parsing.context_length_message(limit, prompt, 0)
             return self._respond(400, faults.context_length_body(message))
-        if fault is Fault.RATE_LIMITED:
-            wait = faults.TRIGGERED_RATE_LIMIT_WAIT
+        if fault in (Fault.RATE_LIMITED, Fault.LONG_RATE_LIMIT):
+            long = fault is Fault.LONG_RATE_LIMIT
+            wait = faults.LONG_RATE_LIMIT_WAIT if long else faults.TRIGGERED_RATE_LIMIT_WAIT
             refusal = Refusal("requests", wait, self.config.rpm or 0, used=0, requested=1)
             return self._rate_limited(refusal, job.model)
         status = faults.HTTP_STATUS_FAULTS[fault]

@@ -1,15 +1,24 @@
+"""The retry policy table: which verdicts are retried, under which cap, after how long."""
+
+from __future__ import annotations
+
 import random
 
-import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.config import RetryConfig
 from pipeline.errors import ErrorKind, error_kind_for_status
-from pipeline.retry import error_details, retry_delay, server_retry_hint
+from pipeline.retry import DEFAULT_RATE_LIMIT_PAUSE, Verdict, retry_delay, retry_kind
 
-CONFIG = RetryConfig(max_retries=3, backoff_base=0.5, backoff_cap=4.0, max_invalid_output_retries=2)
+CONFIG = RetryConfig(
+    max_retries=3,
+    backoff_base=0.5,
+    backoff_cap=4.0,
+    max_invalid_output_retries=2,
+    max_rate_limited_retries=6,
+)
 
 
 @pytest.mark.parametrize(
@@ -19,7 +28,8 @@ CONFIG = RetryConfig(max_retries=3, backoff_base=0.5, backoff_cap=4.0, max_inval
         (400, None, ErrorKind.PERMANENT),
         (401, "invalid_api_key", ErrorKind.FATAL),
         (403, None, ErrorKind.FATAL),
-        (404, "model_not_found", ErrorKind.PERMANENT),
+        (404, None, ErrorKind.PERMANENT),
+        (404, "model_not_found", ErrorKind.FATAL),
         (408, None, ErrorKind.TRANSIENT),
         (409, None, ErrorKind.TRANSIENT),
         (413, None, ErrorKind.PERMANENT),
@@ -30,6 +40,7 @@ CONFIG = RetryConfig(max_retries=3, backoff_base=0.5, backoff_cap=4.0, max_inval
         (502, None, ErrorKind.TRANSIENT),
         (503, None, ErrorKind.TRANSIENT),
         (504, None, ErrorKind.TRANSIENT),
+        (529, None, ErrorKind.TRANSIENT),
         (418, None, ErrorKind.PERMANENT),
     ],
 )
@@ -37,60 +48,80 @@ def test_status_table(status: int, code: str | None, kind: ErrorKind) -> None:
     assert error_kind_for_status(status, code) is kind
 
 
-@given(attempt=st.integers(1, 10), seed=st.integers(0, 2**32))
-def test_transient_errors_back_off_within_the_ceiling_then_give_up(attempt: int, seed: int) -> None:
-    delay = retry_delay(ErrorKind.TRANSIENT, attempt, CONFIG, random.Random(seed))
-    if attempt > CONFIG.max_retries:
+@pytest.mark.parametrize(
+    ("verdict", "kind"),
+    [
+        (Verdict(ErrorKind.TRANSIENT, "500"), ErrorKind.TRANSIENT),
+        (Verdict(ErrorKind.RATE_LIMITED, "429"), ErrorKind.RATE_LIMITED),
+        (Verdict(ErrorKind.INVALID_OUTPUT, "not JSON"), ErrorKind.INVALID_OUTPUT),
+        (Verdict(ErrorKind.PERMANENT, "400"), None),
+        (Verdict(ErrorKind.INVALID_INPUT, "bad line"), None),
+        (Verdict(ErrorKind.FATAL, "401"), None),
+        # The server's x-should-retry wins both ways...
+        (Verdict(ErrorKind.TRANSIENT, "500", server_says_retry=False), None),
+        (Verdict(ErrorKind.PERMANENT, "400", server_says_retry=True), ErrorKind.TRANSIENT),
+        # ...except that an over-long prompt can never succeed by repeating it.
+        (
+            Verdict(ErrorKind.PERMANENT, "400", code="context_length_exceeded"),
+            None,
+        ),
+        (
+            Verdict(
+                ErrorKind.PERMANENT,
+                "400",
+                code="context_length_exceeded",
+                server_says_retry=True,
+            ),
+            None,
+        ),
+    ],
+)
+def test_which_verdicts_are_retried(verdict: Verdict, kind: ErrorKind | None) -> None:
+    assert retry_kind(verdict) is kind
+
+
+@given(failures=st.integers(1, 10), seed=st.integers(0, 2**32))
+def test_transient_errors_back_off_within_the_ceiling_then_give_up(
+    failures: int, seed: int
+) -> None:
+    delay = retry_delay(Verdict(ErrorKind.TRANSIENT, "502"), failures, CONFIG, random.Random(seed))
+    if failures > CONFIG.max_retries:
         assert delay is None
     else:
         assert delay is not None
-        assert 0 <= delay <= min(CONFIG.backoff_cap, CONFIG.backoff_base * 2 ** (attempt - 1))
+        assert 0 <= delay <= min(CONFIG.backoff_cap, CONFIG.backoff_base * 2 ** (failures - 1))
 
 
 @given(hint=st.floats(0, 100), seed=st.integers(0, 2**32))
-def test_server_hint_is_a_floor(hint: float, seed: int) -> None:
-    delay = retry_delay(ErrorKind.RATE_LIMITED, 1, CONFIG, random.Random(seed), hint)
+def test_the_servers_retry_after_is_a_floor_for_transient_errors(hint: float, seed: int) -> None:
+    verdict = Verdict(ErrorKind.TRANSIENT, "503", server_wait=hint)
+    delay = retry_delay(verdict, 1, CONFIG, random.Random(seed))
     assert delay is not None and delay >= hint
+
+
+def test_a_429_waits_exactly_the_servers_hint_under_its_own_cap() -> None:
+    rng = random.Random(0)
+    hinted = Verdict(ErrorKind.RATE_LIMITED, "429", server_wait=2.5)
+    assert retry_delay(hinted, CONFIG.max_rate_limited_retries, CONFIG, rng) == 2.5
+    assert retry_delay(hinted, CONFIG.max_rate_limited_retries + 1, CONFIG, rng) is None
+    silent = Verdict(ErrorKind.RATE_LIMITED, "429")
+    assert retry_delay(silent, 1, CONFIG, rng) == DEFAULT_RATE_LIMIT_PAUSE
+
+
+def test_429s_have_more_room_than_the_items_attempts() -> None:
+    # A busy account is not the item's fault: 429s do not use up --max-retries.
+    assert CONFIG.max_rate_limited_retries > CONFIG.max_retries
+    verdict = Verdict(ErrorKind.RATE_LIMITED, "429", server_wait=0.1)
+    assert retry_delay(verdict, CONFIG.max_retries + 1, CONFIG, random.Random(0)) == 0.1
 
 
 @pytest.mark.parametrize("kind", [ErrorKind.PERMANENT, ErrorKind.INVALID_INPUT, ErrorKind.FATAL])
 def test_errors_that_cannot_succeed_are_never_retried(kind: ErrorKind) -> None:
-    assert retry_delay(kind, 1, CONFIG, random.Random(0)) is None
+    assert retry_delay(Verdict(kind, "no"), 1, CONFIG, random.Random(0)) is None
 
 
-def test_invalid_output_has_its_own_smaller_budget() -> None:
+def test_invalid_output_has_its_own_smaller_cap() -> None:
     rng = random.Random(0)
-    assert retry_delay(ErrorKind.INVALID_OUTPUT, 2, CONFIG, rng) is not None
-    assert retry_delay(ErrorKind.INVALID_OUTPUT, 3, CONFIG, rng) is None
-
-
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"retry-after-ms": "250"}, 0.25),
-        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
-        ({"retry-after": "3"}, 3.0),
-        ({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"}, 10.0),
-        ({"retry-after": "Wed, 21 Oct 2015 07:27:00 GMT"}, 0.0),
-        ({"retry-after": "soon"}, None),
-        ({"retry-after": "-4"}, None),
-        ({"retry-after-ms": "nan"}, None),
-        ({}, None),
-    ],
-)
-def test_server_retry_hint_formats(headers: dict[str, str], expected: float | None) -> None:
-    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
-    assert server_retry_hint(headers, now) == expected
-
-
-def test_error_details_reads_openai_bodies_and_bounds_anything_else() -> None:
-    error = {
-        "message": "too long",
-        "type": "invalid_request_error",
-        "code": "context_length_exceeded",
-    }
-    body = orjson.dumps({"error": error})
-    assert error_details(body) == ("context_length_exceeded", "too long")
-    code, message = error_details(b"<html>" + b"x" * 5000)
-    assert code is None and len(message) <= 500
-    assert error_details(b"") == (None, "(empty body)")
+    verdict = Verdict(ErrorKind.INVALID_OUTPUT, "not JSON")
+    assert retry_delay(verdict, 2, CONFIG, rng) is not None
+    assert retry_delay(verdict, 3, CONFIG, rng) is None
