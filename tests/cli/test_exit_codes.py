@@ -126,6 +126,32 @@ def test_exit_75_when_the_quota_is_exhausted(tmp_path: Path) -> None:
     _no_files_but(tmp_path, "in.jsonl")
 
 
+def test_exit_75_when_the_server_asks_for_hours(tmp_path: Path) -> None:
+    rows = [{"text": "spent [[sim:429_long]]"}, {"text": "fine"}]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    with BackgroundSimulator() as server:
+        result = run_cli(_args(source, tmp_path / "out.jsonl", server.base_url))
+    assert result.exit_code == 75
+    assert "asks to wait 7,200s" in result.stderr
+    _no_files_but(tmp_path, "in.jsonl")
+
+
+def test_exit_69_when_the_endpoint_stays_down_past_the_breaker_timeout(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": f"t{n}"} for n in range(100)])
+    with BackgroundSimulator(SimulatorConfig(fail_rate=1.0)) as down:
+        result = run_cli(
+            _args(source, tmp_path / "out.jsonl", down.base_url, "--breaker-timeout", "1")
+        )
+        stats = down.stats()
+    assert result.exit_code == 69, result.output
+    assert "--breaker-timeout" in result.stderr
+    _no_traceback(result)
+    # Items wait while the breaker is open instead of burning their retries, so
+    # far fewer requests are made than 100 items x 6 attempts.
+    assert stats.requests_total < 100
+    _no_files_but(tmp_path, "in.jsonl")
+
+
 LOCAL = "local simulator"
 
 
