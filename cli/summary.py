@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from pipeline.config import STDIO, RunConfig
 from pipeline.runner import RunResult
@@ -27,6 +28,7 @@ def summary_lines(result: RunResult, config: RunConfig) -> list[str]:
         f"{data['rate_limited_responses']:,} rate-limited; tokens "
         f"{data['tokens']['prompt']:,} in, {data['tokens']['completion']:,} out; "
         f"latency p50 {_ms(latency['p50'])}, p95 {_ms(latency['p95'])}",
+        _traffic_line(data["traffic"]),
     ]
     if result.exit_code in COMMITTED_EXIT_CODES:
         if config.output != STDIO:
@@ -40,6 +42,26 @@ def summary_lines(result: RunResult, config: RunConfig) -> list[str]:
     else:
         lines.append(f"stopped with exit code {result.exit_code}: no output file was written")
     return lines
+
+
+def _traffic_line(traffic: dict[str, Any]) -> str:
+    limits = [f"{traffic[kind]:,.0f} {kind}" for kind in ("rpm", "tpm") if traffic[kind]]
+    parts = [
+        f"limits {', '.join(limits) if limits else 'none seen'}",
+        f"concurrency {traffic['concurrency']} (lowest {traffic['lowest_concurrency']})",
+    ]
+    if traffic["rate_limit_pauses"]:
+        parts.append(
+            f"{traffic['rate_limit_pauses']:,} rate-limit pauses ({traffic['paused_seconds']:.1f}s)"
+        )
+    for key, label in (
+        ("timeouts", "timeouts"),
+        ("retry_budget_waits", "retries held by the budget"),
+        ("breaker_outages", "breaker openings"),
+    ):
+        if traffic[key]:
+            parts.append(f"{traffic[key]:,} {label}")
+    return "; ".join(parts)
 
 
 def _ms(value: float | None) -> str:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from tests.bench.harness import Measured, measure, simulator, sluice_run, write_reviews
+from tests.bench.traffic import traffic
 
 THROUGHPUT_ITEMS = 20_000
 
@@ -73,12 +74,19 @@ def memory(work: Path, sizes: list[int]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--only", choices=["throughput", "memory", "traffic"], help="run one group of figures"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as directory:
         work = Path(directory)
-        simulator_speed(2_000 if args.quick else THROUGHPUT_ITEMS)
-        throughput(work, 2_000 if args.quick else THROUGHPUT_ITEMS)
-        memory(work, [10_000, 100_000] if args.quick else [100_000, 1_000_000])
+        if args.only in (None, "throughput"):
+            simulator_speed(2_000 if args.quick else THROUGHPUT_ITEMS)
+            throughput(work, 2_000 if args.quick else THROUGHPUT_ITEMS)
+        if args.only in (None, "memory"):
+            memory(work, [10_000, 100_000] if args.quick else [100_000, 1_000_000])
+        if args.only in (None, "traffic"):
+            traffic(work, 400 if args.quick else 1_000)
 
 
 if __name__ == "__main__":
