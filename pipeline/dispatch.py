@@ -35,6 +35,8 @@ from pipeline.transport import Response, Transport, TransportError
 
 # This many identical refusals before any answer means the run's settings are wrong.
 SAME_REFUSAL_LIMIT = 10
+# Refusals that all differ say nothing about the settings; stop counting them.
+DISTINCT_REFUSALS_TRACKED = 100
 
 
 class Dispatcher:
@@ -146,7 +148,7 @@ class Dispatcher:
 
     def _check_settings(self, verdict: Verdict) -> None:
         """The same refusal for every item, before any answer, is the settings' fault."""
-        if self._answered:
+        if self._answered or len(self._same_refusals) > DISTINCT_REFUSALS_TRACKED:
             return
         self._same_refusals[verdict.message] += 1
         if self._same_refusals[verdict.message] >= SAME_REFUSAL_LIMIT:

@@ -29,6 +29,8 @@ from pipeline.server_signals import LIMIT_KINDS, exhausted_reset, read_limits
 from pipeline.stats import TrafficStats
 from pipeline.tokens import CompletionAverage
 
+MAX_RESET_PAUSE = 60.0
+
 
 @dataclass(slots=True)
 class Ticket:
@@ -157,9 +159,10 @@ class TrafficControl:
         readings = read_limits(headers)
         wait = verdict.server_wait
         if wait is None:
-            wait = exhausted_reset(readings)
-        if wait is None:
-            wait = DEFAULT_RATE_LIMIT_PAUSE
+            reset = exhausted_reset(readings)
+            # A reset counts the time to a full bucket, not to the next request; past
+            # a minute, the limiter's own pacing from empty is the better guide.
+            wait = DEFAULT_RATE_LIMIT_PAUSE if reset is None else min(reset, MAX_RESET_PAUSE)
         exhausted = [kind for kind, r in readings.items() if r.remaining == 0] or LIMIT_KINDS
         already = self.limiter.paused_for(now)
         self.limiter.pause(wait, exhausted, now)
