@@ -72,7 +72,7 @@ class CircuitBreaker:
             self._open(now, self._cooldown * 2)
         elif self.state is BreakerState.CLOSED:
             self._count(ok, now)
-            if self._tripped(now):
+            if not ok and self._tripped(now):  # a success never raises the failure share
                 self._open(now, self.settings.cooldown)
 
     def probe_lost(self, now: float) -> None:

@@ -63,12 +63,10 @@ class Dispatcher:
         self._same_refusals: Counter[str] = Counter()
 
     async def dispatch(self, item: Item, request: Request) -> Outcome:
-        chat = request.endpoint is Endpoint.CHAT
-        tokens = expected_tokens(request.body, self._traffic.completions, chat)
-        failures: Counter[ErrorKind] = Counter()
+        failures: Counter[ErrorKind] | None = None
         attempt = 0
         while True:
-            ticket = await self._traffic.admit(tokens, first_attempt=attempt == 0)
+            ticket = await self._traffic.admit(self._tokens(request), first_attempt=attempt == 0)
             attempt += 1
             try:
                 outcome = await self._attempt(item, request, ticket, attempt)
@@ -77,6 +75,7 @@ class Dispatcher:
             if not isinstance(outcome, Verdict):
                 return outcome
             kind = retry_kind(outcome)
+            failures = failures or Counter()
             failures[kind or outcome.kind] += 1
             delay = retry_delay(outcome, failures[kind or outcome.kind], self._retry, self._rng)
             if delay is None:
@@ -86,6 +85,13 @@ class Dispatcher:
             if kind is not ErrorKind.RATE_LIMITED:  # a 429 already paused everyone
                 await self._traffic.retry_permit()
                 await self._clock.sleep(delay)
+
+    def _tokens(self, request: Request) -> float:
+        """What the request is expected to cost, when a tokens limit is kept at all."""
+        if not self._traffic.counts_tokens:
+            return 0.0
+        chat = request.endpoint is Endpoint.CHAT
+        return expected_tokens(request.body, self._traffic.completions, chat)
 
     async def _attempt(
         self, item: Item, request: Request, ticket: Ticket, attempt: int

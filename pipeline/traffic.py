@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipeline.breaker import CircuitBreaker
+from pipeline.breaker import BreakerState, CircuitBreaker
 from pipeline.clock import Clock
 from pipeline.concurrency import ConcurrencyLimit, Congestion
 from pipeline.config import TrafficConfig
@@ -67,17 +67,30 @@ class TrafficControl:
         self._news = asyncio.Event()
         self._publish()
 
+    @property
+    def counts_tokens(self) -> bool:
+        return self.limiter.per_minute("tokens") is not None
+
     async def admit(self, tokens: float, first_attempt: bool) -> Ticket:
-        probe = await self._pass_breaker()
-        await self._take_slot()
-        try:
-            await self._pace(tokens)
-        except BaseException:
-            self.release(Ticket(tokens, probe))
-            raise
+        # The common case (breaker closed, a slot free, no wait) awaits nothing.
+        probe = False
+        if self.breaker.state is not BreakerState.CLOSED:
+            probe = await self._pass_breaker()
+        if self._slot_waiters or self._in_flight >= self._slot_limit():
+            await self._wait_for_slot()
+        else:
+            self._in_flight += 1
+        ticket = Ticket(tokens, probe)
+        wait = self.limiter.reserve(tokens, self._clock.now())
+        if wait > 0:
+            try:
+                await self._sleep_off(wait)
+            except BaseException:
+                self.release(ticket)
+                raise
         if first_attempt:
             self.budget.on_first_attempt()
-        return Ticket(tokens, probe)
+        return ticket
 
     def release(self, ticket: Ticket) -> None:
         """Free the slot; a probe that never got a verdict lets the next one go."""
@@ -185,10 +198,7 @@ class TrafficControl:
                 )
             await self._wait_for_news(min(admission.wait, left))
 
-    async def _take_slot(self) -> None:
-        if not self._slot_waiters and self._in_flight < self._slot_limit():
-            self._in_flight += 1
-            return
+    async def _wait_for_slot(self) -> None:
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._slot_waiters.append(turn)
         try:
@@ -212,8 +222,7 @@ class TrafficControl:
                 self._in_flight += 1
                 turn.set_result(None)
 
-    async def _pace(self, tokens: float) -> None:
-        wait = self.limiter.reserve(tokens, self._clock.now())
+    async def _sleep_off(self, wait: float) -> None:
         while wait > 0:
             await self._clock.sleep(wait)
             wait = self.limiter.paused_for(self._clock.now())  # a 429 may have come meanwhile
