@@ -39,8 +39,10 @@ def _short(text: str, width: int = 90) -> str:
 
 def main() -> int:
     OUT.mkdir(exist_ok=True)
-    # A little latency and jitter so the run looks like a real provider's.
-    with BackgroundSimulator(SimulatorConfig(latency=0.05, jitter=0.03, seed=1)) as sim:
+    # Latency, jitter and a rate limit in its headers, like a real provider; sluice
+    # is given no --rpm, so its summary shows the limit it learned.
+    provider = SimulatorConfig(rpm=3000, latency=0.05, jitter=0.03, seed=1)
+    with BackgroundSimulator(provider) as sim:
         code = sluice(
             "run", str(SAMPLES / "reviews.jsonl"), "-o", str(OUT / "labeled.jsonl"),
             "-m", "sim-chat", "--system", SYSTEM, "--prompt-file", str(SAMPLES / "classify.j2"),
