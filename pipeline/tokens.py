@@ -18,7 +18,7 @@ PRIOR_COMPLETION_TOKENS = 256.0
 def prompt_tokens(body: dict[str, Any]) -> int:
     messages = body.get("messages")
     if isinstance(messages, list):
-        return sum(_text_tokens(_content(m)) + TOKENS_PER_MESSAGE for m in messages)
+        return sum(_text_tokens(message_text(m)) + TOKENS_PER_MESSAGE for m in messages)
     embedded = body.get("input")
     if isinstance(embedded, list):
         return sum(_text_tokens(x if isinstance(x, str) else str(x)) for x in embedded)
@@ -60,7 +60,8 @@ def expected_tokens(body: dict[str, Any], completions: CompletionAverage, chat: 
     return prompt_tokens(body) + (float(cap) if cap is not None else completions.mean)
 
 
-def _content(message: Any) -> str:
+def message_text(message: Any) -> str:
+    """The text of a chat message, whether `content` is a string or a list of parts."""
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, str):
         return content

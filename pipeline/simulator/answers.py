@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from pipeline.tokens import message_text
+
 if TYPE_CHECKING:
     from pipeline.simulator.request_parsing import ChatRequest
 
@@ -60,20 +62,6 @@ def embedding(text: str, dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) -> list
 def count_tokens(text: str) -> int:
     """A rough token estimate: one token per four characters, at least one."""
     return max(1, -(-len(text) // CHARS_PER_TOKEN))
-
-
-def message_text(message: dict[str, Any]) -> str:
-    """The text of a message, whether `content` is a string or a list of parts."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
 
 
 def prompt_tokens(messages: list[dict[str, Any]]) -> int:
