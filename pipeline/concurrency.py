@@ -24,7 +24,7 @@ SHRINK_FACTORS = {
 
 
 class ConcurrencyLimit:
-    __slots__ = ("_calm_from", "_limit", "maximum", "minimum")
+    __slots__ = ("_calm_from", "_limit", "current", "maximum", "minimum")
 
     def __init__(self, maximum: int, minimum: int = 1) -> None:
         if not 1 <= minimum <= maximum:
@@ -34,16 +34,17 @@ class ConcurrencyLimit:
         # Start at the ceiling the user chose: it is a promise of capacity, not a guess.
         self._limit = float(maximum)
         self._calm_from = float("-inf")
-
-    @property
-    def current(self) -> int:
-        return max(self.minimum, int(self._limit))
+        self.current = maximum
+        """How many requests may be in flight now (read on every request, so kept, not derived)."""
 
     def on_success(self) -> None:
-        self._limit = min(float(self.maximum), self._limit + 1 / self._limit)
+        if self.current < self.maximum:
+            self._limit = min(float(self.maximum), self._limit + 1 / self._limit)
+            self.current = max(self.minimum, int(self._limit))
 
     def on_congestion(self, signal: Congestion, now: float, round_trip: float) -> None:
         if now < self._calm_from:
             return
         self._limit = max(float(self.minimum), self._limit * SHRINK_FACTORS[signal])
+        self.current = max(self.minimum, int(self._limit))
         self._calm_from = now + round_trip

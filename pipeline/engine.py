@@ -68,9 +68,10 @@ class Engine:
         self._writer = writer
         self._stats = stats
         self._progress = progress
-        # Twice as many workers as slots: items sleeping out a retry backoff hold a
-        # worker but no slot, and must not leave the slots idle meanwhile.
-        self._workers = concurrency * 2
+        # More workers than slots: items sleeping out a retry backoff hold a worker
+        # but no slot, and must not leave the slots idle meanwhile. Not many more:
+        # each extra worker queues for a slot on every request when all is well.
+        self._workers = concurrency + max(4, concurrency // 4)
         self._work: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=concurrency * 2)
         self._order: asyncio.Queue[_BatchInFlight | None] = asyncio.Queue(maxsize=window)
         self._checked_templates = False

@@ -61,6 +61,10 @@ class RateLimiter:
         """True until the server's first answer has had its chance to tell us its limits."""
         return not self._heard_from_server
 
+    @property
+    def counts_tokens(self) -> bool:
+        return "tokens" in self._buckets
+
     def per_minute(self, kind: str) -> float | None:
         bucket = self._buckets.get(kind)
         return None if bucket is None else bucket.rate * 60

@@ -18,6 +18,14 @@ import orjson
 
 MESSAGE_LIMIT = 500
 LIMIT_KINDS = ("requests", "tokens")
+_LIMIT_HEADERS = {
+    kind: (
+        f"x-ratelimit-limit-{kind}",
+        f"x-ratelimit-remaining-{kind}",
+        f"x-ratelimit-reset-{kind}",
+    )
+    for kind in LIMIT_KINDS
+}
 
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
@@ -76,13 +84,17 @@ class LimitReading:
 def read_limits(headers: Mapping[str, str]) -> dict[str, LimitReading]:
     """Readings by kind (`requests`, `tokens`) for the kinds the server reported at all."""
     readings = {}
-    for kind in LIMIT_KINDS:
-        limit_text = headers.get(f"x-ratelimit-limit-{kind}")
+    for kind, (limit_name, remaining_name, reset_name) in _LIMIT_HEADERS.items():
+        limit_text = headers.get(limit_name)
+        remaining_text = headers.get(remaining_name)
+        reset_text = headers.get(reset_name)
+        if limit_text is None and remaining_text is None and reset_text is None:
+            continue  # read on every answer: most servers send none of these
         limit = _finite_non_negative(limit_text)
         if limit_text is not None and not limit:
             continue  # a limit of zero or below: the whole triple is noise
-        remaining = _finite_non_negative(headers.get(f"x-ratelimit-remaining-{kind}"))
-        reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+        remaining = _finite_non_negative(remaining_text)
+        reset = parse_duration(reset_text)
         if limit is not None and remaining is not None and remaining > limit:
             remaining = None
         if limit is not None or remaining is not None or reset is not None:

@@ -69,7 +69,7 @@ class TrafficControl:
 
     @property
     def counts_tokens(self) -> bool:
-        return self.limiter.per_minute("tokens") is not None
+        return self.limiter.counts_tokens
 
     async def admit(self, tokens: float, first_attempt: bool) -> Ticket:
         # The common case (breaker closed, a slot free, no wait) awaits nothing.
@@ -124,13 +124,15 @@ class TrafficControl:
         """Feed one attempt's result to the limiter, AIMD, breaker and timeout."""
         now = self._clock.now()
         breaker_state = self.breaker.state
-        if headers is not None:
-            self.limiter.observe(read_limits(headers), now)
+        readings = read_limits(headers) if headers is not None else None
+        if readings is not None:
+            self.limiter.observe(readings, now)
         if verdict is None:
             self._on_answer(ticket, usage, latency, chat, now)
         else:
             self._on_refusal(ticket, verdict, headers, now)
-        self._publish()
+        if readings or verdict or self.concurrency.current != self._stats.concurrency:
+            self._publish()
         if self.breaker.state is not breaker_state:
             self._announce()
         self._hand_over_slots()
