@@ -23,6 +23,9 @@ from pipeline.errors import ErrorKind
 NEVER_RETRIED_CODES = frozenset({"context_length_exceeded"})
 # A 429 without any hint from the server pauses everyone this long.
 DEFAULT_RATE_LIMIT_PAUSE = 1.0
+# A reset counts the time to a full bucket, not to the next request; past a
+# minute, the limiter's own pacing from empty is the better guide.
+MAX_RESET_PAUSE = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +65,17 @@ def retry_delay(
     if kind is None or failures > allowed_retries(kind, config):
         return None
     if kind is ErrorKind.RATE_LIMITED:
-        return verdict.server_wait if verdict.server_wait is not None else DEFAULT_RATE_LIMIT_PAUSE
+        return rate_limit_pause(verdict)
     return max(backoff(failures, config, rng), verdict.server_wait or 0.0)
+
+
+def rate_limit_pause(verdict: Verdict, reset: float | None = None) -> float:
+    """How long a 429 pauses everyone: the server's wait, else its limits' reset, else a second."""
+    if verdict.server_wait is not None:
+        return verdict.server_wait
+    if reset is not None:
+        return min(reset, MAX_RESET_PAUSE)
+    return DEFAULT_RATE_LIMIT_PAUSE
 
 
 def backoff(failures: int, config: RetryConfig, rng: random.Random) -> float:

@@ -23,13 +23,11 @@ from pipeline.errors import ErrorKind, ServiceUnavailable
 from pipeline.latency import LatencyTracker
 from pipeline.limiter import Limits, RateLimiter
 from pipeline.models import Usage
-from pipeline.retry import DEFAULT_RATE_LIMIT_PAUSE, Verdict
+from pipeline.retry import Verdict, rate_limit_pause
 from pipeline.retry_budget import RetryBudget
-from pipeline.server_signals import LIMIT_KINDS, exhausted_reset, read_limits
+from pipeline.server_signals import LIMIT_KINDS, LimitReading, exhausted_reset, read_limits
 from pipeline.stats import TrafficStats
 from pipeline.tokens import CompletionAverage
-
-MAX_RESET_PAUSE = 60.0
 
 
 @dataclass(slots=True)
@@ -130,7 +128,7 @@ class TrafficControl:
         if verdict is None:
             self._on_answer(ticket, usage, latency, chat, now)
         else:
-            self._on_refusal(ticket, verdict, headers, now)
+            self._on_refusal(ticket, verdict, readings or {}, now)
         if readings or verdict or self.concurrency.current != self._stats.concurrency:
             self._publish()
         if self.breaker.state is not breaker_state:
@@ -154,13 +152,13 @@ class TrafficControl:
                 self.completions.add(usage.completion_tokens)
 
     def _on_refusal(
-        self, ticket: Ticket, verdict: Verdict, headers: Mapping[str, str] | None, now: float
+        self, ticket: Ticket, verdict: Verdict, readings: Mapping[str, LimitReading], now: float
     ) -> None:
         round_trip = self.latency.round_trip
         if verdict.kind is ErrorKind.RATE_LIMITED:
             self.breaker.record(True, now, ticket.probe)  # the endpoint is up, just busy
             self.concurrency.on_congestion(Congestion.RATE_LIMITED, now, round_trip)
-            self._pause(verdict, headers or {}, now)
+            self._pause(verdict, readings, now)
             return
         failed = verdict.kind in (ErrorKind.TRANSIENT, ErrorKind.INVALID_OUTPUT)
         self.breaker.record(not failed, now, ticket.probe)
@@ -170,14 +168,8 @@ class TrafficControl:
         if verdict.kind is ErrorKind.TRANSIENT:
             self.concurrency.on_congestion(Congestion.SERVER_ERROR, now, round_trip)
 
-    def _pause(self, verdict: Verdict, headers: Mapping[str, str], now: float) -> None:
-        readings = read_limits(headers)
-        wait = verdict.server_wait
-        if wait is None:
-            reset = exhausted_reset(readings)
-            # A reset counts the time to a full bucket, not to the next request; past
-            # a minute, the limiter's own pacing from empty is the better guide.
-            wait = DEFAULT_RATE_LIMIT_PAUSE if reset is None else min(reset, MAX_RESET_PAUSE)
+    def _pause(self, verdict: Verdict, readings: Mapping[str, LimitReading], now: float) -> None:
+        wait = rate_limit_pause(verdict, exhausted_reset(readings))
         exhausted = [kind for kind, r in readings.items() if r.remaining == 0] or LIMIT_KINDS
         already = self.limiter.paused_for(now)
         self.limiter.pause(wait, exhausted, now)
