@@ -48,7 +48,6 @@ class Dispatcher:
         stats: RunStats,
         redact: Redactor,
         clock: Clock,
-        longest_wait: float,
         rng: random.Random | None = None,
     ) -> None:
         self._transport = transport
@@ -57,7 +56,6 @@ class Dispatcher:
         self._stats = stats
         self._redact = redact
         self._clock = clock
-        self._longest_wait = longest_wait
         self._rng = rng or random.Random()
         self._answered = 0
         self._same_refusals: Counter[str] = Counter()
@@ -140,7 +138,7 @@ class Dispatcher:
         if kind is ErrorKind.RATE_LIMITED:
             self._stats.rate_limited += 1
         wait = retry_after(response.headers, self._clock.wall())
-        if wait is not None and wait > self._longest_wait:
+        if wait is not None and wait > self._traffic.longest_wait:
             raise QuotaExhausted(
                 f"the server asks to wait {wait:,.0f}s before trying again (HTTP {status}), "
                 f"longer than --breaker-timeout; run the same command again later"

@@ -182,10 +182,7 @@ def _engine(
     traffic = TrafficControl(
         config.traffic, config.concurrency, config.timeout, clock, stats.traffic, random.Random()
     )
-    longest_wait = config.traffic.breaker_timeout
-    dispatcher = Dispatcher(
-        transport, traffic, config.retry, stats, redact, clock, longest_wait, random.Random()
-    )
+    dispatcher = Dispatcher(transport, traffic, config.retry, stats, redact, clock, random.Random())
     # Enough batches ahead of the writer that one slow item does not idle the pool.
     window = max(4, 4 * -(-config.concurrency // config.batch_size))
     return Engine(builder, dispatcher, writer, stats, progress, config.concurrency, window)

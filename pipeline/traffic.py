@@ -74,11 +74,15 @@ class TrafficControl:
         probe = False
         if self.breaker.state is not BreakerState.CLOSED:
             probe = await self._pass_breaker()
+        ticket = Ticket(tokens, probe)
         if self._slot_waiters or self._in_flight >= self._slot_limit():
-            await self._wait_for_slot()
+            try:
+                await self._wait_for_slot()
+            except BaseException:
+                self._lose_probe(ticket)
+                raise
         else:
             self._in_flight += 1
-        ticket = Ticket(tokens, probe)
         wait = self.limiter.reserve(tokens, self._clock.now())
         if wait > 0:
             try:
@@ -91,12 +95,21 @@ class TrafficControl:
         return ticket
 
     def release(self, ticket: Ticket) -> None:
-        """Free the slot; a probe that never got a verdict lets the next one go."""
+        """Free the slot after an attempt, whatever became of it."""
         self._in_flight -= 1
-        if ticket.probe:
+        self._lose_probe(ticket)
+        self._hand_over_slots()
+
+    def _lose_probe(self, ticket: Ticket) -> None:
+        """A probe that ends without a verdict (cancelled) lets the next one go."""
+        if ticket.probe and self.breaker.state is BreakerState.HALF_OPEN:
             self.breaker.probe_lost(self._clock.now())
             self._announce()
-        self._hand_over_slots()
+
+    @property
+    def longest_wait(self) -> float:
+        """The longest a server may ask us to wait before the run stops instead."""
+        return self._config.breaker_timeout
 
     def attempt_timeout(self) -> float:
         if not self._config.adaptive_timeout:
@@ -129,7 +142,7 @@ class TrafficControl:
             self._on_answer(ticket, usage, latency, chat, now)
         else:
             self._on_refusal(ticket, verdict, readings or {}, now)
-        if readings or verdict or self.concurrency.current != self._stats.concurrency:
+        if readings or verdict is not None or self.concurrency.current != self._stats.concurrency:
             self._publish()
         if self.breaker.state is not breaker_state:
             self._announce()
@@ -175,8 +188,9 @@ class TrafficControl:
         self.limiter.pause(wait, exhausted, now)
         extension = self.limiter.paused_for(now) - already
         if extension > 0:
-            self._stats.pauses += already == 0
             self._stats.paused_seconds += extension
+            if already == 0:
+                self._stats.pauses += 1
 
     async def _pass_breaker(self) -> bool:
         while True:

@@ -133,3 +133,23 @@ def test_an_endpoint_down_past_the_breaker_timeout_stops_the_run() -> None:
         assert clock.now() - opened == pytest.approx(30.0)
 
     _run(scenario())
+
+
+def test_a_probe_cancelled_while_waiting_for_a_slot_lets_another_probe_go() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        traffic = _traffic(clock, concurrency=1)
+        await _answered(traffic)
+        holder = await traffic.admit(0, first_attempt=True)
+        for _ in range(20):  # answers of requests sent before the outage began
+            traffic.record(Ticket(0, False), {}, Verdict(ErrorKind.TRANSIENT, "HTTP 503", 503))
+        clock.current += 60  # past the cool-down: the next admission is the probe
+        lost = asyncio.create_task(traffic.admit(0, first_attempt=False))
+        await _settle()
+        lost.cancel()  # the run stopping, say, while the probe waits for the busy slot
+        await _settle()
+        traffic.release(holder)
+        ticket = await asyncio.wait_for(traffic.admit(0, first_attempt=False), timeout=1)
+        assert ticket.probe
+
+    _run(scenario())
