@@ -74,7 +74,8 @@ class HttpTransport:
     def _client_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         # The adaptive timeout moves a little with every answer; reuse one object
         # per tenth of a second (rounded up) rather than building one per request.
-        seconds = math.ceil(seconds * 10) / 10
+        # Float noise first: 0.3 * 10 is 3.0000000000000004, which must not become 0.4.
+        seconds = math.ceil(round(seconds * 10, 6)) / 10
         if self._timeout is None or self._timeout.total != seconds:
             self._timeout = aiohttp.ClientTimeout(total=seconds)
         return self._timeout
