@@ -2,27 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from pipeline.config import Endpoint
 from pipeline.models import Usage
 
+# A cut-off or filtered answer is a result worth keeping once, never worth serving again.
+UNREUSABLE_FINISH_REASONS = frozenset({"length", "content_filter"})
+
 
 class InvalidAnswer(Exception):
     """A 2xx whose body is not a usable answer (not JSON, no choices, truncated)."""
 
 
-def parse_answer(endpoint: Endpoint, payload: bytes) -> tuple[Any, Usage]:
+class Answer(NamedTuple):
+    output: Any
+    usage: Usage
+    reusable: bool  # complete and non-empty: safe to serve again from the cache
+
+
+def parse_answer(endpoint: Endpoint, payload: bytes) -> Answer:
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise InvalidAnswer(f"answer is not JSON ({len(payload)} bytes): {exc}") from exc
     if not isinstance(body, dict):
         raise InvalidAnswer("answer is JSON but not an object")
-    output = _embedding_output(body) if endpoint is Endpoint.EMBEDDINGS else _chat_output(body)
-    return output, _usage(body.get("usage"))
+    usage = _usage(body.get("usage"))
+    if endpoint is Endpoint.EMBEDDINGS:
+        return Answer(_embedding_output(body), usage, True)
+    output = _chat_output(body)
+    return Answer(output, usage, _has_text(output) and _finished_normally(body))
+
+
+def _has_text(output: Any) -> bool:
+    return bool(output.strip()) if isinstance(output, str) else bool(output)
+
+
+def _finished_normally(body: dict[str, Any]) -> bool:
+    return body["choices"][0].get("finish_reason") not in UNREUSABLE_FINISH_REASONS
 
 
 def _chat_output(body: dict[str, Any]) -> Any:

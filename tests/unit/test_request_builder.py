@@ -82,7 +82,7 @@ def test_answers_are_read_or_rejected() -> None:
             "usage": {"prompt_tokens": 3, "completion_tokens": 1},
         }
     )
-    output, usage = parse_answer(Endpoint.CHAT, chat)
+    output, usage, _ = parse_answer(Endpoint.CHAT, chat)
     assert output == "ok" and usage.total_tokens == 4
     vectors = b'{"data": [{"index": 1, "embedding": [2.0]}, {"index": 0, "embedding": [1.0]}]}'
     assert parse_answer(Endpoint.EMBEDDINGS, vectors)[0] == [[1.0], [2.0]]
