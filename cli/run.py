@@ -192,6 +192,37 @@ def run(
             "above it the run exits 1.",
         ),
     ] = 0.0,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where a run keeps its checkpoints, so that running the same command again "
+            "after a crash or Ctrl-C resumes instead of starting over. "
+            "(default: .OUTPUT.sluice beside the output; none with -o -)",
+        ),
+    ] = None,
+    state: Annotated[
+        bool,
+        typer.Option(
+            "--state/--no-state",
+            help="Keep checkpoints (see --state-dir), or write straight to the outputs "
+            "with nothing to resume.",
+        ),
+    ] = True,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            help="Discard the checkpoints of an unfinished earlier run and start over. "
+            "Needed when inputs, model, templates or options changed since.",
+        ),
+    ] = False,
+    grace: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="On Ctrl-C or SIGTERM: seconds to let requests already sent finish before "
+            "committing and stopping. A second signal stops at once.",
+        ),
+    ] = 10.0,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print nothing on success (errors still).")
     ] = False,
@@ -214,7 +245,7 @@ def execute(config: RunConfig, quiet: bool) -> None:
         with progress:
             result = asyncio.run(run_pipeline(config, progress))
     except KeyboardInterrupt:
-        say("interrupted; no output was written")
+        say("interrupted before the run could stop cleanly; no output was written")
         raise typer.Exit(130) from None
     except SluiceError as error:  # refused up front, or the summary could not be written
         fail(error)

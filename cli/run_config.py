@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from pipeline.config import STDIO, RequestConfig, RetryConfig, RunConfig, Traffi
 from pipeline.errors import ConfigError, UsageError
 from pipeline.formats import without_format_suffix
 from pipeline.sinks import output_format
+from pipeline.state.store import default_state_dir
 
 
 def build_config(flags: dict[str, Any]) -> RunConfig:
@@ -54,7 +56,20 @@ def build_config(flags: dict[str, Any]) -> RunConfig:
         ),
         max_error_rate=flags["max_error_rate"],
         summary_path=flags["summary"],
+        state_dir=_state_dir(flags, output),
+        fresh=flags["fresh"],
+        grace=flags["grace"],
     )
+
+
+def _state_dir(flags: dict[str, Any], output: str) -> str | None:
+    if not flags["state"]:
+        if flags["state_dir"] is not None:
+            raise UsageError("give --state-dir or --no-state, not both")
+        return None
+    if flags["state_dir"] is not None:
+        return os.path.abspath(flags["state_dir"])
+    return default_state_dir(output)
 
 
 def _text_or_file(text: str | None, path: Path | None, flag: str) -> str | None:

@@ -20,9 +20,11 @@ def summary_lines(result: RunResult, config: RunConfig) -> list[str]:
     data = result.summary
     by_kind = ", ".join(f"{kind} {count:,}" for kind, count in data["quarantined_by_kind"].items())
     latency = data["latency_ms"]
+    resumed = f", {data['resumed']:,} done by earlier runs" if data["resumed"] else ""
+    cached = f" ({data['cached']:,} from the cache)" if data["cached"] else ""
     lines = [
-        f"{data['items']:,} items in {data['wall_seconds']:.1f}s "
-        f"({data['items_per_second'] or 0:,.0f} items/s): {data['succeeded']:,} ok, "
+        f"{data['items']:,} items{resumed}; {data['wall_seconds']:.1f}s "
+        f"({data['items_per_second'] or 0:,.0f} items/s): {data['succeeded']:,} ok{cached}, "
         f"{data['quarantined']:,} quarantined" + (f" ({by_kind})" if by_kind else ""),
         f"{data['requests']:,} requests, {data['retries']:,} retries, "
         f"{data['rate_limited_responses']:,} rate-limited; tokens "
@@ -41,6 +43,8 @@ def summary_lines(result: RunResult, config: RunConfig) -> list[str]:
             )
     else:
         lines.append(f"stopped with exit code {result.exit_code}: no output file was written")
+        if result.resumable_in is not None:
+            lines.append(f"run the same command again to resume (state in {result.resumable_in})")
     return lines
 
 

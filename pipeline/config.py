@@ -78,6 +78,16 @@ class TrafficConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The response cache: where, how big, how old an answer may be, whether to read it."""
+
+    directory: str
+    size_limit: int
+    ttl: float | None = None
+    read: bool = True  # False with --refresh-cache: ask again, store the new answers
+
+
+@dataclass(frozen=True, slots=True)
 class RunConfig:
     inputs: tuple[str, ...]
     output: str
@@ -93,3 +103,7 @@ class RunConfig:
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     max_error_rate: float = 0.0
     summary_path: Path | None = None
+    state_dir: str | None = None  # None: no checkpoints, nothing to resume
+    fresh: bool = False
+    grace: float = 10.0
+    cache: CacheConfig | None = None

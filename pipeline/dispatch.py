@@ -9,6 +9,7 @@ instead of failing every item the same way.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 
@@ -39,6 +40,10 @@ SAME_REFUSAL_LIMIT = 10
 DISTINCT_REFUSALS_TRACKED = 100
 
 
+class DispatchStopped(Exception):
+    """The run is stopping: the item was not sent again and stays unfinished."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -59,12 +64,26 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._answered = 0
         self._same_refusals: Counter[str] = Counter()
+        self._stopping = False
+        self._sending = 0
+        self.idle = asyncio.Event()  # set once stopping and no request is on the wire
+
+    def stop(self) -> None:
+        """No new attempt starts from now on; requests already sent may still answer."""
+        self._stopping = True
+        if not self._sending:
+            self.idle.set()
 
     async def dispatch(self, item: Item, request: Request) -> Outcome:
         failures: Counter[ErrorKind] | None = None
         attempt = 0
         while True:
+            if self._stopping:
+                raise DispatchStopped
             ticket = await self._traffic.admit(self._tokens(request), first_attempt=attempt == 0)
+            if self._stopping:
+                self._traffic.release(ticket)
+                raise DispatchStopped
             attempt += 1
             try:
                 outcome = await self._attempt(item, request, ticket, attempt)
@@ -95,6 +114,7 @@ class Dispatcher:
         self, item: Item, request: Request, ticket: Ticket, attempt: int
     ) -> Outcome | Verdict:
         self._stats.requests += 1
+        self._sending += 1
         try:
             response = await self._transport.send(
                 request.path, request.payload, self._traffic.attempt_timeout()
@@ -103,6 +123,10 @@ class Dispatcher:
             verdict = Verdict(ErrorKind.TRANSIENT, str(exc), timed_out=exc.timed_out)
             self._traffic.record(ticket, None, verdict)
             return verdict
+        finally:
+            self._sending -= 1
+            if self._stopping and not self._sending:
+                self.idle.set()
         self._stats.latencies.add(response.latency)
         if 200 <= response.status < 300:
             return self._answer(item, request, ticket, attempt, response)
@@ -114,7 +138,7 @@ class Dispatcher:
         self, item: Item, request: Request, ticket: Ticket, attempt: int, response: Response
     ) -> Outcome | Verdict:
         try:
-            output, usage = parse_answer(request.endpoint, response.payload)
+            output, usage, _ = parse_answer(request.endpoint, response.payload)
         except InvalidAnswer as exc:
             verdict = Verdict(ErrorKind.INVALID_OUTPUT, str(exc), response.status)
             self._traffic.record(ticket, response.headers, verdict)

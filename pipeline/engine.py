@@ -7,15 +7,20 @@ The producer renders requests and settles invalid items at once; workers only
 send. The writer takes batches in input order and waits for each to finish, so
 output order equals input order while later batches are already in flight. Both
 queues are bounded, so at most `window` batches are ever held in memory.
+
+`stop()` is the graceful way out: nothing new is sent, requests already on the
+wire get a grace period to answer, the batches they complete are still written
+(in order, up to the first incomplete one), and `run` returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
-from pipeline.dispatch import Dispatcher
+from pipeline.dispatch import Dispatcher, DispatchStopped
 from pipeline.errors import ConfigError, ErrorKind, SluiceError
 from pipeline.models import Batch, Failure, Item, Outcome
 from pipeline.request_builder import InvalidItem, Request, RequestBuilder
@@ -23,7 +28,7 @@ from pipeline.stats import RunStats
 
 
 class OutcomeWriter(Protocol):
-    def write(self, outcomes: list[Outcome]) -> None: ...
+    async def write(self, batch: Batch, outcomes: list[Outcome]) -> None: ...
 
 
 class Progress(Protocol):
@@ -31,15 +36,21 @@ class Progress(Protocol):
 
 
 class _BatchInFlight:
-    __slots__ = ("batch", "done", "outcomes", "pending")
+    __slots__ = ("abandoned", "batch", "done", "outcomes", "pending")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
         self.outcomes: list[Outcome | None] = [None] * len(batch.items)
         self.pending = len(batch.items)
         self.done = asyncio.Event()
+        self.abandoned = False
         if self.pending == 0:
             self.done.set()
+
+    def abandon(self) -> None:
+        """The run stopped before this batch completed: it must not be written."""
+        self.abandoned = True
+        self.done.set()
 
     def settle(self, index: int, outcome: Outcome) -> None:
         self.outcomes[index] = outcome
@@ -75,22 +86,53 @@ class Engine:
         self._work: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=concurrency * 2)
         self._order: asyncio.Queue[_BatchInFlight | None] = asyncio.Queue(maxsize=window)
         self._checked_templates = False
+        self._unwritten: set[_BatchInFlight] = set()
+        self._group: asyncio.TaskGroup | None = None
+        self._producer: asyncio.Task[None] | None = None
+        self._senders: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     async def run(self, next_batch: NextBatch) -> None:
-        """Drive the pool until the input ends; `next_batch` is awaited for each batch."""
+        """Drive the pool until the input ends (or `stop`); `next_batch` gives each batch."""
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._produce(next_batch))
-                for _ in range(self._workers):
-                    group.create_task(self._send())
+                self._group = group
+                self._producer = group.create_task(self._produce(next_batch))
+                self._senders = [group.create_task(self._send()) for _ in range(self._workers)]
                 group.create_task(self._write())
         except BaseExceptionGroup as failures:
             raise _most_telling(failures) from None
+
+    @property
+    def running(self) -> bool:
+        return self._group is not None
+
+    def stop(self, grace: float) -> None:
+        """Send nothing new; wait up to `grace` seconds for requests on the wire; write
+        the batches completed by then, in order; then let `run` return."""
+        if self._stopping or self._group is None or self._producer is None:
+            return
+        self._stopping = True
+        self._dispatcher.stop()
+        self._producer.cancel()
+        self._group.create_task(self._drain(grace))
+
+    async def _drain(self, grace: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._dispatcher.idle.wait(), grace)
+        for sender in self._senders:
+            sender.cancel()
+        incomplete = [b for b in self._unwritten if not b.done.is_set()]
+        for in_flight in incomplete:
+            in_flight.abandon()
+        if not incomplete:  # else the writer stops at the first incomplete batch by itself
+            await self._order.put(None)
 
     async def _produce(self, next_batch: NextBatch) -> None:
         while (batch := await next_batch()) is not None:
             in_flight = _BatchInFlight(batch)
             await self._order.put(in_flight)
+            self._unwritten.add(in_flight)
             for job in self._prepare(in_flight):
                 await self._work.put(job)
         await self._order.put(None)
@@ -128,15 +170,22 @@ class Engine:
     async def _send(self) -> None:
         while (job := await self._work.get()) is not None:
             in_flight, index, item, request = job
-            in_flight.settle(index, await self._dispatcher.dispatch(item, request))
+            try:
+                outcome = await self._dispatcher.dispatch(item, request)
+            except DispatchStopped:
+                return
+            in_flight.settle(index, outcome)
 
     async def _write(self) -> None:
         while (in_flight := await self._order.get()) is not None:
             await in_flight.done.wait()
+            if in_flight.abandoned:
+                return
             outcomes = [o for o in in_flight.outcomes if o is not None]
+            await self._writer.write(in_flight.batch, outcomes)
+            self._unwritten.discard(in_flight)
             for outcome in outcomes:
                 self._stats.count(outcome)
-            self._writer.write(outcomes)
             self._progress.update(self._stats)
 
 

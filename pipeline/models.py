@@ -74,3 +74,4 @@ class Batch:
 
     index: int
     items: list[Item] = field(default_factory=list)
+    digest: str = ""  # of the items as read; a resume checks the input still holds them

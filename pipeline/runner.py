@@ -1,54 +1,56 @@
 """One `sluice run`, from inputs to committed outputs, summary and exit code.
 
-This is the I/O edge of the engine: it opens the inputs, writers and HTTP
-session, runs the engine, then commits the outputs atomically, or drops them on
-failure, so nothing half-written ever stands under a final name.
+This is the I/O edge of the engine: it opens the inputs, the state directory and
+the HTTP session, and runs the engine. With a state directory each finished batch
+is committed there, and the final files are assembled from those parts once all
+are done; without one, rows go straight into the final files. Either way the
+outputs appear under their names complete, or not at all.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import os
 import random
-import signal
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pyarrow as pa
 
 from pipeline.atomic import AtomicFile
 from pipeline.batching import batched
 from pipeline.clock import Clock, SystemClock
-from pipeline.config import Endpoint, RunConfig
+from pipeline.config import RunConfig
 from pipeline.dispatch import Dispatcher
-from pipeline.engine import Engine, Progress
+from pipeline.engine import Engine, OutcomeWriter, Progress
 from pipeline.errors import OutputError, SluiceError
 from pipeline.feed import ThreadFeed
 from pipeline.formats import FileFormat
-from pipeline.identity import SeenIds, identify, is_batch_line
-from pipeline.models import Batch, Outcome, Success
+from pipeline.identity import SeenIds, identify
+from pipeline.models import Batch
+from pipeline.outputs import (
+    DirectWriter,
+    FinalWriters,
+    check_output_paths,
+    parquet_result_schema,
+)
 from pipeline.redact import Redactor
 from pipeline.request_builder import RequestBuilder
-from pipeline.rows import quarantine_row, result_row
-from pipeline.sinks import (
-    RowWriter,
-    open_quarantine_writer,
-    open_result_writer,
-    output_format,
-    result_schema,
-)
-from pipeline.sources import check_inputs, input_format, parquet_schema, read_records
+from pipeline.signals import Interrupted, run_until_signal
+from pipeline.sinks import output_format
+from pipeline.sources import check_inputs, read_records
+from pipeline.state.checkpoint import ArrowEncoding, CheckpointWriter
+from pipeline.state.fingerprint import input_identity, run_fingerprint
+from pipeline.state.resume import ResumePoint, skip_committed, with_digests
+from pipeline.state.store import RunState
 from pipeline.stats import RunStats, error_rate_exceeded, summary_dict
 from pipeline.traffic import TrafficControl
 from pipeline.transport import HttpTransport, Transport
 
 EXIT_OK = 0
 EXIT_ERROR_RATE = 1
-SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass(slots=True)
@@ -58,31 +60,7 @@ class RunResult:
     wall_seconds: float
     error: SluiceError | None = None
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-class SplitWriter:
-    """Successes to the results file, failures to quarantine, each in input order."""
-
-    def __init__(self, results: RowWriter, quarantine: RowWriter, id_field: str) -> None:
-        self.results = results
-        self.quarantine = quarantine
-        self._id_field = id_field
-
-    def write(self, outcomes: list[Outcome]) -> None:
-        good = [result_row(o, self._id_field) for o in outcomes if isinstance(o, Success)]
-        bad = [quarantine_row(o) for o in outcomes if not isinstance(o, Success)]
-        if good:
-            self.results.write_rows(good)
-        if bad:
-            self.quarantine.write_rows(bad)
-
-    def commit(self) -> None:
-        self.quarantine.commit()
-        self.results.commit()
-
-    def abort(self) -> None:
-        self.results.abort()
-        self.quarantine.abort()
+    resumable_in: str | None = None  # the state directory, when the run stopped short
 
 
 TransportFactory = Callable[[RunConfig], AbstractAsyncContextManager[Transport]]
@@ -106,10 +84,12 @@ async def run(
         error = None
     except SluiceError as exc:
         exit_code, error = exc.exit_code, exc
-    except _Interrupted as exc:
+    except Interrupted as exc:
         exit_code, error = exc.exit_code, None
     wall = time.perf_counter() - started
     result = RunResult(exit_code, stats, wall, error, summary_dict(stats, wall, exit_code))
+    if exit_code not in (EXIT_OK, EXIT_ERROR_RATE) and _has_state(config):
+        result.resumable_in = config.state_dir
     if config.summary_path is not None:
         write_summary(str(config.summary_path), result.summary)
     return result
@@ -123,9 +103,8 @@ def _check_summary_directory(config: RunConfig) -> None:
         raise OutputError(f"cannot write the summary: directory {where!r} does not exist")
 
 
-class _Interrupted(Exception):
-    def __init__(self, exit_code: int) -> None:
-        self.exit_code = exit_code
+def _has_state(config: RunConfig) -> bool:
+    return config.state_dir is not None and os.path.isdir(config.state_dir)
 
 
 async def _run(
@@ -136,101 +115,133 @@ async def _run(
     clock: Clock,
 ) -> int:
     check_inputs(config.inputs)
+    check_output_paths(config)
     builder = RequestBuilder(config.request)
-    writer = _open_writers(config)
-    seen = SeenIds()
-    feed: ThreadFeed[Batch] = ThreadFeed(_batches(config, seen))
+    if config.state_dir is None:
+        return await _run_direct(config, builder, progress, stats, transport_factory, clock)
+    state = RunState(config.state_dir)
+    state.open(_fingerprint(config), config.fresh)
     try:
-        async with transport_factory(config) as transport:
-            engine = _engine(config, builder, transport, writer, stats, progress, clock)
-            await _until_signal(engine.run(feed.next))
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+        stats.resume_from(state.totals)
+        progress.update(stats)
+        writer = CheckpointWriter(state.parts_dir, config.id_field, _arrow_encoding(config, state))
+        job = _Job(config, builder, progress, stats, transport_factory, clock, state.resume)
+        stopped = await job.run(writer)
+        if stopped is not None:
+            return stopped
+        _finalize(config, state)
     finally:
-        feed.close()
-        seen.close()
+        state.close()
+    return _finished_exit_code(config, stats)
+
+
+async def _run_direct(
+    config: RunConfig,
+    builder: RequestBuilder,
+    progress: Progress,
+    stats: RunStats,
+    transport_factory: TransportFactory,
+    clock: Clock,
+) -> int:
+    writer = DirectWriter(config)
+    try:
+        job = _Job(config, builder, progress, stats, transport_factory, clock, None)
+        stopped = await job.run(writer)
+        if stopped is not None:
+            writer.files.abort()
+            return stopped
+        writer.files.commit()
+    except BaseException:
+        writer.files.abort()
+        raise
+    return _finished_exit_code(config, stats)
+
+
+def _finished_exit_code(config: RunConfig, stats: RunStats) -> int:
     return EXIT_ERROR_RATE if error_rate_exceeded(stats, config.max_error_rate) else EXIT_OK
 
 
-def _open_writers(config: RunConfig) -> SplitWriter:
-    results = open_result_writer(config.output, _parquet_result_schema(config))
-    try:
-        quarantine = open_quarantine_writer(config.quarantine)
-    except BaseException:
-        results.abort()
-        raise
-    return SplitWriter(results, quarantine, config.id_field)
+class _Job:
+    """Reading, the engine and the transport of one run, whatever it writes into."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        builder: RequestBuilder,
+        progress: Progress,
+        stats: RunStats,
+        transport_factory: TransportFactory,
+        clock: Clock,
+        resume: ResumePoint | None,
+    ) -> None:
+        self.config = config
+        self.builder = builder
+        self.progress = progress
+        self.stats = stats
+        self.transport_factory = transport_factory
+        self.clock = clock
+        self.resume = resume
+
+    async def run(self, writer: OutcomeWriter) -> int | None:
+        """Until the input ends (None) or a signal stops it gracefully (its exit code)."""
+        seen = SeenIds()
+        feed: ThreadFeed[Batch] = ThreadFeed(self._batches(seen))
+        try:
+            async with self.transport_factory(self.config) as transport:
+                engine = self._engine(transport, writer)
+                return await run_until_signal(engine.run(feed.next), engine, self.config.grace)
+        finally:
+            feed.close()
+            seen.close()
+
+    def _batches(self, seen: SeenIds) -> Iterator[Batch]:
+        items = identify(read_records(self.config.inputs), self.config.id_field, seen)
+        batches = batched(items, self.config.batch_size)
+        if self.resume is None:
+            return batches
+        return skip_committed(with_digests(batches), self.resume)
+
+    def _engine(self, transport: Transport, writer: OutcomeWriter) -> Engine:
+        config, stats, clock = self.config, self.stats, self.clock
+        redact = Redactor(config.api_key)
+        traffic = TrafficControl(
+            config.traffic,
+            config.concurrency,
+            config.timeout,
+            clock,
+            stats.traffic,
+            random.Random(),
+        )
+        dispatcher = Dispatcher(
+            transport, traffic, config.retry, stats, redact, clock, random.Random()
+        )
+        # Enough batches ahead of the writer that one slow item does not idle the pool.
+        window = max(4, 4 * -(-config.concurrency // config.batch_size))
+        return Engine(
+            self.builder, dispatcher, writer, stats, self.progress, config.concurrency, window
+        )
 
 
-def _batches(config: RunConfig, seen: SeenIds) -> Iterator[Batch]:
-    items = identify(read_records(config.inputs), config.id_field, seen)
-    return batched(items, config.batch_size)
+def _fingerprint(config: RunConfig) -> dict[str, Any]:
+    return run_fingerprint(config, [input_identity(path) for path in config.inputs])
 
 
-def _engine(
-    config: RunConfig,
-    builder: RequestBuilder,
-    transport: Transport,
-    writer: SplitWriter,
-    stats: RunStats,
-    progress: Progress,
-    clock: Clock,
-) -> Engine:
-    redact = Redactor(config.api_key)
-    traffic = TrafficControl(
-        config.traffic, config.concurrency, config.timeout, clock, stats.traffic, random.Random()
-    )
-    dispatcher = Dispatcher(transport, traffic, config.retry, stats, redact, clock, random.Random())
-    # Enough batches ahead of the writer that one slow item does not idle the pool.
-    window = max(4, 4 * -(-config.concurrency // config.batch_size))
-    return Engine(builder, dispatcher, writer, stats, progress, config.concurrency, window)
-
-
-async def _until_signal(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work`; SIGINT/SIGTERM cancel it and become exit 130/143."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(work)
-    received: list[int] = []
-
-    def interrupt(signum: signal.Signals) -> None:
-        received.append(SIGNAL_EXIT_CODES[signum])
-        task.cancel()
-
-    installed = []
-    for signum in SIGNAL_EXIT_CODES:
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(signum, interrupt, signum)
-            installed.append(signum)
-    try:
-        await task
-    except asyncio.CancelledError:
-        if not received:
-            raise
-        raise _Interrupted(received[0]) from None
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-
-
-def _parquet_result_schema(config: RunConfig) -> pa.Schema | None:
-    """For Parquet in and out, the result schema follows the input's, fixed up front."""
+def _arrow_encoding(config: RunConfig, state: RunState) -> ArrowEncoding | None:
     if output_format(config.output) is not FileFormat.PARQUET:
         return None
-    if not all(input_format(path) is FileFormat.PARQUET for path in config.inputs):
-        return None
+    return ArrowEncoding(parquet_result_schema(config) or state.results_schema())
+
+
+def _finalize(config: RunConfig, state: RunState) -> None:
+    """Every batch is committed: assemble the final files in input order, atomically."""
+    files = FinalWriters(config)
     try:
-        schema = pa.unify_schemas([parquet_schema(path) for path in config.inputs])
-    except (pa.ArrowException, OSError):
-        return None  # reading will report the unreadable input with its own message
-    endpoint = config.request.endpoint
-    if endpoint is None and not is_batch_line(schema.names):
-        endpoint = Endpoint.CHAT
-    if endpoint is None or endpoint is Endpoint.RAW:
-        return None
-    output_type = pa.list_(pa.float64()) if endpoint is Endpoint.EMBEDDINGS else pa.string()
-    return result_schema(schema, config.id_field, output_type)
+        state.assemble(files.results, files.quarantine)
+        files.commit()
+    except BaseException:
+        files.abort()
+        raise
+    state.finish()
 
 
 def write_summary(path: str, summary: dict[str, Any]) -> None:

@@ -10,8 +10,8 @@ import contextlib
 import gzip
 import os
 import sys
-from collections.abc import Iterable
-from typing import Any, BinaryIO, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +23,8 @@ from pipeline.formats import KNOWN_SUFFIXES, FileFormat, format_of
 from pipeline.jsonio import dumps_lines
 from pipeline.rows import RESULT_COLUMNS
 
+T = TypeVar("T")
+
 PARQUET_ROW_GROUP_ROWS = 5000
 USAGE_TYPE = pa.struct(
     [("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("total_tokens", pa.int64())]
@@ -31,6 +33,7 @@ USAGE_TYPE = pa.struct(
 
 class RowWriter(Protocol):
     def write_rows(self, rows: list[dict[str, Any]]) -> None: ...
+    def write_encoded(self, section: bytes) -> None: ...
     def commit(self) -> None: ...
     def abort(self) -> None: ...
 
@@ -59,8 +62,12 @@ class JsonlWriter:
             )
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        self.write_encoded(dumps_lines(rows))
+
+    def write_encoded(self, section: bytes) -> None:
+        """JSONL lines as they will stand in the file (a checkpoint's part, say)."""
         try:
-            self._stream.write(dumps_lines(rows))
+            self._stream.write(section)
         except OSError as exc:
             raise OutputError(f"cannot write {self._file.path!r}: {exc.strerror}") from exc
 
@@ -77,8 +84,11 @@ class StdoutWriter:
     """`-o -`: JSONL streamed in input order as batches finish."""
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        self.write_encoded(dumps_lines(rows))
+
+    def write_encoded(self, section: bytes) -> None:
         try:
-            sys.stdout.buffer.write(dumps_lines(rows))
+            sys.stdout.buffer.write(section)
             sys.stdout.buffer.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise OutputError("standard output was closed before the results were written") from exc
@@ -103,6 +113,8 @@ class ParquetWriter:
         self._schema = schema
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[dict[str, Any]] = []
+        self._pending_tables: list[pa.Table] = []
+        self._pending_table_rows = 0
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         self._pending.extend(rows)
@@ -124,28 +136,60 @@ class ParquetWriter:
             self._writer = None
         self._file.abort()
 
+    def write_encoded(self, section: bytes) -> None:
+        """Rows a checkpoint already turned into an Arrow stream (see `rows_to_arrow`)."""
+        table = pa.ipc.open_stream(section).read_all()
+        self._pending_tables.append(table)
+        self._pending_table_rows += table.num_rows
+        if self._pending_table_rows >= PARQUET_ROW_GROUP_ROWS:
+            self._flush()
+
     def _flush(self) -> None:
-        if not self._pending:
-            return
-        try:
-            if self._writer is None:
-                self._open(self._schema or infer_schema(self._pending))
-            table = pa.Table.from_pylist(self._pending, schema=self._schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise OutputError(
-                f"result rows do not fit one Parquet schema ({exc}); "
-                "write JSONL instead (-o results.jsonl)"
-            ) from exc
+        if self._pending:
+            if self._schema is None:
+                self._schema = _checked(infer_schema, self._pending)
+            self._write(_checked(rows_to_table, self._pending, self._schema))
+            self._pending.clear()
+        if self._pending_tables:
+            self._write(pa.concat_tables(self._pending_tables))
+            self._pending_tables.clear()
+            self._pending_table_rows = 0
+
+    def _write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._open(self._schema or table.schema)
         assert self._writer is not None
         try:
             self._writer.write_table(table)
         except OSError as exc:
             raise OutputError(f"cannot write {self._file.path!r}: {exc}") from exc
-        self._pending.clear()
 
     def _open(self, schema: pa.Schema) -> None:
         self._schema = schema
         self._writer = pq.ParquetWriter(self._file.handle, schema)
+
+
+def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def rows_to_arrow(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:
+    """Rows as an Arrow IPC stream: how a checkpoint keeps Parquet-bound rows, types intact."""
+    table = _checked(rows_to_table, rows, schema)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as stream:
+        stream.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _checked(convert: Callable[..., T], *args: Any) -> T:
+    try:
+        return convert(*args)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise OutputError(
+            f"result rows do not fit one Parquet schema ({exc}); "
+            "write JSONL instead (-o results.jsonl)"
+        ) from exc
 
 
 def infer_schema(rows: Iterable[dict[str, Any]]) -> pa.Schema:

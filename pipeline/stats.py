@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.models import Outcome, Success
+
+if TYPE_CHECKING:
+    from pipeline.state.store import Totals
 
 LATENCY_SAMPLE_SIZE = 4096
 
@@ -72,6 +75,7 @@ def _rounded(value: float | None) -> float | None:
 @dataclass(slots=True)
 class RunStats:
     items: int = 0
+    resumed: int = 0  # items committed by earlier runs of the same job
     succeeded: int = 0
     cached: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
@@ -93,6 +97,16 @@ class RunStats:
         else:
             self.quarantined[str(outcome.kind)] += 1
 
+    def resume_from(self, totals: Totals) -> None:
+        """Count what earlier runs committed, so the summary describes the whole job."""
+        self.items += totals.items
+        self.resumed += totals.items
+        self.succeeded += totals.succeeded
+        self.cached += totals.cached
+        self.prompt_tokens += totals.prompt_tokens
+        self.completion_tokens += totals.completion_tokens
+        self.quarantined.update(totals.quarantined)
+
     @property
     def failed(self) -> int:
         return sum(self.quarantined.values())
@@ -109,8 +123,10 @@ def summary_dict(stats: RunStats, wall_seconds: float, exit_code: int) -> dict[s
         value = stats.latencies.percentile(fraction)
         return None if value is None else round(value * 1000, 1)
 
+    done = stats.items - stats.resumed
     return {
         "items": stats.items,
+        "resumed": stats.resumed,
         "succeeded": stats.succeeded,
         "cached": stats.cached,
         "quarantined": stats.failed,
@@ -120,7 +136,8 @@ def summary_dict(stats: RunStats, wall_seconds: float, exit_code: int) -> dict[s
         "rate_limited_responses": stats.rate_limited,
         "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens},
         "wall_seconds": round(wall_seconds, 3),
-        "items_per_second": round(stats.items / wall_seconds, 1) if wall_seconds > 0 else None,
+        # This run's pace: items that earlier runs committed took none of its time.
+        "items_per_second": round(done / wall_seconds, 1) if wall_seconds > 0 else None,
         "latency_ms": {"p50": ms(0.50), "p95": ms(0.95), "p99": ms(0.99)},
         "traffic": stats.traffic.as_dict(),
         "exit_code": exit_code,

@@ -1,0 +1,203 @@
+"""The state directory of one job: lock, fingerprint, committed parts; resume or refuse.
+
+    .results.jsonl.sluice/
+        lock               flock, and who holds it (lock.py)
+        fingerprint.json   what the job is (fingerprint.py)
+        parts/000000000.part, …   committed batches, in input order (parts.py)
+        finished           written once the final outputs stand under their names
+
+A finished job leaves no state behind: the outputs are the truth, and running
+the same command again starts a new job (which the response cache answers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from pipeline.atomic import AtomicFile
+from pipeline.config import STDIO
+from pipeline.errors import ConfigError, OutputError
+from pipeline.sinks import RowWriter
+from pipeline.state.fingerprint import differences
+from pipeline.state.lock import LOCK_NAME, RunLock
+from pipeline.state.parts import (
+    PartHeader,
+    StateCorrupt,
+    committed_headers,
+    open_part,
+    part_path,
+    sweep,
+)
+from pipeline.state.resume import ResumePoint
+
+STATE_SUFFIX = ".sluice"
+FINGERPRINT_NAME = "fingerprint.json"
+FINISHED_NAME = "finished"
+PARTS_NAME = "parts"
+
+
+class ResumeMismatch(ConfigError):
+    """The state belongs to a different job; resuming would mix two jobs' rows."""
+
+
+@dataclass(slots=True)
+class Totals:
+    """What the committed batches hold, summed from their headers."""
+
+    batches: int = 0
+    items: int = 0
+    succeeded: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    last_commit: float | None = None
+
+    def add(self, header: PartHeader) -> None:
+        self.batches += 1
+        self.items += header.items
+        self.succeeded += header.succeeded
+        self.cached += header.cached
+        self.prompt_tokens += header.prompt_tokens
+        self.completion_tokens += header.completion_tokens
+        self.quarantined.update(header.quarantined)
+        self.last_commit = header.committed_at
+
+
+def default_state_dir(output: str) -> str | None:
+    """Beside the output, hidden: `out/.results.jsonl.sluice`; none for stdout."""
+    if output == STDIO:
+        return None
+    directory, name = os.path.split(os.path.abspath(output))
+    return os.path.join(directory, f".{name}{STATE_SUFFIX}")
+
+
+def read_state(directory: str) -> tuple[dict[str, Any] | None, ResumePoint, Totals]:
+    """The fingerprint and committed prefix, read without the lock (for `sluice status`)."""
+    parts_dir = os.path.join(directory, PARTS_NAME)
+    point, totals = ResumePoint(), Totals()
+    if os.path.isdir(parts_dir):
+        for header in committed_headers(parts_dir):
+            point.add(header.digest)
+            totals.add(header)
+    return _read_fingerprint(directory), point, totals
+
+
+class RunState:
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.parts_dir = os.path.join(directory, PARTS_NAME)
+        self.resume = ResumePoint()
+        self.totals = Totals()
+        self._lock = RunLock(directory)
+
+    def open(self, fingerprint: dict[str, Any], fresh: bool) -> None:
+        """Lock, then resume the job the state holds, or start it afresh."""
+        try:
+            # Not makedirs: a missing parent means a mistyped path, not one to create.
+            os.mkdir(self.directory, mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise OutputError(f"cannot create the state directory {self.directory}: {exc}") from exc
+        self._lock.acquire()
+        try:
+            self._prepare(fingerprint, fresh)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _prepare(self, fingerprint: dict[str, Any], fresh: bool) -> None:
+        finished = os.path.exists(os.path.join(self.directory, FINISHED_NAME))
+        if not (fresh or finished):
+            _, self.resume, self.totals = read_state(self.directory)
+            stored = _read_fingerprint(self.directory)
+            if stored == fingerprint:
+                sweep(self.parts_dir, self.resume.batches)
+                return
+            if self.resume.batches:
+                raise ResumeMismatch(self._mismatch_message(stored, fingerprint))
+        self._start_over(fingerprint)
+
+    def _start_over(self, fingerprint: dict[str, Any]) -> None:
+        self.resume, self.totals = ResumePoint(), Totals()
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.directory, FINISHED_NAME))
+        os.makedirs(self.parts_dir, mode=0o700)
+        target = AtomicFile(os.path.join(self.directory, FINGERPRINT_NAME))
+        target.handle.write(orjson.dumps(fingerprint, option=orjson.OPT_INDENT_2))
+        target.commit()
+
+    def _mismatch_message(self, stored: dict[str, Any] | None, current: dict[str, Any]) -> str:
+        done = f"{self.totals.items:,} items in {self.resume.batches:,} batches"
+        unreadable = "its fingerprint is unreadable"
+        what = "; ".join(differences(stored, current)) if stored else unreadable
+        return (
+            f"the state in {self.directory} belongs to a different job ({done} done); "
+            f"changed since: {what}. Run the original command to finish that job, "
+            "or add --fresh to discard it and start over"
+        )
+
+    def results_schema(self) -> pa.Schema | None:
+        """The Arrow schema the committed result rows were written with, if any."""
+        for _, results, _ in self._sections():
+            if results:
+                return pa.ipc.open_stream(results).schema
+        return None
+
+    def assemble(self, results: RowWriter, quarantine: RowWriter) -> None:
+        """Stream every committed batch, in input order, into the final writers."""
+        for _, result_rows, quarantine_rows in self._sections():
+            if result_rows:
+                results.write_encoded(result_rows)
+            if quarantine_rows:
+                quarantine.write_encoded(quarantine_rows)
+
+    def _sections(self) -> Iterator[tuple[int, bytes, bytes]]:
+        for header in committed_headers(self.parts_dir):
+            header, handle = open_part(self.parts_dir, header.batch)
+            with handle:
+                results = handle.read(header.results_bytes)
+                quarantine = handle.read(header.quarantine_bytes)
+            if len(results) + len(quarantine) != header.results_bytes + header.quarantine_bytes:
+                where = f"batch {header.batch} in {self.parts_dir}"
+                raise StateCorrupt(f"the part file of {where} is cut short; use --fresh")
+            yield header.batch, results, quarantine
+
+    def finish(self) -> None:
+        """The outputs are in place: mark the job finished, then clear the state away."""
+        AtomicFile(os.path.join(self.directory, FINISHED_NAME)).commit()
+        self._remove()
+
+    def close(self) -> None:
+        """Release the lock; a state with nothing committed is not worth leaving behind."""
+        if self._lock.held and not os.path.exists(part_path(self.parts_dir, 0)):
+            self._remove()
+        self._lock.release()
+
+    def _remove(self) -> None:
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        for name in (FINGERPRINT_NAME, FINISHED_NAME, LOCK_NAME):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.directory, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(self.directory)
+
+
+def _read_fingerprint(directory: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(directory, FINGERPRINT_NAME), "rb") as handle:
+            stored = orjson.loads(handle.read())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return stored if isinstance(stored, dict) else None
