@@ -1,0 +1,180 @@
+"""A memo of answers on disk, keyed by exactly what was sent.
+
+The store is diskcache (SQLite in WAL mode plus files for large values). Two
+rules shape this module:
+
+* The cache is a memo, never a source of truth: any error while reading is a
+  miss, any error while writing is a skipped write. A run never fails, and never
+  returns a wrong answer, because of the cache.
+* Nothing read from the cache directory is ever unpickled. diskcache pickles
+  every value that is not bytes/str/number and unpickles on read, so a planted
+  entry could run code; `_BytesOnlyDisk` stores and returns raw bytes only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import diskcache
+import orjson
+from diskcache.core import MODE_BINARY, MODE_RAW
+
+
+def cache_key(base_url: str, path: str, body: dict[str, Any]) -> str:
+    """sha256 of what identifies an answer: where the request went and what it asked.
+
+    The API key is deliberately not an input: the same question to the same
+    endpoint has the same answer whoever pays for it, and a key must never be
+    derivable from (or stored next to) cached data.
+    """
+    request = {"base_url": base_url.rstrip("/"), "path": path, "body": body}
+    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class CacheUnavailable(Exception):
+    """The cache directory or its database cannot be opened; run without a cache."""
+
+
+class UnsafeEntry(Exception):
+    """A stored entry that is not plain bytes; reading it could run code."""
+
+
+class _BytesOnlyDisk(diskcache.Disk):
+    """A diskcache Disk that never pickles or unpickles."""
+
+    def get(self, key: Any, raw: bool) -> Any:
+        # Keys we write are str, stored raw; a non-raw key would be a pickle.
+        if not raw:
+            raise UnsafeEntry("refusing to unpickle a cache key")
+        return super().get(key, raw)
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
+        if type(value) is not bytes:
+            raise TypeError(f"the response cache stores bytes, not {type(value).__name__}")
+        return super().store(value, read, key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        # Raw bytes in the row, or a file (values of 32 KB and more). Anything
+        # else is text or a pickle, which we never wrote.
+        if mode not in (MODE_RAW, MODE_BINARY) or read:
+            raise UnsafeEntry(f"refusing a cache entry stored in mode {mode}")
+        if mode == MODE_BINARY and not _inside(filename):
+            raise UnsafeEntry(f"refusing a cache file outside the cache: {filename!r}")
+        return super().fetch(mode, filename, value, read)
+
+
+def _inside(filename: str | None) -> bool:
+    """A planted row could name ../../secret; only relative paths below the directory."""
+    if not filename or os.path.isabs(filename):
+        return False
+    return not os.path.normpath(filename).startswith(os.pardir)
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    directory: str
+    entries: int
+    size_bytes: int
+    size_limit: int
+
+
+class ResponseCache:
+    """Answer bytes by `cache_key`, younger than `ttl` seconds when a ttl is given."""
+
+    def __init__(
+        self,
+        directory: str,
+        size_limit: int | None,
+        ttl: float | None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        """`size_limit=None` keeps the limit the cache was last opened with."""
+        self.directory = directory
+        self._ttl = ttl
+        self._now = now
+        # Settings passed here are written into the database and win over
+        # whatever a previous (or planted) database holds.
+        settings: dict[str, Any] = {
+            "eviction_policy": "least-recently-stored",
+            "disk_min_file_size": 2**15,  # values from 32 KB up go to files
+        }
+        if size_limit is not None:
+            settings["size_limit"] = size_limit
+        try:
+            # Answers can be private: only the owner may read them.
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            self._cache = diskcache.Cache(directory, disk=_BytesOnlyDisk, **settings)
+        except (sqlite3.Error, OSError, diskcache.Timeout) as error:
+            message = f"cannot open the response cache in {directory}: {error}"
+            raise CacheUnavailable(message) from error
+
+    def get(self, key: str) -> bytes | None:
+        """The stored answer, or None. Never raises: a damaged entry is a miss."""
+        try:
+            value, stored_at = self._cache.get(key, tag=True)
+        except Exception:
+            # sqlite errors, a vanished file, a refused pickle, a lock timeout:
+            # whatever a damaged or planted cache produces must not stop a run.
+            return None
+        if type(value) is not bytes or not self._young_enough(stored_at):
+            return None
+        return value
+
+    def _young_enough(self, stored_at: Any) -> bool:
+        # The age is checked when reading, so --cache-ttl means "answers
+        # younger than this" even for entries written without a ttl.
+        if self._ttl is None:
+            return True
+        if not isinstance(stored_at, int | float):
+            return False
+        return self._now() - stored_at <= self._ttl
+
+    def put(self, key: str, payload: bytes) -> bool:
+        """Store an answer; False when the disk refused (full, read-only, locked)."""
+        try:
+            # The write time goes in the tag for the read-time ttl; expire lets
+            # `prune` delete what no reader with this ttl could use anyway.
+            stored: bool = self._cache.set(key, payload, expire=self._ttl, tag=int(self._now()))
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            return False
+        return stored
+
+    def stats(self) -> CacheStats:
+        return CacheStats(
+            directory=self.directory,
+            entries=len(self._cache),
+            size_bytes=self._cache.volume(),
+            size_limit=self._cache.size_limit,
+        )
+
+    def clear(self) -> int:
+        """Remove every entry; the number removed."""
+        removed: int = self._cache.clear()
+        return removed
+
+    def prune(self) -> int:
+        """Remove expired entries, then the oldest until under the size limit."""
+        expired: int = self._cache.expire()
+        culled: int = self._cache.cull()
+        return expired + culled
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,341 @@
+"""The response cache: keys that follow every input; a store that never lies or runs code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import diskcache
+import orjson
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from pipeline.cache import CacheStats, CacheUnavailable, ResponseCache, cache_key
+
+# Plain JSON values, as a request body holds them.
+json_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+bodies = st.dictionaries(st.text(max_size=6), json_values, min_size=1, max_size=5)
+urls = st.sampled_from(["https://api.openai.com/v1", "http://127.0.0.1:8000/v1", "https://x.test"])
+paths = st.sampled_from(["/chat/completions", "/embeddings", "/completions"])
+# Bodies are cheap to build but many; fifty of each keeps the file fast.
+fifty = settings(max_examples=50)
+
+
+def _leaf_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a body where a value sits, containers included."""
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found += _leaf_paths(inner, (*prefix, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            found += _leaf_paths(inner, (*prefix, index))
+    return found
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replaced(value[head], rest, new)}
+    return [_replaced(inner, rest, new) if i == head else inner for i, inner in enumerate(value)]
+
+
+def _sent(body: dict[str, Any]) -> bytes:
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def _reordered(value: Any) -> Any:
+    """The same JSON with every object's keys inserted in reverse order."""
+    if isinstance(value, dict):
+        return {key: _reordered(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reordered(inner) for inner in value]
+    return value
+
+
+@fifty
+@given(urls, paths, bodies, st.data())
+def test_changing_any_value_anywhere_in_the_body_changes_the_key(
+    base_url: str, path: str, body: dict[str, Any], data: st.DataObject
+) -> None:
+    changed = _replaced(body, data.draw(st.sampled_from(_leaf_paths(body))), data.draw(json_values))
+    # "Changed" as sent: orjson tells apart what Python calls equal (1, 1.0 and True).
+    assume(_sent(changed) != _sent(body))
+    assert cache_key(base_url, path, changed) != cache_key(base_url, path, body)
+
+
+@fifty
+@given(urls, paths, bodies, st.text(min_size=1, max_size=6))
+def test_adding_a_field_changes_the_key(
+    base_url: str, path: str, body: dict[str, Any], name: str
+) -> None:
+    field = f"new-{name}"
+    assert field not in body or body[field] != "added"
+    assert cache_key(base_url, path, {**body, field: "added"}) != cache_key(base_url, path, body)
+
+
+@fifty
+@given(urls, paths, bodies)
+def test_the_key_is_hex_and_follows_path_and_url_but_not_key_order_or_a_slash(
+    base_url: str, path: str, body: dict[str, Any]
+) -> None:
+    key = cache_key(base_url, path, body)
+    assert len(key) == 64
+    assert set(key) <= set("0123456789abcdef")
+    assert cache_key(base_url + "/", path, _reordered(body)) == key
+    assert cache_key(base_url, path + "x", body) != key
+    assert cache_key(base_url + "/v2", path, body) != key
+
+
+def test_nested_values_are_distinguished() -> None:
+    one = {"model": "m", "messages": [{"role": "user", "content": "a"}]}
+    two = {"model": "m", "messages": [{"role": "user", "content": "b"}]}
+    assert cache_key("u", "/chat/completions", one) != cache_key("u", "/chat/completions", two)
+
+
+class Clock:
+    """A hand-moved clock: the test says what time it is."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> str:
+    return str(tmp_path / "responses")
+
+
+def test_an_answer_put_is_read_back_and_an_unknown_key_is_a_miss(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        assert cache.put("k", b'{"answer": 1}') is True
+        assert cache.get("k") == b'{"answer": 1}'
+        assert cache.get("other") is None
+
+
+def test_answers_survive_reopening(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        cache.put("k", b"kept")
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        assert cache.get("k") == b"kept"
+
+
+def test_an_answer_put_survives_the_process_being_killed(directory: str) -> None:
+    script = (
+        "import os, signal, sys\n"
+        "from pipeline.cache import ResponseCache\n"
+        "cache = ResponseCache(sys.argv[1], size_limit=2**30, ttl=None)\n"
+        "assert cache.put('k', b'answer')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, directory], check=False)
+    assert done.returncode == -signal.SIGKILL
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        assert cache.get("k") == b"answer"
+
+
+def test_the_ttl_is_applied_when_reading(directory: str) -> None:
+    clock = Clock(1_000_000.0)
+    with ResponseCache(directory, size_limit=2**30, ttl=60.0, now=clock) as cache:
+        cache.put("k", b"answer")
+        clock.at += 60
+        assert cache.get("k") == b"answer"
+        clock.at += 1
+        assert cache.get("k") is None
+
+
+def test_a_shorter_ttl_later_hides_answers_written_without_one(directory: str) -> None:
+    clock = Clock(1_000_000.0)
+    with ResponseCache(directory, size_limit=2**30, ttl=None, now=clock) as cache:
+        cache.put("k", b"answer")
+    clock.at += 3600
+    with ResponseCache(directory, size_limit=2**30, ttl=None, now=clock) as cache:
+        assert cache.get("k") == b"answer"
+    with ResponseCache(directory, size_limit=2**30, ttl=3599.0, now=clock) as cache:
+        assert cache.get("k") is None
+
+
+def test_the_directory_and_its_parents_are_created_owner_only(tmp_path: Path) -> None:
+    directory = tmp_path / "a" / "b" / "responses"
+    ResponseCache(str(directory), size_limit=2**30, ttl=None).close()
+    assert directory.is_dir()
+    assert directory.stat().st_mode & 0o777 == 0o700
+
+
+def test_values_of_32_kb_and_more_are_files_and_read_back_whole(directory: str) -> None:
+    big = os.urandom(100_000)
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        assert cache.put("big", big)
+        assert cache.get("big") == big
+    assert list(Path(directory).rglob("*.val")), "diskcache keeps large values as files"
+
+
+def test_only_bytes_can_be_stored(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache, pytest.raises(TypeError):
+        cache.put("k", "text")  # type: ignore[arg-type]
+
+
+class Planted:
+    """Unpickling this would create the marker file: proof that code ran."""
+
+    def __init__(self, marker: Path, padding: int = 0) -> None:
+        self.marker = marker
+        self.padding = padding
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.write_text, (self.marker, "x" * self.padding))
+
+
+@pytest.mark.parametrize("padding", [0, 100_000], ids=["in the database", "in a file"])
+def test_a_planted_pickle_is_a_miss_and_runs_nothing(
+    directory: str, tmp_path: Path, padding: int
+) -> None:
+    marker = tmp_path / "code-ran"
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        cache.put("good", b"answer")
+    with diskcache.Cache(directory) as planter:
+        planter.set("k", Planted(marker, padding))
+        planter.set("dict", {"a": 1})
+        planter.set("text", "an answer as str")
+        planter.set(Planted(marker), b"under a pickled key")
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        assert cache.get("k") is None
+        assert cache.get("dict") is None
+        assert cache.get("text") is None
+        assert cache.get("good") == b"answer"
+        assert cache.stats().entries == 5
+        assert cache.prune() == 0
+        assert cache.clear() == 5
+    assert not marker.exists()
+
+
+def test_a_planted_file_name_outside_the_cache_is_a_miss(directory: str, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not for the cache")
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        cache.put("k", b"x" * 40_000)
+    with sqlite3.connect(Path(directory) / "cache.db") as db:
+        db.execute("UPDATE Cache SET filename = ? WHERE key = 'k'", (str(secret),))
+        db.execute("INSERT INTO Cache (key, raw, mode, filename) VALUES ('up', 1, 2, '../secret')")
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        assert cache.get("k") is None
+        assert cache.get("up") is None
+
+
+def test_an_entry_whose_file_vanished_is_a_miss(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        cache.put("k", b"x" * 40_000)
+        for file in Path(directory).rglob("*.val"):
+            file.unlink()
+        assert cache.get("k") is None
+
+
+def test_a_garbage_database_cannot_be_opened(directory: str) -> None:
+    os.makedirs(directory)
+    (Path(directory) / "cache.db").write_bytes(b"this is not sqlite\n" * 500)
+    with pytest.raises(CacheUnavailable, match="responses"):
+        ResponseCache(directory, size_limit=2**30, ttl=None)
+
+
+def test_a_file_where_the_directory_should_be_cannot_be_opened(tmp_path: Path) -> None:
+    (tmp_path / "responses").write_text("a file")
+    with pytest.raises(CacheUnavailable, match="responses"):
+        ResponseCache(str(tmp_path / "responses"), size_limit=2**30, ttl=None)
+
+
+def test_stats_count_entries_and_report_the_limit(directory: str) -> None:
+    with ResponseCache(directory, size_limit=10**9, ttl=None) as cache:
+        empty = cache.stats()
+        for n in range(3):
+            cache.put(f"k{n}", b"answer %d" % n)
+        stats = cache.stats()
+    assert empty.entries == 0
+    assert stats == CacheStats(directory, 3, stats.size_bytes, 10**9)
+    assert stats.size_bytes >= empty.size_bytes > 0
+
+
+def test_without_a_size_limit_the_stored_one_is_kept(directory: str) -> None:
+    ResponseCache(directory, size_limit=12_345_678, ttl=None).close()
+    with ResponseCache(directory, size_limit=None, ttl=None) as cache:
+        assert cache.stats().size_limit == 12_345_678
+
+
+def test_clear_removes_everything_and_says_how_much(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        for n in range(4):
+            cache.put(f"k{n}", b"x" * (n * 20_000))
+        assert cache.clear() == 4
+        assert cache.stats().entries == 0
+        assert cache.get("k3") is None
+    assert not list(Path(directory).rglob("*.val"))
+
+
+def test_prune_removes_expired_answers(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        cache.put("kept", b"answer")
+    # A zero ttl expires at the moment of writing, so the next prune finds it expired.
+    with ResponseCache(directory, size_limit=2**30, ttl=0.0) as cache:
+        cache.put("gone", b"answer")
+        assert cache.prune() == 1
+        assert cache.stats().entries == 1
+
+
+def test_prune_culls_the_oldest_down_to_the_size_limit(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        for n in range(25):
+            cache.put(f"k{n}", os.urandom(40_000))
+        full = cache.stats().size_bytes
+    # diskcache culls ten of the oldest at a time until the volume fits.
+    with ResponseCache(directory, size_limit=full - 100_000, ttl=None) as cache:
+        assert cache.prune() == 10
+        kept = [cache.get(f"k{n}") is not None for n in range(25)]
+    assert kept == [False] * 10 + [True] * 15
+
+
+def test_put_reports_failure_when_the_cache_directory_is_gone(directory: str) -> None:
+    cache = ResponseCache(directory, size_limit=2**30, ttl=None)
+    cache.put("k", b"answer")
+    cache.close()
+    shutil.rmtree(directory)
+    assert cache.put("other", b"answer") is False
+    assert cache.get("k") is None
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_put_reports_failure_when_the_directory_became_read_only(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        cache.put("k", b"answer")
+        directories = [Path(directory), *(p for p in Path(directory).rglob("*") if p.is_dir())]
+        for path in directories:
+            path.chmod(0o500)
+        try:
+            # Large values go to new files, which a read-only directory refuses.
+            assert cache.put("big", b"x" * 40_000) is False
+            assert cache.get("k") == b"answer"
+        finally:
+            for path in directories:
+                path.chmod(0o700)
