@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cli.cache import cache_app
 from cli.config_file import load_defaults
 from cli.errors import fail
 from cli.run import run
@@ -61,6 +62,7 @@ def root(
 
 app.command("run")(run)
 app.command("sim")(sim)
+app.add_typer(cache_app, name="cache")
 
 
 def main() -> None:

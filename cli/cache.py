@@ -1,0 +1,168 @@
+"""`sluice cache`: look at, empty or shrink the store of answers kept between runs."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import diskcache
+import orjson
+import typer
+from diskcache.core import DBNAME
+
+from cli.errors import fail
+from cli.units import format_size, parse_size
+from pipeline.cache import CacheUnavailable, ResponseCache
+from pipeline.errors import ConfigError, OutputError, SluiceError
+
+DEFAULT_CACHE_SIZE = "5GB"
+
+# Errors the store itself raises once open: a damaged database, a vanished
+# directory, another process holding the lock for too long.
+_STORE_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """$XDG_CACHE_HOME/sluice/responses, or ~/.cache/sluice/responses."""
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec says to ignore a relative path: it would depend on the cwd.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "sluice" / "responses"
+
+
+cache_app = typer.Typer(
+    no_args_is_help=True,
+    help="Look at, empty or shrink the response cache: answers kept on disk so that "
+    "running the same items again costs nothing. Deleting the cache is always safe.",
+)
+
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="SLUICE_CACHE_DIR",
+        help="Where the cache lives "
+        "(default: $XDG_CACHE_HOME/sluice/responses, else ~/.cache/sluice/responses).",
+        show_default=False,
+    ),
+]
+
+
+@cache_app.command()
+def stats(
+    cache_dir: CacheDir = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
+) -> None:
+    """Show where the cache is, how many answers it holds and how much disk it uses."""
+    directory = _resolve(cache_dir)
+    if not _exists(directory):
+        report: dict[str, object] = {
+            "directory": str(directory),
+            "exists": False,
+            "entries": 0,
+            "size_bytes": 0,
+            "size_limit": None,
+        }
+        _print(report, as_json, f"no cache at {directory} (0 entries)")
+        return
+    try:
+        with _open(directory, size_limit=None) as cache:
+            found = cache.stats()
+    except _STORE_ERRORS as error:
+        fail(ConfigError(f"cannot read the response cache in {directory}: {error}"))
+    report = {
+        "directory": found.directory,
+        "exists": True,
+        "entries": found.entries,
+        "size_bytes": found.size_bytes,
+        "size_limit": found.size_limit,
+    }
+    table = "\n".join(
+        [
+            f"directory  {found.directory}",
+            f"entries    {found.entries}",
+            f"size       {format_size(found.size_bytes)}",
+            f"limit      {format_size(found.size_limit)}",
+        ]
+    )
+    _print(report, as_json, table)
+
+
+@cache_app.command()
+def clear(cache_dir: CacheDir = None) -> None:
+    """Delete every cached answer (the next run asks the API again)."""
+    directory = _resolve(cache_dir)
+    if not _exists(directory):
+        typer.echo(f"no cache at {directory}: nothing to clear")
+        return
+    try:
+        with _open(directory, size_limit=None) as cache:
+            removed = cache.clear()
+    except _STORE_ERRORS as error:
+        fail(OutputError(f"cannot clear the response cache in {directory}: {error}"))
+    typer.echo(f"removed {removed} entries from {directory}")
+
+
+@cache_app.command()
+def prune(
+    cache_dir: CacheDir = None,
+    max_size: Annotated[
+        str,
+        typer.Option(
+            help="Shrink the cache to at most this size, oldest answers first: "
+            "500MB, 5GB, 1GiB. Also becomes the cache's limit for later runs."
+        ),
+    ] = DEFAULT_CACHE_SIZE,
+) -> None:
+    """Delete expired answers, then the oldest ones until the cache fits in --max-size."""
+    directory = _resolve(cache_dir)
+    try:
+        limit = parse_size(max_size)
+    except SluiceError as error:
+        fail(error)
+    if not _exists(directory):
+        typer.echo(f"no cache at {directory}: nothing to prune")
+        return
+    try:
+        with _open(directory, size_limit=limit) as cache:
+            removed = cache.prune()
+    except _STORE_ERRORS as error:
+        fail(OutputError(f"cannot prune the response cache in {directory}: {error}"))
+    typer.echo(f"removed {removed} entries from {directory}")
+
+
+def _resolve(cache_dir: Path | None) -> Path:
+    # Resolved at call time, not import time, so XDG_CACHE_HOME set later counts.
+    return cache_dir if cache_dir is not None else default_cache_dir()
+
+
+def _exists(directory: Path) -> bool:
+    # Looking must not create anything: a mistyped --cache-dir (or ~) must not
+    # gain a cache.db because someone asked for stats.
+    try:
+        return (directory / DBNAME).is_file()
+    except OSError as error:
+        fail(ConfigError(f"cannot look at the response cache in {directory}: {error}"))
+
+
+@contextmanager
+def _open(directory: Path, size_limit: int | None) -> Iterator[ResponseCache]:
+    try:
+        cache = ResponseCache(str(directory), size_limit=size_limit, ttl=None)
+    except CacheUnavailable as error:
+        fail(ConfigError(f"{error}; delete the directory or point --cache-dir elsewhere"))
+    with cache:
+        yield cache
+
+
+def _print(report: dict[str, object], as_json: bool, text: str) -> None:
+    if as_json:
+        typer.echo(orjson.dumps(report).decode())
+    else:
+        typer.echo(text)
