@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cli.cache import DEFAULT_CACHE_SIZE
 from cli.errors import fail, report_internal_error, say
 from cli.progress import QuietProgress, progress_for
 from cli.run_config import build_config
@@ -223,6 +224,41 @@ def run(
             "committing and stopping. A second signal stops at once.",
         ),
     ] = 10.0,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Reuse answers stored by earlier runs, and store new ones, so nothing is paid "
+            "for twice; identical requests in a run are sent once. --no-cache sends every item.",
+        ),
+    ] = True,
+    refresh_cache: Annotated[
+        bool,
+        typer.Option(
+            help="Ask the API again even when an answer is stored, and store the new answers."
+        ),
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SLUICE_CACHE_DIR",
+            help="Where answers are stored. (default: $XDG_CACHE_HOME/sluice/responses, "
+            "or ~/.cache/sluice/responses)",
+        ),
+    ] = None,
+    cache_ttl: Annotated[
+        str | None,
+        typer.Option(
+            help="Use stored answers only when younger than this: 90s, 15m, 12h, 7d. "
+            "(default: no age limit)"
+        ),
+    ] = None,
+    cache_size: Annotated[
+        str,
+        typer.Option(
+            help="Largest the cache may grow, e.g. 500MB or 20GB; the oldest answers go first."
+        ),
+    ] = DEFAULT_CACHE_SIZE,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print nothing on success (errors still).")
     ] = False,
@@ -251,6 +287,9 @@ def execute(config: RunConfig, quiet: bool) -> None:
         fail(error)
     except Exception as bug:
         report_internal_error(bug)
+    if not quiet:
+        for warning in result.warnings:
+            say(f"warning: {warning}")
     if result.error is not None:
         say(f"error: {result.error.message}")
     # A run refused before its first item has nothing to summarise but the error.

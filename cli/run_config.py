@@ -8,15 +8,17 @@ from typing import Any
 
 import orjson
 
+from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
-from pipeline.config import STDIO, RequestConfig, RetryConfig, RunConfig, TrafficConfig
+from cli.units import parse_duration, parse_size
+from pipeline.config import STDIO, CacheConfig, RequestConfig, RetryConfig, RunConfig, TrafficConfig
 from pipeline.errors import ConfigError, UsageError
 from pipeline.formats import without_format_suffix
 from pipeline.sinks import output_format
 from pipeline.state.store import default_state_dir
 
 
-def build_config(flags: dict[str, Any]) -> RunConfig:
+def build_config(flags: dict[str, Any], requeue: bool = False) -> RunConfig:
     base_url = checked_base_url(flags["base_url"], flags["allow_insecure_http"])
     output = flags["output"]
     output_format(output)  # an unknown extension is a usage error, found before any work
@@ -59,6 +61,22 @@ def build_config(flags: dict[str, Any]) -> RunConfig:
         state_dir=_state_dir(flags, output),
         fresh=flags["fresh"],
         grace=flags["grace"],
+        cache=_cache(flags),
+        requeue=requeue,
+    )
+
+
+def _cache(flags: dict[str, Any]) -> CacheConfig | None:
+    if not flags["cache"]:
+        if flags["refresh_cache"]:
+            raise UsageError("give --refresh-cache or --no-cache, not both")
+        return None
+    ttl = flags["cache_ttl"]
+    return CacheConfig(
+        directory=str(flags["cache_dir"] or default_cache_dir()),
+        size_limit=parse_size(flags["cache_size"]),
+        ttl=parse_duration(ttl) if ttl is not None else None,
+        read=not flags["refresh_cache"],
     )
 
 

@@ -107,3 +107,4 @@ class RunConfig:
     fresh: bool = False
     grace: float = 10.0
     cache: CacheConfig | None = None
+    requeue: bool = False  # the inputs are quarantine files (`sluice retry`)

@@ -24,6 +24,7 @@ from pipeline.errors import (
     SluiceError,
     error_kind_for_status,
 )
+from pipeline.memo import ResponseMemo
 from pipeline.models import Failure, Item, Outcome, Success
 from pipeline.redact import Redactor
 from pipeline.request_builder import Request
@@ -54,8 +55,10 @@ class Dispatcher:
         redact: Redactor,
         clock: Clock,
         rng: random.Random | None = None,
+        memo: ResponseMemo | None = None,
     ) -> None:
         self._transport = transport
+        self._memo = memo
         self._traffic = traffic
         self._retry = retry
         self._stats = stats
@@ -74,7 +77,8 @@ class Dispatcher:
         if not self._sending:
             self.idle.set()
 
-    async def dispatch(self, item: Item, request: Request) -> Outcome:
+    async def dispatch(self, item: Item, request: Request, cache_key: str | None = None) -> Outcome:
+        """Send until a Success or a Failure; a reusable answer is stored under `cache_key`."""
         failures: Counter[ErrorKind] | None = None
         attempt = 0
         while True:
@@ -86,7 +90,7 @@ class Dispatcher:
                 raise DispatchStopped
             attempt += 1
             try:
-                outcome = await self._attempt(item, request, ticket, attempt)
+                outcome = await self._attempt(item, request, ticket, attempt, cache_key)
             finally:
                 self._traffic.release(ticket)
             if not isinstance(outcome, Verdict):
@@ -111,7 +115,7 @@ class Dispatcher:
         return expected_tokens(request.body, self._traffic.completions, chat)
 
     async def _attempt(
-        self, item: Item, request: Request, ticket: Ticket, attempt: int
+        self, item: Item, request: Request, ticket: Ticket, attempt: int, cache_key: str | None
     ) -> Outcome | Verdict:
         self._stats.requests += 1
         self._sending += 1
@@ -129,21 +133,29 @@ class Dispatcher:
                 self.idle.set()
         self._stats.latencies.add(response.latency)
         if 200 <= response.status < 300:
-            return self._answer(item, request, ticket, attempt, response)
+            return self._answer(item, request, ticket, attempt, response, cache_key)
         verdict = self._refusal(response)
         self._traffic.record(ticket, response.headers, verdict)
         return verdict
 
     def _answer(
-        self, item: Item, request: Request, ticket: Ticket, attempt: int, response: Response
+        self,
+        item: Item,
+        request: Request,
+        ticket: Ticket,
+        attempt: int,
+        response: Response,
+        cache_key: str | None,
     ) -> Outcome | Verdict:
         try:
-            output, usage, _ = parse_answer(request.endpoint, response.payload)
+            output, usage, reusable = parse_answer(request.endpoint, response.payload)
         except InvalidAnswer as exc:
             verdict = Verdict(ErrorKind.INVALID_OUTPUT, str(exc), response.status)
             self._traffic.record(ticket, response.headers, verdict)
             return verdict
         self._answered += 1
+        if reusable and cache_key is not None and self._memo is not None:
+            self._memo.remember(cache_key, response.payload)
         chat = request.endpoint is Endpoint.CHAT
         self._traffic.record(ticket, response.headers, None, usage, response.latency, chat)
         return Success(item, output, usage, cached=False, attempts=attempt)

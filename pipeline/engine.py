@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from typing import Protocol
 
 from pipeline.dispatch import Dispatcher, DispatchStopped
 from pipeline.errors import ConfigError, ErrorKind, SluiceError
-from pipeline.models import Batch, Failure, Item, Outcome
+from pipeline.memo import ResponseMemo
+from pipeline.models import Batch, Failure, Item, Outcome, Success
 from pipeline.request_builder import InvalidItem, Request, RequestBuilder
 from pipeline.stats import RunStats
 
@@ -59,7 +61,8 @@ class _BatchInFlight:
             self.done.set()
 
 
-Job = tuple[_BatchInFlight, int, Item, Request]
+Job = tuple[_BatchInFlight, int, Item, Request, str | None]
+_JOINED = "joined an identical request in flight"
 NextBatch = Callable[[], Awaitable[Batch | None]]
 
 
@@ -73,8 +76,10 @@ class Engine:
         progress: Progress,
         concurrency: int,
         window: int,
+        memo: ResponseMemo | None = None,
     ) -> None:
         self._builder = builder
+        self._memo = memo
         self._dispatcher = dispatcher
         self._writer = writer
         self._stats = stats
@@ -140,27 +145,54 @@ class Engine:
             await self._work.put(None)
 
     def _prepare(self, in_flight: _BatchInFlight) -> list[Job]:
-        """Render every item; invalid ones are settled here and never sent."""
+        """Render every item; settle the invalid and the already answered; send the rest."""
         jobs: list[Job] = []
+        settled: list[tuple[int, Outcome]] = []
+        rendered = 0
         render_failures: list[str] = []
         for index, item in enumerate(in_flight.batch.items):
             if item.problem is not None:
-                in_flight.settle(index, Failure(item, ErrorKind.INVALID_INPUT, item.problem))
+                settled.append((index, Failure(item, ErrorKind.INVALID_INPUT, item.problem)))
                 continue
             try:
-                jobs.append((in_flight, index, item, self._builder.build(item)))
+                request = self._builder.build(item)
             except InvalidItem as exc:
                 render_failures.append(str(exc))
-                in_flight.settle(index, Failure(item, ErrorKind.INVALID_INPUT, str(exc)))
-        self._check_templates(jobs, render_failures, in_flight.batch)
+                settled.append((index, Failure(item, ErrorKind.INVALID_INPUT, str(exc))))
+                continue
+            rendered += 1
+            known = self._answer_known(in_flight, index, item, request)
+            if isinstance(known, Success):
+                settled.append((index, known))
+            elif known is not _JOINED:
+                jobs.append((in_flight, index, item, request, known))
+        # Before settling anything: a batch completed by a wrong template must not be written.
+        self._check_templates(rendered, render_failures, in_flight.batch)
+        for index, outcome in settled:
+            in_flight.settle(index, outcome)
         return jobs
 
-    def _check_templates(self, jobs: list[Job], failures: list[str], batch: Batch) -> None:
+    def _answer_known(
+        self, in_flight: _BatchInFlight, index: int, item: Item, request: Request
+    ) -> Success | str | None:
+        """The cached answer; or _JOINED to an identical request in flight; else the
+        cache key the answer is to be stored under (None without a cache)."""
+        if self._memo is None:
+            return None
+        key = self._memo.key(request)
+        hit = self._memo.recall(item, request, key)
+        if hit is not None:
+            return hit
+        if self._memo.join(key, item, partial(in_flight.settle, index)):
+            return _JOINED
+        return key
+
+    def _check_templates(self, rendered: int, failures: list[str], batch: Batch) -> None:
         """If no item of the first batch renders, the template is wrong, not the data."""
-        if self._checked_templates or not (jobs or failures):
+        if self._checked_templates or not (rendered or failures):
             return
         self._checked_templates = True
-        if failures and not jobs:
+        if failures and not rendered:
             fields = next((sorted(i.row) for i in batch.items if i.row is not None), [])
             raise ConfigError(
                 f"no item of the first batch could be rendered: {failures[0]}; "
@@ -169,12 +201,14 @@ class Engine:
 
     async def _send(self) -> None:
         while (job := await self._work.get()) is not None:
-            in_flight, index, item, request = job
+            in_flight, index, item, request, key = job
             try:
-                outcome = await self._dispatcher.dispatch(item, request)
+                outcome = await self._dispatcher.dispatch(item, request, key)
             except DispatchStopped:
                 return
             in_flight.settle(index, outcome)
+            if key is not None and self._memo is not None:
+                self._memo.landed(key, outcome)
 
     async def _write(self) -> None:
         while (in_flight := await self._order.get()) is not None:

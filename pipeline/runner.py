@@ -9,6 +9,7 @@ outputs appear under their names complete, or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -21,6 +22,7 @@ import orjson
 
 from pipeline.atomic import AtomicFile
 from pipeline.batching import batched
+from pipeline.cache import CacheUnavailable, ResponseCache
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import RunConfig
 from pipeline.dispatch import Dispatcher
@@ -29,6 +31,7 @@ from pipeline.errors import OutputError, SluiceError
 from pipeline.feed import ThreadFeed
 from pipeline.formats import FileFormat
 from pipeline.identity import SeenIds, identify
+from pipeline.memo import CacheCounts, ResponseMemo
 from pipeline.models import Batch
 from pipeline.outputs import (
     DirectWriter,
@@ -38,6 +41,7 @@ from pipeline.outputs import (
 )
 from pipeline.redact import Redactor
 from pipeline.request_builder import RequestBuilder
+from pipeline.requeue import read_quarantine
 from pipeline.signals import Interrupted, run_until_signal
 from pipeline.sinks import output_format
 from pipeline.sources import check_inputs, read_records
@@ -61,6 +65,7 @@ class RunResult:
     error: SluiceError | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     resumable_in: str | None = None  # the state directory, when the run stopped short
+    warnings: list[str] = field(default_factory=list)
 
 
 TransportFactory = Callable[[RunConfig], AbstractAsyncContextManager[Transport]]
@@ -79,15 +84,19 @@ async def run(
     _check_summary_directory(config)
     started = time.perf_counter()
     stats = RunStats()
+    warnings: list[str] = []
     try:
-        exit_code = await _run(config, progress, stats, transport_factory, clock or SystemClock())
+        exit_code = await _run(
+            config, progress, stats, warnings, transport_factory, clock or SystemClock()
+        )
         error = None
     except SluiceError as exc:
         exit_code, error = exc.exit_code, exc
     except Interrupted as exc:
         exit_code, error = exc.exit_code, None
     wall = time.perf_counter() - started
-    result = RunResult(exit_code, stats, wall, error, summary_dict(stats, wall, exit_code))
+    summary = summary_dict(stats, wall, exit_code)
+    result = RunResult(exit_code, stats, wall, error, summary, warnings=warnings)
     if exit_code not in (EXIT_OK, EXIT_ERROR_RATE) and _has_state(config):
         result.resumable_in = config.state_dir
     if config.summary_path is not None:
@@ -111,22 +120,23 @@ async def _run(
     config: RunConfig,
     progress: Progress,
     stats: RunStats,
+    warnings: list[str],
     transport_factory: TransportFactory,
     clock: Clock,
 ) -> int:
     check_inputs(config.inputs)
     check_output_paths(config)
     builder = RequestBuilder(config.request)
+    job = _Job(config, builder, progress, stats, warnings, transport_factory, clock)
     if config.state_dir is None:
-        return await _run_direct(config, builder, progress, stats, transport_factory, clock)
+        return await _run_direct(config, job)
     state = RunState(config.state_dir)
     state.open(_fingerprint(config), config.fresh)
     try:
         stats.resume_from(state.totals)
         progress.update(stats)
         writer = CheckpointWriter(state.parts_dir, config.id_field, _arrow_encoding(config, state))
-        job = _Job(config, builder, progress, stats, transport_factory, clock, state.resume)
-        stopped = await job.run(writer)
+        stopped = await job.run(writer, state.resume)
         if stopped is not None:
             return stopped
         _finalize(config, state)
@@ -135,18 +145,10 @@ async def _run(
     return _finished_exit_code(config, stats)
 
 
-async def _run_direct(
-    config: RunConfig,
-    builder: RequestBuilder,
-    progress: Progress,
-    stats: RunStats,
-    transport_factory: TransportFactory,
-    clock: Clock,
-) -> int:
+async def _run_direct(config: RunConfig, job: _Job) -> int:
     writer = DirectWriter(config)
     try:
-        job = _Job(config, builder, progress, stats, transport_factory, clock, None)
-        stopped = await job.run(writer)
+        stopped = await job.run(writer, None)
         if stopped is not None:
             writer.files.abort()
             return stopped
@@ -154,7 +156,7 @@ async def _run_direct(
     except BaseException:
         writer.files.abort()
         raise
-    return _finished_exit_code(config, stats)
+    return _finished_exit_code(config, job.stats)
 
 
 def _finished_exit_code(config: RunConfig, stats: RunStats) -> int:
@@ -170,38 +172,61 @@ class _Job:
         builder: RequestBuilder,
         progress: Progress,
         stats: RunStats,
+        warnings: list[str],
         transport_factory: TransportFactory,
         clock: Clock,
-        resume: ResumePoint | None,
     ) -> None:
         self.config = config
         self.builder = builder
         self.progress = progress
         self.stats = stats
+        self.warnings = warnings
         self.transport_factory = transport_factory
         self.clock = clock
-        self.resume = resume
 
-    async def run(self, writer: OutcomeWriter) -> int | None:
+    async def run(self, writer: OutcomeWriter, resume: ResumePoint | None) -> int | None:
         """Until the input ends (None) or a signal stops it gracefully (its exit code)."""
         seen = SeenIds()
-        feed: ThreadFeed[Batch] = ThreadFeed(self._batches(seen))
+        feed: ThreadFeed[Batch] = ThreadFeed(self._batches(seen, resume))
         try:
-            async with self.transport_factory(self.config) as transport:
-                engine = self._engine(transport, writer)
-                return await run_until_signal(engine.run(feed.next), engine, self.config.grace)
+            with self._response_memo() as memo:
+                async with self.transport_factory(self.config) as transport:
+                    engine = self._engine(transport, writer, memo)
+                    work = engine.run(feed.next)
+                    return await run_until_signal(work, engine, self.config.grace)
         finally:
             feed.close()
             seen.close()
 
-    def _batches(self, seen: SeenIds) -> Iterator[Batch]:
-        items = identify(read_records(self.config.inputs), self.config.id_field, seen)
+    def _batches(self, seen: SeenIds, resume: ResumePoint | None) -> Iterator[Batch]:
+        read = read_quarantine if self.config.requeue else read_records
+        items = identify(read(self.config.inputs), self.config.id_field, seen)
         batches = batched(items, self.config.batch_size)
-        if self.resume is None:
+        if resume is None:
             return batches
-        return skip_committed(with_digests(batches), self.resume)
+        return skip_committed(with_digests(batches), resume)
 
-    def _engine(self, transport: Transport, writer: OutcomeWriter) -> Engine:
+    @contextlib.contextmanager
+    def _response_memo(self) -> Iterator[ResponseMemo | None]:
+        settings = self.config.cache
+        if settings is None:
+            yield None
+            return
+        try:
+            cache = ResponseCache(settings.directory, settings.size_limit, settings.ttl)
+        except CacheUnavailable as exc:
+            self.warnings.append(f"{exc}; running without the cache")
+            yield None
+            return
+        self.stats.cache = CacheCounts()
+        try:
+            yield ResponseMemo(cache, self.config.base_url, settings.read, self.stats.cache)
+        finally:
+            cache.close()
+
+    def _engine(
+        self, transport: Transport, writer: OutcomeWriter, memo: ResponseMemo | None
+    ) -> Engine:
         config, stats, clock = self.config, self.stats, self.clock
         redact = Redactor(config.api_key)
         traffic = TrafficControl(
@@ -213,12 +238,12 @@ class _Job:
             random.Random(),
         )
         dispatcher = Dispatcher(
-            transport, traffic, config.retry, stats, redact, clock, random.Random()
+            transport, traffic, config.retry, stats, redact, clock, random.Random(), memo
         )
         # Enough batches ahead of the writer that one slow item does not idle the pool.
         window = max(4, 4 * -(-config.concurrency // config.batch_size))
         return Engine(
-            self.builder, dispatcher, writer, stats, self.progress, config.concurrency, window
+            self.builder, dispatcher, writer, stats, self.progress, config.concurrency, window, memo
         )
 
 

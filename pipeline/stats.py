@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipeline.memo import CacheCounts
 from pipeline.models import Outcome, Success
 
 if TYPE_CHECKING:
@@ -86,12 +87,15 @@ class RunStats:
     completion_tokens: int = 0
     latencies: LatencySample = field(default_factory=LatencySample)
     traffic: TrafficStats = field(default_factory=TrafficStats)
+    cache: CacheCounts | None = None  # None when the run used no cache
 
     def count(self, outcome: Outcome) -> None:
         self.items += 1
         if isinstance(outcome, Success):
             self.succeeded += 1
-            self.cached += outcome.cached
+            if outcome.cached:  # its tokens were paid for by an earlier request
+                self.cached += 1
+                return
             self.prompt_tokens += outcome.usage.prompt_tokens
             self.completion_tokens += outcome.usage.completion_tokens
         else:
@@ -140,5 +144,6 @@ def summary_dict(stats: RunStats, wall_seconds: float, exit_code: int) -> dict[s
         "items_per_second": round(done / wall_seconds, 1) if wall_seconds > 0 else None,
         "latency_ms": {"p50": ms(0.50), "p95": ms(0.95), "p99": ms(0.99)},
         "traffic": stats.traffic.as_dict(),
+        "cache": None if stats.cache is None else stats.cache.as_dict(),
         "exit_code": exit_code,
     }

@@ -24,6 +24,8 @@ def isolated_from_the_developer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.chdir(tmp_path)
     for name in [n for n in os.environ if n.startswith("SLUICE_")]:
         monkeypatch.delenv(name)
+    # Each test gets its own response cache, never the developer's.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path.with_name(tmp_path.name + "-cache")))
 
 
 @pytest.fixture(scope="session")

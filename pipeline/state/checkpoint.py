@@ -54,6 +54,7 @@ class CheckpointWriter:
     def commit(self, batch: Batch, outcomes: list[Outcome]) -> None:
         good = [o for o in outcomes if isinstance(o, Success)]
         bad = [o for o in outcomes if not isinstance(o, Success)]
+        paid = [o for o in good if not o.cached]
         good_rows = [result_row(o, self._id_field) for o in good]
         results = self._encode_results(good_rows) if good else b""
         quarantine = dumps_lines([quarantine_row(o) for o in bad]) if bad else b""
@@ -63,8 +64,8 @@ class CheckpointWriter:
             digest=batch.digest,
             succeeded=len(good),
             cached=sum(o.cached for o in good),
-            prompt_tokens=sum(o.usage.prompt_tokens for o in good),
-            completion_tokens=sum(o.usage.completion_tokens for o in good),
+            prompt_tokens=sum(o.usage.prompt_tokens for o in paid),
+            completion_tokens=sum(o.usage.completion_tokens for o in paid),
             results_bytes=len(results),
             quarantine_bytes=len(quarantine),
             committed_at=time.time(),

@@ -1,0 +1,103 @@
+"""Answers already paid for: the response cache, and one request for identical ones in flight.
+
+The engine asks here before an item goes anywhere near the limiter, so a hit
+costs no request, no token and no slot. An item identical to one already on
+its way joins it and is settled with the same answer when it lands, instead of
+being sent again. Answers are stored the moment they arrive, before their
+batch commits, so a crash re-sends only what was on the wire.
+
+Decisions only; the store behind it is any object with `get` and `put`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from pipeline.answers import Answer, InvalidAnswer, parse_answer
+from pipeline.cache import cache_key
+from pipeline.models import Failure, Item, Outcome, Success
+from pipeline.request_builder import Request
+
+Settle = Callable[[Outcome], None]
+
+
+class AnswerStore(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+    def put(self, key: str, payload: bytes) -> bool: ...
+
+
+@dataclass(slots=True)
+class CacheCounts:
+    hits: int = 0
+    misses: int = 0
+    shared: int = 0  # identical to a request in flight, settled by its answer
+    stored: int = 0
+    store_failures: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "shared_in_flight": self.shared,
+            "stored": self.stored,
+            "store_failures": self.store_failures,
+        }
+
+
+class ResponseMemo:
+    def __init__(self, store: AnswerStore, base_url: str, read: bool, counts: CacheCounts) -> None:
+        self._store = store
+        self._base_url = base_url
+        self._read = read  # False with --refresh-cache: ask again, but keep the new answers
+        self._counts = counts
+        self._waiting: dict[str, list[tuple[Item, Settle]]] = {}
+
+    def key(self, request: Request) -> str:
+        return cache_key(self._base_url, request.path, request.body)
+
+    def recall(self, item: Item, request: Request, key: str) -> Success | None:
+        """The stored answer for this request, if there is a sound one."""
+        payload = self._store.get(key) if self._read else None
+        answer = _reusable(request, payload) if payload is not None else None
+        if answer is None:
+            self._counts.misses += 1
+            return None
+        self._counts.hits += 1
+        return Success(item, answer.output, answer.usage, cached=True, attempts=0)
+
+    def join(self, key: str, item: Item, settle: Settle) -> bool:
+        """Wait for the identical request in flight; False when there is none (send it)."""
+        waiters = self._waiting.get(key)
+        if waiters is None:
+            self._waiting[key] = []
+            return False
+        waiters.append((item, settle))
+        self._counts.shared += 1
+        return True
+
+    def remember(self, key: str, payload: bytes) -> None:
+        if self._store.put(key, payload):
+            self._counts.stored += 1
+        else:
+            self._counts.store_failures += 1
+
+    def landed(self, key: str, outcome: Outcome) -> None:
+        """The request for `key` is settled: settle every item that waited for it."""
+        for item, settle in self._waiting.pop(key, ()):
+            settle(_shared(item, outcome))
+
+
+def _reusable(request: Request, payload: bytes) -> Answer | None:
+    try:
+        answer = parse_answer(request.endpoint, payload)
+    except InvalidAnswer:
+        return None  # a damaged entry is a miss, never a wrong answer
+    return answer if answer.reusable else None
+
+
+def _shared(item: Item, outcome: Outcome) -> Outcome:
+    if isinstance(outcome, Success):
+        return Success(item, outcome.output, outcome.usage, cached=True, attempts=0)
+    return Failure(item, outcome.kind, outcome.message, outcome.status, attempts=0)
