@@ -11,8 +11,10 @@ import typer
 from cli.cache import cache_app
 from cli.config_file import load_defaults
 from cli.errors import fail
+from cli.retry import retry
 from cli.run import run
 from cli.sim import sim
+from cli.status import status
 from pipeline.errors import SluiceError
 
 app = typer.Typer(
@@ -61,7 +63,9 @@ def root(
 
 
 app.command("run")(run)
+app.command("retry")(retry)
 app.command("sim")(sim)
+app.command("status")(status)
 app.add_typer(cache_app, name="cache")
 
 

@@ -48,7 +48,11 @@ def identify(records: Iterable[Record], id_field: str, seen: SeenIds) -> Iterato
     """Turn records into items with ids; never drops one, marks the bad ones."""
     for position, record in enumerate(records):
         item = Item(position, record.source, record.line, record.row, position, record.raw)
-        item.problem = record.problem or _assign_id(item, id_field)
+        if record.id is not None:
+            id_problem = _given_id(item, record.id)  # kept even when the item is invalid
+            item.problem = record.problem or id_problem
+        else:
+            item.problem = record.problem or _assign_id(item, id_field)
         if item.problem is None and not seen.add(item.id):
             item.problem = f"duplicate id {item.id!r}: an earlier item has the same id"
         yield item
@@ -60,7 +64,10 @@ def _assign_id(item: Item, id_field: str) -> str | None:
     field = RAW_ID_FIELD if is_batch_line(row) else id_field
     if field not in row:
         return None  # the position stands in as the id
-    value = row[field]
+    return _given_id(item, row[field], field)
+
+
+def _given_id(item: Item, value: object, field: str = "id") -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return f"id field {field!r} must be a string or an integer, not {type(value).__name__}"
     if value == "":

@@ -34,6 +34,7 @@ class Record:
     row: dict[str, Any] | None
     raw: str | None = None
     problem: str | None = None
+    id: Any = None  # an id given with the record (a quarantine row's), not read from the row
 
 
 def input_format(path: str) -> FileFormat:

@@ -28,6 +28,7 @@ SAMPLE_BYTES = 1 << 16
 _DESCRIPTIONS: dict[str, tuple[str, bool]] = {
     "version": ("the state format of this sluice version", True),
     "inputs": ("the inputs", False),
+    "requeue": ("whether the inputs are quarantine files (sluice retry)", True),
     "base_url": ("the base URL (--base-url)", True),
     "endpoint": ("the endpoint (--endpoint)", True),
     "model": ("the model (--model)", True),
@@ -48,6 +49,7 @@ def run_fingerprint(config: RunConfig, inputs: list[dict[str, Any]]) -> dict[str
     return {
         "version": FINGERPRINT_VERSION,
         "inputs": inputs,
+        "requeue": config.requeue,
         "base_url": config.base_url.rstrip("/"),
         "endpoint": str(request.endpoint) if request.endpoint else "auto",
         "model": request.model,

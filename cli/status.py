@@ -1,0 +1,119 @@
+"""`sluice status STATE_DIR`: how far a running or stopped run has got."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from cli.errors import fail
+from pipeline.errors import InputMissing, SluiceError
+from pipeline.sources import count_items
+from pipeline.state.lock import current_holder
+from pipeline.state.store import FINGERPRINT_NAME, Totals, read_state
+
+
+def status(
+    state_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A run's state directory: .OUTPUT.sluice beside its output, or its --state-dir."
+        ),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of text.")
+    ] = False,
+) -> None:
+    """Show a run's progress: whether it is running, batches and items committed, failures,
+    and when it last committed. Reads only; safe while the run goes on."""
+    directory = str(state_dir)
+    if not os.path.isfile(os.path.join(directory, FINGERPRINT_NAME)):
+        fail(InputMissing(f"{directory} is not a sluice state directory (or the run finished)"))
+    try:
+        report = _report(directory)
+    except SluiceError as error:
+        fail(error)
+    typer.echo(
+        orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if as_json else _text(report)
+    )
+
+
+def _report(directory: str) -> dict[str, Any]:
+    fingerprint, _, totals = read_state(directory)
+    holder = current_holder(directory)
+    inputs = [entry.get("path") for entry in (fingerprint or {}).get("inputs", [])]
+    return {
+        "state_dir": os.path.abspath(directory),
+        "running": holder is not None,
+        "pid": holder.pid if holder else None,
+        "started": holder.started if holder else None,
+        "inputs": inputs,
+        "model": (fingerprint or {}).get("model"),
+        "input_items": _input_items(inputs),
+        **_committed(totals),
+        "last_commit": totals.last_commit,
+    }
+
+
+def _committed(totals: Totals) -> dict[str, Any]:
+    return {
+        "batches": totals.batches,
+        "items": totals.items,
+        "succeeded": totals.succeeded,
+        "cached": totals.cached,
+        "quarantined": sum(totals.quarantined.values()),
+        "quarantined_by_kind": dict(sorted(totals.quarantined.items())),
+        "tokens": {"prompt": totals.prompt_tokens, "completion": totals.completion_tokens},
+    }
+
+
+def _input_items(inputs: list[Any]) -> int | None:
+    """The job's size, when counting it is cheap (not for stdin or gzip)."""
+    if not inputs or not all(isinstance(path, str) and os.path.isfile(path) for path in inputs):
+        return None
+    with contextlib.suppress(OSError, SluiceError, ValueError):
+        return count_items(inputs)
+    return None
+
+
+def _text(report: dict[str, Any]) -> str:
+    total = report["input_items"]
+    share = f" of {total:,} ({report['items'] / total:.0%})" if total else ""
+    kinds = ", ".join(f"{kind} {n:,}" for kind, n in report["quarantined_by_kind"].items())
+    model = report["model"] or "(named by the lines)"
+    lines = [
+        f"state:       {report['state_dir']}",
+        f"job:         {', '.join(report['inputs'])} with model {model}",
+        f"run:         {_running(report)}",
+        f"committed:   {report['items']:,} items{share} in {report['batches']:,} batches",
+        f"             {report['succeeded']:,} ok ({report['cached']:,} from the cache), "
+        f"{report['quarantined']:,} quarantined" + (f" ({kinds})" if kinds else ""),
+        f"tokens:      {report['tokens']['prompt']:,} in, {report['tokens']['completion']:,} out",
+        f"last commit: {_ago(report['last_commit'])}",
+    ]
+    return "\n".join(lines)
+
+
+def _running(report: dict[str, Any]) -> str:
+    if not report["running"]:
+        return "stopped; run the same command again to resume"
+    started = f", started {_ago(report['started'])}" if report["started"] else ""
+    return f"running (pid {report['pid']}{started})"
+
+
+def _ago(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "none yet"
+    when = datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    seconds = max(0, int(time.time() - timestamp))
+    return (
+        f"{when} ({seconds // 60}m {seconds % 60}s ago)"
+        if seconds >= 60
+        else f"{when} ({seconds}s ago)"
+    )
