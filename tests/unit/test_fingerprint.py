@@ -55,7 +55,7 @@ json_scalars = (
     | st.booleans()
     | st.integers(-(2**63), 2**63 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=8)
 )
 Change = tuple[RunConfig, list[dict[str, Any]]]
 

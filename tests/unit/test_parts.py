@@ -24,7 +24,7 @@ from pipeline.state.parts import (
 )
 
 counts = st.integers(0, 2**63 - 1)
-texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
 headers = st.builds(
     PartHeader,
     batch=counts,
