@@ -79,8 +79,11 @@ def open_part(directory: str, batch: int) -> tuple[PartHeader, BinaryIO]:
     """The header, and the file positioned at the start of its result rows."""
     path = part_path(directory, batch)
     handle = open(path, "rb")  # noqa: SIM115 - the caller reads the sections, then closes
-    line = handle.readline(MAX_HEADER_BYTES)
-    header = PartHeader.decode(line, path)
+    try:
+        header = PartHeader.decode(handle.readline(MAX_HEADER_BYTES), path)
+    except StateCorrupt:
+        handle.close()
+        raise
     if header.batch != batch:
         handle.close()
         raise StateCorrupt(f"{path} holds batch {header.batch}; run again with --fresh")
@@ -115,4 +118,4 @@ def sweep(directory: str, committed: int) -> None:
 
 def _batch_number(name: str) -> int:
     stem = name.removesuffix(PART_SUFFIX)
-    return int(stem) if stem.isdigit() else -1
+    return int(stem) if stem.isascii() and stem.isdigit() else -1

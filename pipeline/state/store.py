@@ -122,6 +122,8 @@ class RunState:
             _, self.resume, self.totals = read_state(self.directory)
             stored = _read_fingerprint(self.directory)
             if stored == fingerprint:
+                # parts/ is missing when a start-over was killed midway: nothing is committed.
+                os.makedirs(self.parts_dir, mode=0o700, exist_ok=True)
                 sweep(self.parts_dir, self.resume.batches)
                 return
             if self.resume.batches:

@@ -150,10 +150,6 @@ def test_a_part_holding_another_batch_is_corrupt(tmp_path: Path) -> None:
         open_part(str(tmp_path), 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open_part leaves its file open when the header does not decode (parts.py:83)",
-)
 def test_a_corrupt_part_is_closed_once_refused(tmp_path: Path) -> None:
     Path(part_path(str(tmp_path), 0)).write_bytes(b"garbage\n")
     with warnings.catch_warnings(record=True) as caught:

@@ -186,10 +186,6 @@ def test_a_job_marked_finished_starts_over(committed: str) -> None:
         state.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.py:125 sweeps parts/ without checking it exists: FileNotFoundError",
-)
 def test_a_matching_fingerprint_without_parts_starts_from_the_beginning(state_dir: str) -> None:
     # What a --fresh run killed between removing parts/ and recreating it leaves for
     # the job whose fingerprint is still on disk; or a user's `rm -r parts`.
