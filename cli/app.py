@@ -15,6 +15,7 @@ from cli.retry import retry
 from cli.run import run
 from cli.sim import sim
 from cli.status import status
+from cli.verify import verify
 from pipeline.errors import SluiceError
 
 app = typer.Typer(
@@ -66,6 +67,7 @@ app.command("run")(run)
 app.command("retry")(retry)
 app.command("sim")(sim)
 app.command("status")(status)
+app.command("verify")(verify)
 app.add_typer(cache_app, name="cache")
 
 
