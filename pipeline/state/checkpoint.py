@@ -1,8 +1,8 @@
 """Committing finished batches as part files, off the event loop.
 
-Each commit costs a few fsyncs; done on a thread they overlap with requests
+Each commit costs an fsync or two; done on a thread they overlap with requests
 still in flight instead of stalling them. Batches arrive here in input order,
-one at a time, so the part files always form a prefix of the job.
+the complete ones together, so the part files always form a prefix of the job.
 """
 
 from __future__ import annotations
@@ -48,10 +48,13 @@ class CheckpointWriter:
         self._id_field = id_field
         self._encode_results: Encode = encode_results or dumps_lines
 
-    async def write(self, batch: Batch, outcomes: list[Outcome]) -> None:
-        await asyncio.to_thread(self.commit, batch, outcomes)
+    async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
+        await asyncio.to_thread(self.commit, batches)
 
-    def commit(self, batch: Batch, outcomes: list[Outcome]) -> None:
+    def commit(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
+        write_part(self._parts_dir, [self._part(batch, outcomes) for batch, outcomes in batches])
+
+    def _part(self, batch: Batch, outcomes: list[Outcome]) -> tuple[PartHeader, bytes, bytes]:
         good = [o for o in outcomes if isinstance(o, Success)]
         bad = [o for o in outcomes if not isinstance(o, Success)]
         paid = [o for o in good if not o.cached]
@@ -63,7 +66,7 @@ class CheckpointWriter:
             items=len(outcomes),
             digest=batch.digest,
             succeeded=len(good),
-            cached=sum(o.cached for o in good),
+            cached=len(good) - len(paid),
             prompt_tokens=sum(o.usage.prompt_tokens for o in paid),
             completion_tokens=sum(o.usage.completion_tokens for o in paid),
             results_bytes=len(results),
@@ -71,4 +74,4 @@ class CheckpointWriter:
             committed_at=time.time(),
             quarantined=dict(Counter(str(o.kind) for o in bad)),
         )
-        write_part(self._parts_dir, header, results, quarantine)
+        return header, results, quarantine

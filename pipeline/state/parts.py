@@ -1,12 +1,16 @@
-"""Committed batches on disk: one part file per batch, whole or absent.
+"""Committed batches on disk: part files of one or more consecutive batches, whole or absent.
 
-A part file is a one-line JSON header followed by the batch's result rows and
-then its quarantine rows, both already encoded as they will stand in the final
-files. It is written to a temp file, fsynced and renamed, so a part file under
-its final name is the batch's done marker: a crash leaves the whole batch or
-nothing, and results and quarantine rows of a batch are committed together.
-The header alone tells a resume what the batch held, so committed results are
-never read back into memory.
+Each batch in a part file is a one-line JSON header followed by its result rows
+and then its quarantine rows, both already encoded as they will stand in the
+final files. A part file is written to a temp file, fsynced and renamed, so a
+part file under its final name (its first batch's number) is the done marker of
+every batch in it: a crash leaves the whole of them or nothing, and the result
+and quarantine rows of a batch are committed together.
+
+Several batches share a file when they complete together (a run served from the
+cache, say): an fsync costs milliseconds, which one per batch would make the
+slowest part of such a run. The headers alone tell a resume what was committed,
+so committed results are never read back into memory.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import BinaryIO
 import orjson
 
 from pipeline.atomic import AtomicFile
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, OutputError
 
 PART_SUFFIX = ".part"
 TEMP_SUFFIX = ".partial"
@@ -62,49 +66,63 @@ def part_path(directory: str, batch: int) -> str:
     return os.path.join(directory, f"{batch:09d}{PART_SUFFIX}")
 
 
-def write_part(directory: str, header: PartHeader, results: bytes, quarantine: bytes) -> None:
-    """Commit one batch: temp file, fsync, rename, fsync of the directory."""
-    target = AtomicFile(part_path(directory, header.batch))
+def write_part(directory: str, batches: list[tuple[PartHeader, bytes, bytes]]) -> None:
+    """Commit consecutive batches in one file: temp file, fsync, rename, directory fsync."""
+    target = AtomicFile(part_path(directory, batches[0][0].batch))
     try:
-        target.handle.write(header.encode())
-        target.handle.write(results)
-        target.handle.write(quarantine)
+        for header, results, quarantine in batches:
+            target.handle.write(header.encode())
+            target.handle.write(results)
+            target.handle.write(quarantine)
     except OSError as exc:
         target.abort()
-        raise ConfigError(f"cannot write the checkpoint in {directory}: {exc.strerror}") from exc
+        raise OutputError(f"cannot write the checkpoint in {directory}: {exc.strerror}") from exc
     target.commit()
-
-
-def open_part(directory: str, batch: int) -> tuple[PartHeader, BinaryIO]:
-    """The header, and the file positioned at the start of its result rows."""
-    path = part_path(directory, batch)
-    handle = open(path, "rb")  # noqa: SIM115 - the caller reads the sections, then closes
-    try:
-        header = PartHeader.decode(handle.readline(MAX_HEADER_BYTES), path)
-    except StateCorrupt:
-        handle.close()
-        raise
-    if header.batch != batch:
-        handle.close()
-        raise StateCorrupt(f"{path} holds batch {header.batch}; run again with --fresh")
-    return header, handle
 
 
 def committed_headers(directory: str) -> Iterator[PartHeader]:
     """Headers of the committed batches 0, 1, 2, … up to the first one missing."""
-    batch = 0
-    while os.path.exists(part_path(directory, batch)):
-        header, handle = open_part(directory, batch)
-        handle.close()
+    for header, handle in _committed(directory):
+        handle.seek(header.results_bytes + header.quarantine_bytes, os.SEEK_CUR)
         yield header
-        batch += 1
+
+
+def committed_sections(directory: str) -> Iterator[tuple[PartHeader, bytes, bytes]]:
+    """Each committed batch's header, result rows and quarantine rows, in order."""
+    for header, handle in _committed(directory):
+        results = handle.read(header.results_bytes)
+        quarantine = handle.read(header.quarantine_bytes)
+        if len(results) + len(quarantine) != header.results_bytes + header.quarantine_bytes:
+            raise StateCorrupt(
+                f"the part file of batch {header.batch} in {directory} is cut short; use --fresh"
+            )
+        yield header, results, quarantine
+
+
+def _committed(directory: str) -> Iterator[tuple[PartHeader, BinaryIO]]:
+    """Each batch's header, with its file positioned at the batch's rows."""
+    batch = 0
+    while os.path.exists(path := part_path(directory, batch)):
+        with open(path, "rb") as handle:
+            first = batch
+            while line := handle.readline(MAX_HEADER_BYTES):
+                header = PartHeader.decode(line, path)
+                if header.batch != batch:
+                    raise StateCorrupt(
+                        f"{path} holds batch {header.batch} where {batch} was expected; "
+                        "run again with --fresh"
+                    )
+                yield header, handle
+                batch += 1
+        if batch == first:
+            raise StateCorrupt(f"{path} holds no batch; run again with --fresh")
 
 
 def sweep(directory: str, committed: int) -> None:
     """Drop temp files of a killed run and parts beyond the committed prefix.
 
-    Batches are committed in input order, so everything past the first gap was
-    left by a run that died mid-way; keeping it would mix two runs' batches.
+    Everything past the first gap was left by a run that died mid-way; keeping
+    it would mix two runs' batches.
     """
     with os.scandir(directory) as entries:
         for entry in entries:

@@ -16,7 +16,6 @@ import contextlib
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +30,8 @@ from pipeline.state.fingerprint import differences
 from pipeline.state.lock import LOCK_NAME, RunLock
 from pipeline.state.parts import (
     PartHeader,
-    StateCorrupt,
     committed_headers,
-    open_part,
+    committed_sections,
     part_path,
     sweep,
 )
@@ -152,29 +150,18 @@ class RunState:
 
     def results_schema(self) -> pa.Schema | None:
         """The Arrow schema the committed result rows were written with, if any."""
-        for _, results, _ in self._sections():
+        for _, results, _ in committed_sections(self.parts_dir):
             if results:
                 return pa.ipc.open_stream(results).schema
         return None
 
     def assemble(self, results: RowWriter, quarantine: RowWriter) -> None:
         """Stream every committed batch, in input order, into the final writers."""
-        for _, result_rows, quarantine_rows in self._sections():
+        for _, result_rows, quarantine_rows in committed_sections(self.parts_dir):
             if result_rows:
                 results.write_encoded(result_rows)
             if quarantine_rows:
                 quarantine.write_encoded(quarantine_rows)
-
-    def _sections(self) -> Iterator[tuple[int, bytes, bytes]]:
-        for header in committed_headers(self.parts_dir):
-            header, handle = open_part(self.parts_dir, header.batch)
-            with handle:
-                results = handle.read(header.results_bytes)
-                quarantine = handle.read(header.quarantine_bytes)
-            if len(results) + len(quarantine) != header.results_bytes + header.quarantine_bytes:
-                where = f"batch {header.batch} in {self.parts_dir}"
-                raise StateCorrupt(f"the part file of {where} is cut short; use --fresh")
-            yield header.batch, results, quarantine
 
     def finish(self) -> None:
         """The outputs are in place: mark the job finished, then clear the state away."""

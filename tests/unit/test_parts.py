@@ -17,7 +17,7 @@ from pipeline.state.parts import (
     PartHeader,
     StateCorrupt,
     committed_headers,
-    open_part,
+    committed_sections,
     part_path,
     sweep,
     write_part,
@@ -59,7 +59,7 @@ def _header(batch: int, results: bytes = b"", quarantine: bytes = b"") -> PartHe
 
 
 def _write(directory: Path, batch: int) -> None:
-    write_part(str(directory), _header(batch), b"", b"")
+    write_part(str(directory), [(_header(batch), b"", b"")])
 
 
 @given(headers)
@@ -74,19 +74,25 @@ def test_a_header_is_one_line_that_decodes_to_itself(header: PartHeader) -> None
 def test_a_part_gives_back_its_header_and_both_sections(
     tmp_path: Path, results: bytes, quarantine: bytes
 ) -> None:
-    header = _header(7, results, quarantine)
-    write_part(str(tmp_path), header, results, quarantine)
+    for stale in tmp_path.iterdir():
+        stale.unlink()
+    header = _header(0, results, quarantine)
+    write_part(str(tmp_path), [(header, results, quarantine)])
 
-    read, handle = open_part(str(tmp_path), 7)
-    with handle:
-        assert read == header
-        assert handle.read(header.results_bytes) == results
-        assert handle.read(header.quarantine_bytes) == quarantine
-        assert handle.read() == b""
+    assert list(committed_sections(str(tmp_path))) == [(header, results, quarantine)]
+
+
+def test_a_part_can_hold_several_consecutive_batches(tmp_path: Path) -> None:
+    batches = [(_header(n, b"r%d\n" % n, b""), b"r%d\n" % n, b"") for n in range(3)]
+    write_part(str(tmp_path), batches)
+    _write(tmp_path, 3)
+    assert list(committed_sections(str(tmp_path)))[:3] == batches
+    assert [h.batch for h in committed_headers(str(tmp_path))] == [0, 1, 2, 3]
+    assert len(os.listdir(tmp_path)) == 2
 
 
 def test_a_part_is_private_and_leaves_no_temp_file(tmp_path: Path) -> None:
-    write_part(str(tmp_path), _header(0, b'{"a":1}\n'), b'{"a":1}\n', b"")
+    write_part(str(tmp_path), [(_header(0, b'{"a":1}\n'), b'{"a":1}\n', b"")])
     assert os.listdir(tmp_path) == [os.path.basename(part_path(str(tmp_path), 0))]
     assert stat.S_IMODE(os.stat(part_path(str(tmp_path), 0)).st_mode) == 0o600
 
@@ -147,7 +153,7 @@ def test_a_part_sluice_did_not_write_is_corrupt(tmp_path: Path, content: bytes) 
 def test_a_part_holding_another_batch_is_corrupt(tmp_path: Path) -> None:
     Path(part_path(str(tmp_path), 0)).write_bytes(_header(5).encode())
     with pytest.raises(StateCorrupt, match=r"holds batch 5.*--fresh"):
-        open_part(str(tmp_path), 0)
+        list(committed_headers(str(tmp_path)))
 
 
 def test_a_corrupt_part_is_closed_once_refused(tmp_path: Path) -> None:
@@ -155,6 +161,6 @@ def test_a_corrupt_part_is_closed_once_refused(tmp_path: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         with pytest.raises(StateCorrupt):
-            open_part(str(tmp_path), 0)
+            list(committed_headers(str(tmp_path)))
         gc.collect()
     assert [w.message for w in caught if issubclass(w.category, ResourceWarning)] == []

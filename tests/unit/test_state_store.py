@@ -55,7 +55,7 @@ def _outcomes(batch: Batch) -> list[Outcome]:
 def _commit_both(state: RunState, encode: Encode | None = None) -> None:
     writer = CheckpointWriter(state.parts_dir, "id", encode)
     for batch in BATCHES:
-        writer.commit(batch, _outcomes(batch))
+        writer.commit([(batch, _outcomes(batch))])
 
 
 @pytest.fixture
