@@ -3,10 +3,12 @@
     producer ──(item, request)──► work queue ──► N workers (dispatch) ──┐
         └──────── batch ────────► order queue (window) ──► writer ◄─────┘
 
-The producer renders requests and settles invalid items at once; workers only
-send. The writer takes batches in input order and waits for each to finish, so
-output order equals input order while later batches are already in flight. Both
-queues are bounded, so at most `window` batches are ever held in memory.
+Batches arrive with their requests rendered and stored answers found (in the
+reader thread, see prepare.py); the producer settles invalid and already
+answered items at once, and workers only send. The writer takes batches in
+input order and waits for each to finish, so output order equals input order
+while later batches are already in flight. Both queues are bounded, so at most
+`window` batches are ever held in memory.
 
 `stop()` is the graceful way out: nothing new is sent, requests already on the
 wire get a grace period to answer, the batches they complete are still written
@@ -23,14 +25,16 @@ from typing import Protocol
 
 from pipeline.dispatch import Dispatcher, DispatchStopped
 from pipeline.errors import ConfigError, ErrorKind, SluiceError
-from pipeline.memo import ResponseMemo
-from pipeline.models import Batch, Failure, Item, Outcome, Success
-from pipeline.request_builder import InvalidItem, Request, RequestBuilder
+from pipeline.memo import ResponseMemo, served
+from pipeline.models import Batch, Failure, Item, Outcome
+from pipeline.prepare import PreparedBatch
+from pipeline.request_builder import Request
 from pipeline.stats import RunStats
 
 
 class OutcomeWriter(Protocol):
-    async def write(self, batch: Batch, outcomes: list[Outcome]) -> None: ...
+    async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
+        """Write (commit) complete batches, given in input order."""
 
 
 class Progress(Protocol):
@@ -62,14 +66,13 @@ class _BatchInFlight:
 
 
 Job = tuple[_BatchInFlight, int, Item, Request, str | None]
-_JOINED = "joined an identical request in flight"
-NextBatch = Callable[[], Awaitable[Batch | None]]
+WRITE_GROUP = 64  # at most this many complete batches share one commit
+NextBatch = Callable[[], Awaitable[PreparedBatch | None]]
 
 
 class Engine:
     def __init__(
         self,
-        builder: RequestBuilder,
         dispatcher: Dispatcher,
         writer: OutcomeWriter,
         stats: RunStats,
@@ -78,7 +81,6 @@ class Engine:
         window: int,
         memo: ResponseMemo | None = None,
     ) -> None:
-        self._builder = builder
         self._memo = memo
         self._dispatcher = dispatcher
         self._writer = writer
@@ -134,58 +136,58 @@ class Engine:
             await self._order.put(None)
 
     async def _produce(self, next_batch: NextBatch) -> None:
-        while (batch := await next_batch()) is not None:
-            in_flight = _BatchInFlight(batch)
+        while (prepared := await next_batch()) is not None:
+            in_flight = _BatchInFlight(prepared.batch)
             await self._order.put(in_flight)
             self._unwritten.add(in_flight)
-            for job in self._prepare(in_flight):
+            for job in self._prepare(in_flight, prepared):
                 await self._work.put(job)
         await self._order.put(None)
         for _ in range(self._workers):
             await self._work.put(None)
 
-    def _prepare(self, in_flight: _BatchInFlight) -> list[Job]:
-        """Render every item; settle the invalid and the already answered; send the rest."""
-        jobs: list[Job] = []
+    def _prepare(self, in_flight: _BatchInFlight, prepared: PreparedBatch) -> list[Job]:
+        """Settle the invalid and the already answered items; the rest are to be sent."""
         settled: list[tuple[int, Outcome]] = []
-        rendered = 0
+        rendered: list[tuple[int, Item, Request, str | None]] = []
         render_failures: list[str] = []
         for index, item in enumerate(in_flight.batch.items):
-            if item.problem is not None:
-                settled.append((index, Failure(item, ErrorKind.INVALID_INPUT, item.problem)))
+            request = prepared.requests[index]
+            if isinstance(request, Request):
+                rendered.append((index, item, request, prepared.keys[index]))
                 continue
-            try:
-                request = self._builder.build(item)
-            except InvalidItem as exc:
-                render_failures.append(str(exc))
-                settled.append((index, Failure(item, ErrorKind.INVALID_INPUT, str(exc))))
-                continue
-            rendered += 1
-            known = self._answer_known(in_flight, index, item, request)
-            if isinstance(known, Success):
-                settled.append((index, known))
-            elif known is not _JOINED:
-                jobs.append((in_flight, index, item, request, known))
+            if request is not None:
+                render_failures.append(request)
+            why = item.problem if request is None else request
+            settled.append((index, Failure(item, ErrorKind.INVALID_INPUT, why or "invalid item")))
         # Before settling anything: a batch completed by a wrong template must not be written.
-        self._check_templates(rendered, render_failures, in_flight.batch)
+        self._check_templates(len(rendered), render_failures, in_flight.batch)
+        jobs = self._to_send(in_flight, rendered, prepared.stored, settled)
         for index, outcome in settled:
             in_flight.settle(index, outcome)
         return jobs
 
-    def _answer_known(
-        self, in_flight: _BatchInFlight, index: int, item: Item, request: Request
-    ) -> Success | str | None:
-        """The cached answer; or _JOINED to an identical request in flight; else the
-        cache key the answer is to be stored under (None without a cache)."""
-        if self._memo is None:
-            return None
-        key = self._memo.key(request)
-        hit = self._memo.recall(item, request, key)
-        if hit is not None:
-            return hit
-        if self._memo.join(key, item, partial(in_flight.settle, index)):
-            return _JOINED
-        return key
+    def _to_send(
+        self,
+        in_flight: _BatchInFlight,
+        rendered: list[tuple[int, Item, Request, str | None]],
+        stored: dict[str, bytes],
+        settled: list[tuple[int, Outcome]],
+    ) -> list[Job]:
+        """What the cache cannot answer and no identical request in flight will."""
+        memo = self._memo
+        if memo is None:
+            return [(in_flight, index, item, request, None) for index, item, request, _ in rendered]
+        known = memo.recall([(request, key) for _, _, request, key in rendered if key], stored)
+        jobs: list[Job] = []
+        for index, item, request, key in rendered:
+            if key is None:
+                jobs.append((in_flight, index, item, request, None))
+            elif key in known:
+                settled.append((index, served(item, known[key])))
+            elif not memo.join(key, item, partial(in_flight.settle, index)):
+                jobs.append((in_flight, index, item, request, key))
+        return jobs
 
     def _check_templates(self, rendered: int, failures: list[str], batch: Batch) -> None:
         """If no item of the first batch renders, the template is wrong, not the data."""
@@ -211,16 +213,35 @@ class Engine:
                 self._memo.landed(key, outcome)
 
     async def _write(self) -> None:
-        while (in_flight := await self._order.get()) is not None:
-            await in_flight.done.wait()
-            if in_flight.abandoned:
+        carried: list[_BatchInFlight | None] = []  # taken from the queue, not yet writable
+        while True:
+            first = carried.pop() if carried else await self._order.get()
+            if first is None:
                 return
-            outcomes = [o for o in in_flight.outcomes if o is not None]
-            await self._writer.write(in_flight.batch, outcomes)
+            await first.done.wait()
+            if first.abandoned:
+                return
+            group = [first]
+            # Complete batches right behind it go in the same commit: one round of fsyncs.
+            while len(group) < WRITE_GROUP:
+                try:
+                    follower = self._order.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if follower is None or not follower.done.is_set() or follower.abandoned:
+                    carried.append(follower)
+                    break
+                group.append(follower)
+            await self._commit(group)
+
+    async def _commit(self, group: list[_BatchInFlight]) -> None:
+        written = [(b.batch, [o for o in b.outcomes if o is not None]) for b in group]
+        await self._writer.write(written)
+        for in_flight, (_, outcomes) in zip(group, written, strict=True):
             self._unwritten.discard(in_flight)
             for outcome in outcomes:
                 self._stats.count(outcome)
-            self._progress.update(self._stats)
+        self._progress.update(self._stats)
 
 
 def _most_telling(group: BaseExceptionGroup) -> BaseException:

@@ -33,12 +33,17 @@ class ThreadFeed(Generic[T]):
         self._requests.put(None)
 
     def _serve(self) -> None:
+        # One element is read ahead, so the next request is answered at once and the
+        # reading overlaps the loop's work on the previous element.
+        ahead = self._next_or_error()
         while (future := self._requests.get()) is not None:
             loop = future.get_loop()
             try:
-                loop.call_soon_threadsafe(_settle, future, self._next_or_error())
+                loop.call_soon_threadsafe(_settle, future, ahead)
             except RuntimeError:
                 return  # the loop has closed: nobody is waiting any more
+            if ahead is not None and not isinstance(ahead, BaseException):
+                ahead = self._next_or_error()
 
     def _next_or_error(self) -> T | BaseException | None:
         try:

@@ -24,7 +24,7 @@ Settle = Callable[[Outcome], None]
 
 
 class AnswerStore(Protocol):
-    def get(self, key: str) -> bytes | None: ...
+    def get_many(self, keys: list[str]) -> dict[str, bytes]: ...
     def put(self, key: str, payload: bytes) -> bool: ...
 
 
@@ -57,15 +57,24 @@ class ResponseMemo:
     def key(self, request: Request) -> str:
         return cache_key(self._base_url, request.path, request.body)
 
-    def recall(self, item: Item, request: Request, key: str) -> Success | None:
-        """The stored answer for this request, if there is a sound one."""
-        payload = self._store.get(key) if self._read else None
-        answer = _reusable(request, payload) if payload is not None else None
-        if answer is None:
-            self._counts.misses += 1
-            return None
-        self._counts.hits += 1
-        return Success(item, answer.output, answer.usage, cached=True, attempts=0)
+    def lookup(self, keys: list[str]) -> dict[str, bytes]:
+        """Stored answers by key (in the reader thread); none with --refresh-cache."""
+        return self._store.get_many(keys) if self._read else {}
+
+    def recall(
+        self, wanted: list[tuple[Request, str]], stored: dict[str, bytes]
+    ) -> dict[str, Answer]:
+        """The sound answers among those `lookup` found, by cache key."""
+        answers: dict[str, Answer] = {}
+        for request, key in wanted:
+            payload = stored.get(key)
+            answer = _reusable(request, payload) if payload is not None else None
+            if answer is None:
+                self._counts.misses += 1
+            else:
+                self._counts.hits += 1
+                answers[key] = answer
+        return answers
 
     def join(self, key: str, item: Item, settle: Settle) -> bool:
         """Wait for the identical request in flight; False when there is none (send it)."""
@@ -97,7 +106,12 @@ def _reusable(request: Request, payload: bytes) -> Answer | None:
     return answer if answer.reusable else None
 
 
+def served(item: Item, answer: Answer | Success) -> Success:
+    """An item answered without a request of its own: from the cache or a twin in flight."""
+    return Success(item, answer.output, answer.usage, cached=True, attempts=0)
+
+
 def _shared(item: Item, outcome: Outcome) -> Outcome:
     if isinstance(outcome, Success):
-        return Success(item, outcome.output, outcome.usage, cached=True, attempts=0)
+        return served(item, outcome)
     return Failure(item, outcome.kind, outcome.message, outcome.status, attempts=0)

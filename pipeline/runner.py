@@ -32,13 +32,13 @@ from pipeline.feed import ThreadFeed
 from pipeline.formats import FileFormat
 from pipeline.identity import SeenIds, identify
 from pipeline.memo import CacheCounts, ResponseMemo
-from pipeline.models import Batch
 from pipeline.outputs import (
     DirectWriter,
     FinalWriters,
     check_output_paths,
     parquet_result_schema,
 )
+from pipeline.prepare import PreparedBatch, Preparer
 from pipeline.redact import Redactor
 from pipeline.request_builder import RequestBuilder
 from pipeline.requeue import read_quarantine
@@ -187,24 +187,28 @@ class _Job:
     async def run(self, writer: OutcomeWriter, resume: ResumePoint | None) -> int | None:
         """Until the input ends (None) or a signal stops it gracefully (its exit code)."""
         seen = SeenIds()
-        feed: ThreadFeed[Batch] = ThreadFeed(self._batches(seen, resume))
-        try:
-            with self._response_memo() as memo:
+        with self._response_memo() as memo:
+            feed = ThreadFeed(self._prepared_batches(seen, resume, memo))
+            try:
                 async with self.transport_factory(self.config) as transport:
                     engine = self._engine(transport, writer, memo)
                     work = engine.run(feed.next)
                     return await run_until_signal(work, engine, self.config.grace)
-        finally:
-            feed.close()
-            seen.close()
+            finally:
+                feed.close()
+                seen.close()
 
-    def _batches(self, seen: SeenIds, resume: ResumePoint | None) -> Iterator[Batch]:
+    def _prepared_batches(
+        self, seen: SeenIds, resume: ResumePoint | None, memo: ResponseMemo | None
+    ) -> Iterator[PreparedBatch]:
         read = read_quarantine if self.config.requeue else read_records
         items = identify(read(self.config.inputs), self.config.id_field, seen)
         batches = batched(items, self.config.batch_size)
-        if resume is None:
-            return batches
-        return skip_committed(with_digests(batches), resume)
+        if resume is not None:
+            batches = skip_committed(with_digests(batches), resume)
+        if memo is None:
+            return Preparer(self.builder)(batches)
+        return Preparer(self.builder, memo.key, memo.lookup)(batches)
 
     @contextlib.contextmanager
     def _response_memo(self) -> Iterator[ResponseMemo | None]:
@@ -240,11 +244,10 @@ class _Job:
         dispatcher = Dispatcher(
             transport, traffic, config.retry, stats, redact, clock, random.Random(), memo
         )
-        # Enough batches ahead of the writer that one slow item does not idle the pool.
-        window = max(4, 4 * -(-config.concurrency // config.batch_size))
-        return Engine(
-            self.builder, dispatcher, writer, stats, self.progress, config.concurrency, window, memo
-        )
+        # Enough batches ahead of the writer that one slow item does not idle the pool,
+        # and that commits can take several complete batches at once.
+        window = max(16, 4 * -(-config.concurrency // config.batch_size))
+        return Engine(dispatcher, writer, stats, self.progress, config.concurrency, window, memo)
 
 
 def _fingerprint(config: RunConfig) -> dict[str, Any]:
