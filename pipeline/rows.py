@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.identity import RAW_ID_FIELD
+from pipeline.identity import is_batch_line
 from pipeline.models import Failure, Success
 
 RESULT_COLUMNS = ("output", "usage", "cached")
@@ -14,7 +14,8 @@ def result_row(success: Success, id_field: str) -> dict[str, Any]:
     """The item's fields, plus its id when it had none, plus the answer."""
     item = success.item
     row = dict(item.row or {})
-    if id_field not in row and RAW_ID_FIELD not in row:
+    # A batch line's id is its custom_id; any other item's goes under id_field.
+    if id_field not in row and not is_batch_line(row):
         row[id_field] = item.id
     row["output"] = success.output
     row["usage"] = success.usage.as_dict()
