@@ -66,13 +66,14 @@ class DirectWriter:
         self.files = FinalWriters(config)
         self._id_field = config.id_field
 
-    async def write(self, batch: Batch, outcomes: list[Outcome]) -> None:
-        good = [result_row(o, self._id_field) for o in outcomes if isinstance(o, Success)]
-        bad = [quarantine_row(o) for o in outcomes if not isinstance(o, Success)]
-        if good:
-            self.files.results.write_rows(good)
-        if bad:
-            self.files.quarantine.write_rows(bad)
+    async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
+        for _, outcomes in batches:
+            good = [result_row(o, self._id_field) for o in outcomes if isinstance(o, Success)]
+            bad = [quarantine_row(o) for o in outcomes if not isinstance(o, Success)]
+            if good:
+                self.files.results.write_rows(good)
+            if bad:
+                self.files.quarantine.write_rows(bad)
 
 
 def parquet_result_schema(config: RunConfig) -> pa.Schema | None:
