@@ -232,6 +232,24 @@ def test_api_key_never_appears_in_any_output(tmp_path: Path) -> None:
         assert key.encode() not in (tmp_path / name).read_bytes(), name
 
 
+def test_api_key_is_not_in_the_state_directory_or_the_cache(tmp_path: Path) -> None:
+    key = "sk-test-DO-NOT-LEAK-fedcba9876543210"
+    source = write_jsonl(tmp_path / "in.jsonl", _reviews(40))
+    config = SimulatorConfig(require_key=key, quota_requests=25)
+    with BackgroundSimulator(config) as keyed:
+        # The quota runs out midway: exit 75 with committed batches kept for a resume.
+        result = _run(keyed, [source], tmp_path / "out.jsonl", "--batch-size", "5", "-c", "1",
+                      env={"OPENAI_API_KEY": key})  # fmt: skip
+    assert result.exit_code == 75, result.output
+    state = tmp_path / ".out.jsonl.sluice"
+    cache = tmp_path.with_name(tmp_path.name + "-cache")
+    written = [p for root in (state, cache) for p in root.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".part" for p in written) and any(p.name == "cache.db" for p in written)
+    for path in written:
+        assert key.encode() not in path.read_bytes(), path
+    assert key not in result.output + result.stderr
+
+
 def _typed_table() -> pa.Table:
     return pa.table(
         {
