@@ -1,0 +1,122 @@
+"""The response memo: stored answers recalled soundly, identical requests sent once."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from pipeline.config import Endpoint
+from pipeline.errors import ErrorKind
+from pipeline.memo import CacheCounts, ResponseMemo
+from pipeline.models import Failure, Item, Outcome, Success, Usage
+from pipeline.request_builder import Request
+
+
+class DictStore:
+    """An in-memory store with the cache's interface."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, bytes] = {}
+
+    def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        return {key: self.answers[key] for key in keys if key in self.answers}
+
+    def put(self, key: str, payload: bytes) -> bool:
+        self.answers[key] = payload
+        return True
+
+
+def _request(text: str) -> Request:
+    body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+    return Request(Endpoint.CHAT, "/chat/completions", body, orjson.dumps(body))
+
+
+def _item(n: int) -> Item:
+    return Item(n, "in.jsonl", n + 1, {"id": n}, n)
+
+
+def _answer(content: str, finish_reason: str = "stop") -> bytes:
+    choice = {"message": {"content": content}, "finish_reason": finish_reason}
+    return orjson.dumps(
+        {"choices": [choice], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+    )
+
+
+def _memo(read: bool = True) -> tuple[ResponseMemo, DictStore, CacheCounts]:
+    store, counts = DictStore(), CacheCounts()
+    return ResponseMemo(store, "http://127.0.0.1:1/v1", read, counts), store, counts
+
+
+def test_a_remembered_answer_is_recalled_for_the_same_request_only() -> None:
+    memo, _, counts = _memo()
+    asked, other = _request("a"), _request("b")
+    memo.remember(memo.key(asked), _answer("yes"))
+    wanted = [(asked, memo.key(asked)), (other, memo.key(other))]
+    known = memo.recall(wanted, memo.lookup([key for _, key in wanted]))
+    assert {key: answer.output for key, answer in known.items()} == {memo.key(asked): "yes"}
+    assert (counts.hits, counts.misses, counts.stored) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"{}",
+        b"[]",
+        _answer(""),
+        _answer("  "),
+        _answer("cut", "length"),
+        _answer("hidden", "content_filter"),
+    ],
+    ids=["not-json", "no-choices", "not-object", "empty", "blank", "cut-off", "filtered"],
+)
+def test_a_stored_answer_that_is_not_sound_is_a_miss(payload: bytes) -> None:
+    memo, store, counts = _memo()
+    request = _request("a")
+    store.answers[memo.key(request)] = payload
+    key = memo.key(request)
+    assert memo.recall([(request, key)], memo.lookup([key])) == {}
+    assert counts.misses == 1 and counts.hits == 0
+
+
+def test_refresh_reads_nothing_but_still_stores() -> None:
+    memo, store, _ = _memo(read=False)
+    request = _request("a")
+    store.answers[memo.key(request)] = _answer("old")
+    assert memo.lookup([memo.key(request)]) == {}
+    memo.remember(memo.key(request), _answer("new"))
+    assert store.answers[memo.key(request)] == _answer("new")
+
+
+def test_identical_requests_in_flight_share_the_first_ones_answer() -> None:
+    memo, _, counts = _memo()
+    key = memo.key(_request("same"))
+    settled: dict[int, Outcome] = {}
+    assert memo.join(key, _item(0), lambda o: settled.__setitem__(0, o)) is False  # it goes
+    assert memo.join(key, _item(1), lambda o: settled.__setitem__(1, o)) is True
+    assert memo.join(key, _item(2), lambda o: settled.__setitem__(2, o)) is True
+    memo.landed(key, Success(_item(0), "answer", Usage(3, 2, 5), attempts=2))
+    assert sorted(settled) == [1, 2]
+    for n in (1, 2):
+        outcome = settled[n]
+        assert isinstance(outcome, Success) and outcome.item.id == n
+        assert outcome.output == "answer" and outcome.cached and outcome.attempts == 0
+    assert counts.shared == 2
+    # Once landed, the key is free: a later identical request goes (or hits the cache).
+    assert memo.join(key, _item(3), lambda o: None) is False
+
+
+def test_a_failed_request_fails_the_identical_ones_with_the_same_error() -> None:
+    memo, _, _ = _memo()
+    key = memo.key(_request("same"))
+    settled: list[Outcome] = []
+    memo.join(key, _item(0), settled.append)
+    memo.join(key, _item(1), settled.append)
+    memo.landed(key, Failure(_item(0), ErrorKind.PERMANENT, "HTTP 400: no", 400, attempts=1))
+    (shared,) = settled
+    assert isinstance(shared, Failure) and shared.item.id == 1
+    assert (shared.kind, shared.status, shared.message) == (
+        ErrorKind.PERMANENT,
+        400,
+        "HTTP 400: no",
+    )
