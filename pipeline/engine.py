@@ -98,6 +98,7 @@ class Engine:
         self._producer: asyncio.Task[None] | None = None
         self._senders: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._fatal: SluiceError | None = None
 
     async def run(self, next_batch: NextBatch) -> None:
         """Drive the pool until the input ends (or `stop`); `next_batch` gives each batch."""
@@ -109,6 +110,14 @@ class Engine:
                 group.create_task(self._write())
         except BaseExceptionGroup as failures:
             raise _most_telling(failures) from None
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _end_run(self, error: SluiceError) -> None:
+        """A run-ending error (401, quota, bad settings): stop sending at once, but
+        still write the batches already complete, so a re-run need not redo them."""
+        self._fatal = self._fatal or error
+        self.stop(grace=0)
 
     @property
     def running(self) -> bool:
@@ -136,6 +145,12 @@ class Engine:
             await self._order.put(None)
 
     async def _produce(self, next_batch: NextBatch) -> None:
+        try:
+            await self._produce_all(next_batch)
+        except SluiceError as error:
+            self._end_run(error)
+
+    async def _produce_all(self, next_batch: NextBatch) -> None:
         while (prepared := await next_batch()) is not None:
             in_flight = _BatchInFlight(prepared.batch)
             await self._order.put(in_flight)
@@ -207,6 +222,9 @@ class Engine:
             try:
                 outcome = await self._dispatcher.dispatch(item, request, key)
             except DispatchStopped:
+                return
+            except SluiceError as error:
+                self._end_run(error)
                 return
             in_flight.settle(index, outcome)
             if key is not None and self._memo is not None:
