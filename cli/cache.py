@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -97,16 +97,7 @@ def stats(
 @cache_app.command()
 def clear(cache_dir: CacheDir = None) -> None:
     """Delete every cached answer (the next run asks the API again)."""
-    directory = _resolve(cache_dir)
-    if not _exists(directory):
-        typer.echo(f"no cache at {directory}: nothing to clear")
-        return
-    try:
-        with _open(directory, size_limit=None) as cache:
-            removed = cache.clear()
-    except _STORE_ERRORS as error:
-        fail(OutputError(f"cannot clear the response cache in {directory}: {error}"))
-    typer.echo(f"removed {removed} entries from {directory}")
+    _remove_entries(_resolve(cache_dir), None, "clear", ResponseCache.clear)
 
 
 @cache_app.command()
@@ -126,14 +117,20 @@ def prune(
         limit = parse_size(max_size)
     except SluiceError as error:
         fail(error)
+    _remove_entries(directory, limit, "prune", ResponseCache.prune)
+
+
+def _remove_entries(
+    directory: Path, size_limit: int | None, verb: str, remove: Callable[[ResponseCache], int]
+) -> None:
     if not _exists(directory):
-        typer.echo(f"no cache at {directory}: nothing to prune")
+        typer.echo(f"no cache at {directory}: nothing to {verb}")
         return
     try:
-        with _open(directory, size_limit=limit) as cache:
-            removed = cache.prune()
+        with _open(directory, size_limit=size_limit) as cache:
+            removed = remove(cache)
     except _STORE_ERRORS as error:
-        fail(OutputError(f"cannot prune the response cache in {directory}: {error}"))
+        fail(OutputError(f"cannot {verb} the response cache in {directory}: {error}"))
     typer.echo(f"removed {removed} entries from {directory}")
 
 
