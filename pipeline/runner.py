@@ -9,49 +9,35 @@ outputs appear under their names complete, or not at all.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from pipeline.atomic import AtomicFile
-from pipeline.batching import batched
-from pipeline.cache import CacheUnavailable, ResponseCache
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import RunConfig
-from pipeline.dispatch import Dispatcher
-from pipeline.engine import Engine, OutcomeWriter, Progress
+from pipeline.engine import Progress
 from pipeline.errors import OutputError, SluiceError
-from pipeline.feed import ThreadFeed
 from pipeline.formats import FileFormat
-from pipeline.identity import SeenIds, identify
-from pipeline.memo import CacheCounts, ResponseMemo
+from pipeline.job import Job, TransportFactory
 from pipeline.outputs import (
     DirectWriter,
     FinalWriters,
     check_output_paths,
     parquet_result_schema,
 )
-from pipeline.prepare import PreparedBatch, Preparer
-from pipeline.redact import Redactor
 from pipeline.request_builder import RequestBuilder
-from pipeline.requeue import read_quarantine
-from pipeline.signals import Interrupted, run_until_signal
+from pipeline.signals import Interrupted
 from pipeline.sinks import output_format
-from pipeline.sources import check_inputs, read_records
+from pipeline.sources import check_inputs
 from pipeline.state.checkpoint import ArrowEncoding, CheckpointWriter
 from pipeline.state.fingerprint import input_identity, run_fingerprint
-from pipeline.state.resume import ResumePoint, skip_committed, with_digests
 from pipeline.state.store import RunState
 from pipeline.stats import RunStats, error_rate_exceeded, summary_dict
-from pipeline.traffic import TrafficControl
-from pipeline.transport import HttpTransport, Transport
+from pipeline.transport import HttpTransport
 
 EXIT_OK = 0
 EXIT_ERROR_RATE = 1
@@ -66,9 +52,6 @@ class RunResult:
     summary: dict[str, Any] = field(default_factory=dict)
     resumable_in: str | None = None  # the state directory, when the run stopped short
     warnings: list[str] = field(default_factory=list)
-
-
-TransportFactory = Callable[[RunConfig], AbstractAsyncContextManager[Transport]]
 
 
 def http_transport(config: RunConfig) -> HttpTransport:
@@ -127,7 +110,7 @@ async def _run(
     check_inputs(config.inputs)
     check_output_paths(config)
     builder = RequestBuilder(config.request)
-    job = _Job(config, builder, progress, stats, warnings, transport_factory, clock)
+    job = Job(config, builder, progress, stats, warnings, transport_factory, clock)
     if config.state_dir is None:
         return await _run_direct(config, job)
     state = RunState(config.state_dir)
@@ -145,7 +128,7 @@ async def _run(
     return _finished_exit_code(config, stats)
 
 
-async def _run_direct(config: RunConfig, job: _Job) -> int:
+async def _run_direct(config: RunConfig, job: Job) -> int:
     writer = DirectWriter(config)
     try:
         stopped = await job.run(writer, None)
@@ -161,93 +144,6 @@ async def _run_direct(config: RunConfig, job: _Job) -> int:
 
 def _finished_exit_code(config: RunConfig, stats: RunStats) -> int:
     return EXIT_ERROR_RATE if error_rate_exceeded(stats, config.max_error_rate) else EXIT_OK
-
-
-class _Job:
-    """Reading, the engine and the transport of one run, whatever it writes into."""
-
-    def __init__(
-        self,
-        config: RunConfig,
-        builder: RequestBuilder,
-        progress: Progress,
-        stats: RunStats,
-        warnings: list[str],
-        transport_factory: TransportFactory,
-        clock: Clock,
-    ) -> None:
-        self.config = config
-        self.builder = builder
-        self.progress = progress
-        self.stats = stats
-        self.warnings = warnings
-        self.transport_factory = transport_factory
-        self.clock = clock
-
-    async def run(self, writer: OutcomeWriter, resume: ResumePoint | None) -> int | None:
-        """Until the input ends (None) or a signal stops it gracefully (its exit code)."""
-        seen = SeenIds()
-        with self._response_memo() as memo:
-            feed = ThreadFeed(self._prepared_batches(seen, resume, memo))
-            try:
-                async with self.transport_factory(self.config) as transport:
-                    engine = self._engine(transport, writer, memo)
-                    work = engine.run(feed.next)
-                    return await run_until_signal(work, engine, self.config.grace)
-            finally:
-                feed.close()
-                seen.close()
-
-    def _prepared_batches(
-        self, seen: SeenIds, resume: ResumePoint | None, memo: ResponseMemo | None
-    ) -> Iterator[PreparedBatch]:
-        read = read_quarantine if self.config.requeue else read_records
-        items = identify(read(self.config.inputs), self.config.id_field, seen)
-        batches = batched(items, self.config.batch_size)
-        if resume is not None:
-            batches = skip_committed(with_digests(batches), resume)
-        if memo is None:
-            return Preparer(self.builder)(batches)
-        return Preparer(self.builder, memo.key, memo.lookup)(batches)
-
-    @contextlib.contextmanager
-    def _response_memo(self) -> Iterator[ResponseMemo | None]:
-        settings = self.config.cache
-        if settings is None:
-            yield None
-            return
-        try:
-            cache = ResponseCache(settings.directory, settings.size_limit, settings.ttl)
-        except CacheUnavailable as exc:
-            self.warnings.append(f"{exc}; running without the cache")
-            yield None
-            return
-        self.stats.cache = CacheCounts()
-        try:
-            yield ResponseMemo(cache, self.config.base_url, settings.read, self.stats.cache)
-        finally:
-            cache.close()
-
-    def _engine(
-        self, transport: Transport, writer: OutcomeWriter, memo: ResponseMemo | None
-    ) -> Engine:
-        config, stats, clock = self.config, self.stats, self.clock
-        redact = Redactor(config.api_key)
-        traffic = TrafficControl(
-            config.traffic,
-            config.concurrency,
-            config.timeout,
-            clock,
-            stats.traffic,
-            random.Random(),
-        )
-        dispatcher = Dispatcher(
-            transport, traffic, config.retry, stats, redact, clock, random.Random(), memo
-        )
-        # Enough batches ahead of the writer that one slow item does not idle the pool,
-        # and that commits can take several complete batches at once.
-        window = max(16, 4 * -(-config.concurrency // config.batch_size))
-        return Engine(dispatcher, writer, stats, self.progress, config.concurrency, window, memo)
 
 
 def _fingerprint(config: RunConfig) -> dict[str, Any]:
