@@ -29,7 +29,7 @@ def requeued(record: Record) -> Record:
     row = record.row
     if row is None or "item" not in row or "id" not in row:
         problem = record.problem or "not a sluice quarantine row (no 'item' and 'id' fields)"
-        return Record(record.source, record.line, None, record.raw or repr(row), problem)
+        return Record(record.source, record.line, row, record.raw, problem)
     item, error = row["item"], row.get("error")
     source, line = _origin(row, record)
     kind, message = _error(error)

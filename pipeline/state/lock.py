@@ -18,7 +18,7 @@ from datetime import datetime
 
 import orjson
 
-from pipeline.errors import SluiceError
+from pipeline.errors import OutputError, SluiceError
 
 LOCK_NAME = "lock"
 
@@ -51,7 +51,12 @@ class RunLock:
 
     def acquire(self) -> None:
         """Take the lock at once or raise StateLocked; never waits, never writes when refused."""
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot lock the state in {self._directory}: {exc.strerror}"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

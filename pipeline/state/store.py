@@ -104,7 +104,8 @@ class RunState:
             # Not makedirs: a missing parent means a mistyped path, not one to create.
             os.mkdir(self.directory, mode=0o700)
         except FileExistsError:
-            pass
+            if not os.path.isdir(self.directory):
+                raise OutputError(f"the state directory {self.directory} is a file") from None
         except OSError as exc:
             raise OutputError(f"cannot create the state directory {self.directory}: {exc}") from exc
         self._lock.acquire()

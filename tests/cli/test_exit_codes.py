@@ -92,6 +92,18 @@ def test_exit_66_for_a_missing_input(sim, tmp_path: Path) -> None:
     _no_traceback(result)
 
 
+def test_exit_73_when_the_state_directory_is_a_file(sim, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
+    (tmp_path / "state").write_text("not a directory")
+    args = _args(
+        source, tmp_path / "out.jsonl", sim.base_url, "--state-dir", str(tmp_path / "state")
+    )
+    result = run_cli(args)
+    assert result.exit_code == 73
+    assert "is a file" in result.stderr
+    _no_traceback(result)
+
+
 def test_exit_73_when_outputs_cannot_be_written(sim, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
     result = run_cli(_args(source, tmp_path / "no-such-dir" / "out.jsonl", sim.base_url))
