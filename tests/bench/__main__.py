@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.bench.durability import durability
 from tests.bench.harness import Measured, measure, simulator, sluice_run, write_reviews
 from tests.bench.traffic import traffic
 
@@ -75,7 +76,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
-        "--only", choices=["throughput", "memory", "traffic"], help="run one group of figures"
+        "--only",
+        choices=["throughput", "memory", "traffic", "durability"],
+        help="run one group of figures",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as directory:
@@ -87,6 +90,11 @@ def main() -> None:
             memory(work, [10_000, 100_000] if args.quick else [100_000, 1_000_000])
         if args.only in (None, "traffic"):
             traffic(work, 400 if args.quick else 1_000)
+        if args.only in (None, "durability"):
+            if args.quick:
+                durability(work, cached_items=20_000, kill_items=600, checkpoint_items=5_000)
+            else:
+                durability(work, cached_items=100_000, kill_items=2_000)
 
 
 if __name__ == "__main__":
