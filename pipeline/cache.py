@@ -13,6 +13,7 @@ rules shape this module:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -39,6 +40,18 @@ def cache_key(base_url: str, path: str, body: dict[str, Any]) -> str:
 
 
 _KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
+FILE_MIN_BYTES = 2**15  # answers from 32 KB up are stored as files
+CULL_EVERY = 4096  # answers stored between checks of the size limit
+WRITE_WAIT = 5.0  # seconds to wait for another process writing the same cache
+_UPDATE_ROW = (
+    "UPDATE Cache SET store_time = ?, expire_time = ?, access_time = ?, access_count = 0,"
+    " tag = ?, size = 0, mode = ?, filename = NULL, value = ?"
+    " WHERE key = ? AND raw = 1 AND filename IS NULL"
+)
+_INSERT_ROW = (
+    "INSERT INTO Cache (store_time, expire_time, access_time, access_count, tag, size,"
+    " mode, filename, value, key, raw) VALUES (?, ?, ?, 0, ?, 0, ?, NULL, ?, ?, 1)"
+)
 
 
 class CacheUnavailable(Exception):
@@ -103,11 +116,13 @@ class ResponseCache:
         self._ttl = ttl
         self._now = now
         self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._since_cull = 0
         # Settings passed here are written into the database and win over
         # whatever a previous (or planted) database holds.
         settings: dict[str, Any] = {
             "eviction_policy": "least-recently-stored",
-            "disk_min_file_size": 2**15,  # values from 32 KB up go to files
+            "disk_min_file_size": FILE_MIN_BYTES,
         }
         if size_limit is not None:
             settings["size_limit"] = size_limit
@@ -185,13 +200,69 @@ class ResponseCache:
 
     def put(self, key: str, payload: bytes) -> bool:
         """Store an answer; False when the disk refused (full, read-only, locked)."""
+        return self.put_many([(key, payload)]) == 1
+
+    def put_many(self, answers: list[tuple[str, bytes]]) -> int:
+        """Store answers in one transaction; how many were stored (0 when the disk refused).
+
+        Rows are written with SQL of our own into diskcache's table, as diskcache
+        itself would write them: `Cache.set` costs ~170 us an answer (a transaction
+        and a cull check each), a third of the event loop's time at latency 0. Its
+        triggers keep the entry count and size; the size limit is enforced by
+        `cull` every CULL_EVERY answers and on close. Answers too large for a row,
+        and rows that hold a file, go through `Cache.set` as usual.
+        """
+        if any(type(payload) is not bytes for _, payload in answers):
+            raise TypeError("the response cache stores bytes only")
+        through_diskcache = [entry for entry in answers if len(entry[1]) >= FILE_MIN_BYTES]
+        rows = [entry for entry in answers if len(entry[1]) < FILE_MIN_BYTES]
         try:
-            # The write time goes in the tag for the read-time ttl; expire lets
-            # `prune` delete what no reader with this ttl could use anyway.
-            stored: bool = self._cache.set(key, payload, expire=self._ttl, tag=int(self._now()))
+            through_diskcache += self._insert(rows)
+            for key, payload in through_diskcache:
+                self._cache.set(key, payload, expire=self._ttl, tag=int(self._now()))
         except (sqlite3.Error, OSError, diskcache.Timeout):
-            return False
-        return stored
+            return 0
+        self._since_cull += len(answers)
+        if self._since_cull >= CULL_EVERY:
+            self._cull()
+        return len(answers)
+
+    def _insert(self, rows: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        """Write rows in one transaction; those whose key holds a file are returned."""
+        if not rows:
+            return []
+        database = self._writing()
+        now, tag = time.time(), int(self._now())  # diskcache's own times are the real clock's
+        expire = None if self._ttl is None else now + self._ttl
+        holding_files = []
+        database.execute("BEGIN IMMEDIATE")
+        try:
+            for key, payload in rows:
+                values = (now, expire, now, tag, MODE_RAW, payload, key)
+                if database.execute(_UPDATE_ROW, values).rowcount == 0:
+                    try:
+                        database.execute(_INSERT_ROW, values)
+                    except sqlite3.IntegrityError:
+                        holding_files.append((key, payload))
+            database.execute("COMMIT")
+        except BaseException:
+            database.execute("ROLLBACK")
+            raise
+        return holding_files
+
+    def _writing(self) -> sqlite3.Connection:
+        if self._writer is None:
+            database = os.path.join(self.directory, DBNAME)
+            self._writer = sqlite3.connect(database, isolation_level=None, timeout=WRITE_WAIT)
+            # As diskcache sets its own: in WAL mode a commit then survives a killed
+            # process without waiting for the disk (only a power cut can lose it).
+            self._writer.execute("PRAGMA synchronous = NORMAL")
+        return self._writer
+
+    def _cull(self) -> None:
+        self._since_cull = 0
+        with contextlib.suppress(sqlite3.Error, OSError, diskcache.Timeout):
+            self._cache.cull()
 
     def stats(self) -> CacheStats:
         return CacheStats(
@@ -213,9 +284,12 @@ class ResponseCache:
         return expired + culled
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        if self._since_cull:
+            self._cull()
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
+        self._reader = self._writer = None
         self._cache.close()
 
     def __enter__(self) -> ResponseCache:

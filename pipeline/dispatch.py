@@ -90,7 +90,9 @@ class Dispatcher:
                 raise DispatchStopped
             attempt += 1
             try:
-                outcome = await self._attempt(item, request, ticket, attempt, cache_key)
+                outcome, storing = await self._attempt(item, request, ticket, attempt, cache_key)
+                if storing is not None:
+                    await storing  # the slot is held until the answer is on disk
             finally:
                 self._traffic.release(ticket)
             if not isinstance(outcome, Verdict):
@@ -116,7 +118,8 @@ class Dispatcher:
 
     async def _attempt(
         self, item: Item, request: Request, ticket: Ticket, attempt: int, cache_key: str | None
-    ) -> Outcome | Verdict:
+    ) -> tuple[Outcome | Verdict, asyncio.Future[None] | None]:
+        """The outcome of one request, and the storing of its answer when it is reusable."""
         self._stats.requests += 1
         self._sending += 1
         try:
@@ -126,7 +129,7 @@ class Dispatcher:
         except TransportError as exc:
             verdict = Verdict(ErrorKind.TRANSIENT, str(exc), timed_out=exc.timed_out)
             self._traffic.record(ticket, None, verdict)
-            return verdict
+            return verdict, None
         finally:
             self._sending -= 1
             if self._stopping and not self._sending:
@@ -136,7 +139,7 @@ class Dispatcher:
             return self._answer(item, request, ticket, attempt, response, cache_key)
         verdict = self._refusal(response)
         self._traffic.record(ticket, response.headers, verdict)
-        return verdict
+        return verdict, None
 
     def _answer(
         self,
@@ -146,19 +149,20 @@ class Dispatcher:
         attempt: int,
         response: Response,
         cache_key: str | None,
-    ) -> Outcome | Verdict:
+    ) -> tuple[Outcome | Verdict, asyncio.Future[None] | None]:
         try:
             output, usage, reusable = parse_answer(request.endpoint, response.payload)
         except InvalidAnswer as exc:
             verdict = Verdict(ErrorKind.INVALID_OUTPUT, str(exc), response.status)
             self._traffic.record(ticket, response.headers, verdict)
-            return verdict
+            return verdict, None
         self._answered += 1
+        storing = None
         if reusable and cache_key is not None and self._memo is not None:
-            self._memo.remember(cache_key, response.payload)
+            storing = self._memo.remember(cache_key, response.payload)
         chat = request.endpoint is Endpoint.CHAT
         self._traffic.record(ticket, response.headers, None, usage, response.latency, chat)
-        return Success(item, output, usage, cached=False, attempts=attempt)
+        return Success(item, output, usage, cached=False, attempts=attempt), storing
 
     def _refusal(self, response: Response) -> Verdict:
         status = response.status

@@ -95,9 +95,11 @@ class Job:
             yield None
             return
         self.stats.cache = CacheCounts()
+        memo = ResponseMemo(cache, self.config.base_url, settings.read, self.stats.cache)
         try:
-            yield ResponseMemo(cache, self.config.base_url, settings.read, self.stats.cache)
+            yield memo
         finally:
+            memo.save()  # answers of requests cut short by a stop
             cache.close()
 
     def _engine(

@@ -6,11 +6,12 @@ its way joins it and is settled with the same answer when it lands, instead of
 being sent again. Answers are stored the moment they arrive, before their
 batch commits, so a crash re-sends only what was on the wire.
 
-Decisions only; the store behind it is any object with `get` and `put`.
+The store behind it is any object with `get_many` and `put_many`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,7 +26,7 @@ Settle = Callable[[Outcome], None]
 
 class AnswerStore(Protocol):
     def get_many(self, keys: list[str]) -> dict[str, bytes]: ...
-    def put(self, key: str, payload: bytes) -> bool: ...
+    def put_many(self, answers: list[tuple[str, bytes]]) -> int: ...
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class ResponseMemo:
         self._read = read  # False with --refresh-cache: ask again, but keep the new answers
         self._counts = counts
         self._waiting: dict[str, list[tuple[Item, Settle]]] = {}
+        self._unsaved: list[tuple[str, bytes, asyncio.Future[None]]] = []
 
     def key(self, request: Request) -> str:
         return cache_key(self._base_url, request.path, request.body)
@@ -86,11 +88,31 @@ class ResponseMemo:
         self._counts.shared += 1
         return True
 
-    def remember(self, key: str, payload: bytes) -> None:
-        if self._store.put(key, payload):
-            self._counts.stored += 1
+    def remember(self, key: str, payload: bytes) -> asyncio.Future[None]:
+        """Store an answer with the others that arrive in the same turn of the event
+        loop (one transaction for all); the future is done once it is stored.
+
+        The dispatcher holds the request's slot until then, so the answers not yet
+        on disk never outnumber the requests in flight: a kill re-sends at most those.
+        """
+        stored = asyncio.get_running_loop().create_future()
+        self._unsaved.append((key, payload, stored))
+        if len(self._unsaved) == 1:
+            asyncio.get_running_loop().call_soon(self.save)
+        return stored
+
+    def save(self) -> None:
+        """Store what `remember` has gathered (also called once more at the end)."""
+        unsaved, self._unsaved = self._unsaved, []
+        if not unsaved:
+            return
+        if self._store.put_many([(key, payload) for key, payload, _ in unsaved]):
+            self._counts.stored += len(unsaved)
         else:
-            self._counts.store_failures += 1
+            self._counts.store_failures += len(unsaved)
+        for _, _, stored in unsaved:
+            if not stored.done():
+                stored.set_result(None)
 
     def landed(self, key: str, outcome: Outcome) -> None:
         """The request for `key` is settled: settle every item that waited for it."""

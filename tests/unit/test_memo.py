@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -17,13 +19,15 @@ class DictStore:
 
     def __init__(self) -> None:
         self.answers: dict[str, bytes] = {}
+        self.batches: list[int] = []
 
     def get_many(self, keys: list[str]) -> dict[str, bytes]:
         return {key: self.answers[key] for key in keys if key in self.answers}
 
-    def put(self, key: str, payload: bytes) -> bool:
-        self.answers[key] = payload
-        return True
+    def put_many(self, answers: list[tuple[str, bytes]]) -> int:
+        self.batches.append(len(answers))
+        self.answers.update(answers)
+        return len(answers)
 
 
 def _request(text: str) -> Request:
@@ -47,10 +51,25 @@ def _memo(read: bool = True) -> tuple[ResponseMemo, DictStore, CacheCounts]:
     return ResponseMemo(store, "http://127.0.0.1:1/v1", read, counts), store, counts
 
 
+def _remember(memo: ResponseMemo, answers: list[tuple[str, bytes]]) -> None:
+    async def remember_all() -> None:
+        await asyncio.gather(*(memo.remember(key, payload) for key, payload in answers))
+
+    asyncio.run(remember_all())
+
+
+def test_answers_arriving_together_are_stored_together_before_their_futures_finish() -> None:
+    memo, store, counts = _memo()
+    answers = [(memo.key(_request(t)), _answer(t)) for t in "abc"]
+    _remember(memo, answers)
+    assert store.batches == [3] and store.answers == dict(answers)
+    assert (counts.stored, counts.store_failures) == (3, 0)
+
+
 def test_a_remembered_answer_is_recalled_for_the_same_request_only() -> None:
     memo, _, counts = _memo()
     asked, other = _request("a"), _request("b")
-    memo.remember(memo.key(asked), _answer("yes"))
+    _remember(memo, [(memo.key(asked), _answer("yes"))])
     wanted = [(asked, memo.key(asked)), (other, memo.key(other))]
     known = memo.recall(wanted, memo.lookup([key for _, key in wanted]))
     assert {key: answer.output for key, answer in known.items()} == {memo.key(asked): "yes"}
@@ -84,7 +103,7 @@ def test_refresh_reads_nothing_but_still_stores() -> None:
     request = _request("a")
     store.answers[memo.key(request)] = _answer("old")
     assert memo.lookup([memo.key(request)]) == {}
-    memo.remember(memo.key(request), _answer("new"))
+    _remember(memo, [(memo.key(request), _answer("new"))])
     assert store.answers[memo.key(request)] == _answer("new")
 
 
