@@ -39,6 +39,9 @@ def throughput(work: Path, items: int) -> None:
             _report(f"minimal aiohttp loop, {label}", items, floor)
             ours = measure(sluice_run(base_url, source, out, concurrency))
             _report(f"sluice run, {label}", items, ours)
+            # What checkpoints and the cache add, against the engine alone.
+            lean = [*sluice_run(base_url, source, out, concurrency), "--no-cache", "--no-state"]
+            _report("  same, --no-cache --no-state", items, measure(lean))
         ratio = floor.wall_seconds / ours.wall_seconds
         ideal = f"; ideal {concurrency / float(latency):,.0f} items/s" if float(latency) else ""
         print(f"  -> sluice / minimal loop: {ratio:.2f}x{ideal}")

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,7 +89,11 @@ def measure(command: list[str]) -> Measured:
 
 
 def sluice_run(base_url: str, source: Path, output: Path, concurrency: int) -> list[str]:
+    """Default settings (checkpoints and cache on), with an empty cache of its own:
+    never the user's, and never answers a previous measurement stored."""
+    cache = tempfile.mkdtemp(prefix="cache-", dir=output.parent)
     return [
         str(BIN / "sluice"), "run", str(source), "-o", str(output), "-m", "sim-chat",
         "-p", PROMPT, "-c", str(concurrency), "--base-url", base_url, "-q",
+        "--cache-dir", cache,
     ]  # fmt: skip
