@@ -34,10 +34,6 @@ class SeenIds:
         self._db.execute("CREATE TABLE ids (key BLOB PRIMARY KEY) WITHOUT ROWID")
         self._db.execute("BEGIN")
 
-    def add(self, item_id: ItemId) -> bool:
-        """Record the id; False when it was already there."""
-        return not self.add_many([item_id])
-
     def add_many(self, item_ids: list[ItemId]) -> set[int]:
         """Record the ids; the indexes of those seen before (or earlier in the list).
 

@@ -55,10 +55,6 @@ class CheckpointWriter:
         parts = [self._part(batch, outcomes) for batch, outcomes in batches]
         await asyncio.to_thread(write_part, self._parts_dir, parts)
 
-    def commit(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
-        """The same commit, synchronously."""
-        write_part(self._parts_dir, [self._part(batch, outcomes) for batch, outcomes in batches])
-
     def _part(self, batch: Batch, outcomes: list[Outcome]) -> tuple[PartHeader, bytes, bytes]:
         good = [o for o in outcomes if isinstance(o, Success)]
         bad = [o for o in outcomes if not isinstance(o, Success)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections import Counter
@@ -55,7 +56,7 @@ def _outcomes(batch: Batch) -> list[Outcome]:
 def _commit_both(state: RunState, encode: Encode | None = None) -> None:
     writer = CheckpointWriter(state.parts_dir, "id", encode)
     for batch in BATCHES:
-        writer.commit([(batch, _outcomes(batch))])
+        asyncio.run(writer.write([(batch, _outcomes(batch))]))
 
 
 @pytest.fixture
