@@ -3,8 +3,9 @@
 The engine asks here before an item goes anywhere near the limiter, so a hit
 costs no request, no token and no slot. An item identical to one already on
 its way joins it and is settled with the same answer when it lands, instead of
-being sent again. Answers are stored the moment they arrive, before their
-batch commits, so a crash re-sends only what was on the wire.
+being sent again. Answers are stored in the turn of the event loop they
+arrive in, before their request gives up its slot and long before their batch
+commits, so a crash re-sends only what was on the wire.
 
 The store behind it is any object with `get_many` and `put_many`.
 """

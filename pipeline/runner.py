@@ -20,7 +20,7 @@ from pipeline.atomic import AtomicFile
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import RunConfig
 from pipeline.engine import Progress
-from pipeline.errors import OutputError, SluiceError
+from pipeline.errors import InputUnreadable, OutputError, SluiceError
 from pipeline.formats import FileFormat
 from pipeline.job import Job, TransportFactory
 from pipeline.outputs import (
@@ -147,7 +147,11 @@ def _finished_exit_code(config: RunConfig, stats: RunStats) -> int:
 
 
 def _fingerprint(config: RunConfig) -> dict[str, Any]:
-    return run_fingerprint(config, [input_identity(path) for path in config.inputs])
+    try:
+        inputs = [input_identity(path) for path in config.inputs]
+    except OSError as exc:  # unreadable (permissions, vanished since checked)
+        raise InputUnreadable(f"cannot read {exc.filename!r}: {exc.strerror}") from exc
+    return run_fingerprint(config, inputs)
 
 
 def _arrow_encoding(config: RunConfig, state: RunState) -> ArrowEncoding | None:

@@ -132,9 +132,12 @@ class RunState:
     def _start_over(self, fingerprint: dict[str, Any]) -> None:
         self.resume, self.totals = ResumePoint(), Totals()
         shutil.rmtree(self.parts_dir, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(self.directory, FINISHED_NAME))
-        os.makedirs(self.parts_dir, mode=0o700)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.directory, FINISHED_NAME))
+            os.makedirs(self.parts_dir, mode=0o700)
+        except OSError as exc:
+            raise OutputError(f"cannot start the state in {self.directory}: {exc}") from exc
         target = AtomicFile(os.path.join(self.directory, FINGERPRINT_NAME))
         target.handle.write(orjson.dumps(fingerprint, option=orjson.OPT_INDENT_2))
         target.commit()
