@@ -118,8 +118,7 @@ class RunState:
     def _prepare(self, fingerprint: dict[str, Any], fresh: bool) -> None:
         finished = os.path.exists(os.path.join(self.directory, FINISHED_NAME))
         if not (fresh or finished):
-            _, self.resume, self.totals = read_state(self.directory)
-            stored = _read_fingerprint(self.directory)
+            stored, self.resume, self.totals = read_state(self.directory)
             if stored == fingerprint:
                 # parts/ is missing when a start-over was killed midway: nothing is committed.
                 os.makedirs(self.parts_dir, mode=0o700, exist_ok=True)
