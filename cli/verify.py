@@ -14,7 +14,8 @@ from pipeline.verify import verify as verify_run
 VERIFY_HELP = (
     "Check that a finished run kept sluice's promise: every input item is in exactly one of "
     "the results or the quarantine, exactly once, and each output file is in input order.\n\n"
-    "Give the inputs and --id-field exactly as given to sluice run, and the files it wrote. "
+    "Give the inputs and --id-field as given to sluice run, and the files it wrote: items "
+    "without a valid id are matched with their quarantine rows by file and line. "
     "After a sluice retry, give both results files and the retry's quarantine file. "
     "Exit code 0 when the promise holds; 1 when it does not, with the ids at fault listed."
 )
@@ -25,8 +26,8 @@ def verify(
         list[str],
         typer.Argument(
             metavar="INPUT",
-            help="The run's inputs, in the same order: .jsonl, .jsonl.gz, .parquet, or - for "
-            "stdin.",
+            help="The run's inputs, in the same order: .jsonl, .jsonl.gz, .json (lines or one "
+            "array), .parquet, or - for stdin.",
         ),
     ],
     results: Annotated[

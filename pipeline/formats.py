@@ -22,7 +22,11 @@ _SUFFIXES: tuple[tuple[str, FileFormat], ...] = (
     (".parquet", FileFormat.PARQUET),
     (".pq", FileFormat.PARQUET),
 )
-KNOWN_SUFFIXES = ".jsonl, .jsonl.gz or .parquet"
+KNOWN_SUFFIXES = ".jsonl, .jsonl.gz, .json, .json.gz or .parquet"
+
+
+# Files that may hold one JSON array instead of JSON Lines (told by their first byte).
+_JSON_ARRAY_SUFFIXES = (".json", ".json.gz")
 
 
 def format_of(name: str) -> FileFormat | None:
@@ -34,3 +38,7 @@ def without_format_suffix(name: str) -> str:
     lower = name.lower()
     suffix = next((s for s, _ in _SUFFIXES if lower.endswith(s)), "")
     return name[: len(name) - len(suffix)]
+
+
+def may_hold_json_array(name: str) -> bool:
+    return name.lower().endswith(_JSON_ARRAY_SUFFIXES)

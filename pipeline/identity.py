@@ -1,4 +1,10 @@
-"""Item ids: taken from the id field, or the item's position; duplicates are invalid input."""
+"""Item ids: taken from the id field, or the item's position; duplicates are invalid input.
+
+An id field that holds no valid id (null, a float, a boolean, an empty string)
+leaves the item without any id (None) rather than with its position: the
+position may be the real id of another item, and the two would then be one.
+Such an item is quarantined and known by its source and line alone.
+"""
 
 from __future__ import annotations
 
@@ -64,25 +70,32 @@ def identify(records: Iterable[Record], id_field: str, seen: SeenIds) -> Iterato
     """Turn records into items with ids; never drops one, marks the bad ones."""
     chunk: list[Item] = []
     for position, record in enumerate(records):
-        item = Item(position, record.source, record.line, record.row, position, record.raw)
-        if record.id is not None:
-            id_problem = _given_id(item, record.id)  # kept even when the item is invalid
-            item.problem = record.problem or id_problem
-        else:
-            item.problem = record.problem or _assign_id(item, id_field)
-        chunk.append(item)
+        chunk.append(_identified(position, record, id_field))
         if len(chunk) == IDS_PER_CHECK:
             yield from _mark_duplicates(chunk, seen)
             chunk = []
     yield from _mark_duplicates(chunk, seen)
 
 
+def _identified(position: int, record: Record, id_field: str) -> Item:
+    item = Item(position, record.source, record.line, record.row, position, record.raw)
+    if record.without_id:  # a retried item that had no valid id stays without one
+        item.id = None
+        item.problem = record.problem or "the item has no valid id"
+    elif record.id is not None:
+        id_problem = _given_id(item, record.id)  # kept even when the item is invalid
+        item.problem = record.problem or id_problem
+    else:
+        item.problem = record.problem or _assign_id(item, id_field)
+    return item
+
+
 def _mark_duplicates(items: list[Item], seen: SeenIds) -> list[Item]:
-    valid = [item for item in items if item.problem is None]
+    valid = [(item, item.id) for item in items if item.problem is None and item.id is not None]
     if valid:
-        for index in seen.add_many([item.id for item in valid]):
-            item = valid[index]
-            item.problem = f"duplicate id {item.id!r}: an earlier item has the same id"
+        for index in seen.add_many([item_id for _, item_id in valid]):
+            item, item_id = valid[index]
+            item.problem = f"duplicate id {item_id!r}: an earlier item has the same id"
     return items
 
 
@@ -96,6 +109,8 @@ def _assign_id(item: Item, id_field: str) -> str | None:
 
 
 def _given_id(item: Item, value: object, field: str = "id") -> str | None:
+    """Take the id given; a value that is no valid id leaves the item without one."""
+    item.id = None
     if isinstance(value, bool) or not isinstance(value, str | int):
         return f"id field {field!r} must be a string or an integer, not {type(value).__name__}"
     if value == "":

@@ -11,19 +11,37 @@ ItemId = str | int
 
 
 @dataclass(slots=True)
+class Record:
+    """One line, JSON array element or Parquet row as read, before ids are assigned.
+
+    `line` counts from 1: the line of JSONL, the element of an array, the row of Parquet.
+    """
+
+    source: str
+    line: int
+    row: dict[str, Any] | None
+    raw: str | None = None
+    problem: str | None = None
+    id: Any = None  # an id given with the record (a quarantine row's), not read from the row
+    without_id: bool = False  # a quarantine row's item that had no valid id (its id is null)
+
+
+@dataclass(slots=True)
 class Item:
     """One input record, with where it came from so errors can name it.
 
     `row` is the parsed object, or None when the line could not be parsed; `raw`
     keeps the original text in that case so the quarantine row can show it.
-    `problem` is set when the item is invalid and must never be sent.
+    `problem` is set when the item is invalid and must never be sent. `id` is
+    None when the item's id field holds no valid id: such an item is known by
+    its source and line alone, so it can never take another item's id.
     """
 
     position: int
     source: str
     line: int
     row: dict[str, Any] | None
-    id: ItemId
+    id: ItemId | None
     raw: str | None = None
     problem: str | None = None
 

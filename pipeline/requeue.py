@@ -5,7 +5,8 @@ sent again under the ids they had, and a retry's outputs join the first run's.
 Items that were never sent because the input itself was wrong (bad JSON, a bad
 or duplicate id, a missing template field) are carried over with their first
 error: sending them again cannot help, and a duplicate resent would break the
-one-row-per-id guarantee.
+one-row-per-id guarantee. An item whose id was not valid (its row's id is null)
+stays without an id, and so is never sent either.
 """
 
 from __future__ import annotations
@@ -33,12 +34,16 @@ def requeued(record: Record) -> Record:
     item, error = row["item"], row.get("error")
     source, line = _origin(row, record)
     kind, message = _error(error)
+    # Not a position in its place: the position may be another item's real id.
+    without_id = row["id"] is None
     if not isinstance(item, dict):
         raw = item if isinstance(item, str) else repr(item)
         problem = message or "the item is not a JSON object"
-        return Record(source, line, None, raw, problem, row["id"])
-    kept_problem = (message or "invalid input") if kind == NOT_SENT else None
-    return Record(source, line, item, None, kept_problem, row["id"])
+        return Record(source, line, None, raw, problem, row["id"], without_id)
+    kept_problem = None
+    if kind == NOT_SENT or without_id:
+        kept_problem = message or ("the item has no valid id" if without_id else "invalid input")
+    return Record(source, line, item, None, kept_problem, row["id"], without_id)
 
 
 def _origin(row: dict[str, Any], record: Record) -> tuple[str, int]:

@@ -1,17 +1,19 @@
 """Streaming readers: every input becomes a lazy sequence of raw records.
 
-Nothing here holds more than one Parquet record batch or one line at a time, so
-memory stays flat however large the input is.
+Nothing here holds more than one Parquet record batch, one line or one JSON
+array element at a time, so memory stays flat however large the input is.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import stat
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
 import orjson
 import pyarrow as pa
@@ -19,22 +21,13 @@ import pyarrow.parquet as pq
 
 from pipeline.config import STDIO
 from pipeline.errors import InputMissing, InputUnreadable, UsageError
-from pipeline.formats import KNOWN_SUFFIXES, FileFormat, format_of
+from pipeline.formats import KNOWN_SUFFIXES, FileFormat, format_of, may_hold_json_array
+from pipeline.json_arrays import UTF8_BOM, PeekableReader, parse_json_array, skip_to_content
+from pipeline.models import Record
+from pipeline.nesting import TOO_DEEP, may_nest_too_deeply, nests_too_deeply
 
 PARQUET_READ_ROWS = 1024
-UTF8_BOM = b"\xef\xbb\xbf"
-
-
-@dataclass(slots=True)
-class Record:
-    """One line or row as read, before ids are assigned."""
-
-    source: str
-    line: int
-    row: dict[str, Any] | None
-    raw: str | None = None
-    problem: str | None = None
-    id: Any = None  # an id given with the record (a quarantine row's), not read from the row
+STDIN_SOURCE = "<stdin>"
 
 
 def input_format(path: str) -> FileFormat:
@@ -51,13 +44,24 @@ def input_format(path: str) -> FileFormat:
 
 
 def check_inputs(paths: Iterable[str]) -> None:
-    """Fail before any request is sent if an input is missing or of unknown format."""
+    """Fail before any request is sent if an input is missing or of unknown format.
+
+    Only looks (stat), never opens: opening a named pipe would take its data.
+    """
     for path in paths:
-        input_format(path)
-        # Not isfile(): a named pipe (mkfifo items.jsonl) is a fine input too.
-        if path != STDIO and (not os.path.exists(path) or os.path.isdir(path)):
+        fmt = input_format(path)
+        if path == STDIO:
+            continue
+        # Not isfile(): a named pipe (mkfifo items.jsonl) is a fine JSONL input too.
+        if not os.path.exists(path) or os.path.isdir(path):
             what = "is a directory" if os.path.isdir(path) else "does not exist"
             raise InputMissing(f"input {path!r} {what}")
+        if fmt is FileFormat.PARQUET and not stat.S_ISREG(os.stat(path).st_mode):
+            # Parquet is read from its footer backwards: a pipe or device cannot be.
+            raise InputUnreadable(
+                f"input {path!r} is not a regular file (a named pipe or a device); "
+                "Parquet can only be read from a file"
+            )
 
 
 def read_records(paths: Iterable[str]) -> Iterator[Record]:
@@ -70,19 +74,49 @@ def _read_one(path: str) -> Iterator[Record]:
     if fmt is FileFormat.PARQUET:
         yield from read_parquet(path)
     elif path == STDIO:
-        yield from parse_jsonl_lines(sys.stdin.buffer, "<stdin>")
+        yield from parse_jsonl_lines(sys.stdin.buffer, STDIN_SOURCE)
     else:
-        opener = gzip.open if fmt is FileFormat.JSONL_GZ else open
-        try:
-            with opener(path, "rb") as handle:
-                yield from parse_jsonl_lines(handle, path)
-        except (OSError, EOFError) as exc:
-            # gzip raises these for a corrupt or truncated stream.
-            raise InputUnreadable(f"cannot read {path!r}: {exc}") from exc
+        yield from _read_json_file(path, fmt)
 
 
-def parse_jsonl_lines(handle: IO[bytes] | Iterable[bytes], source: str) -> Iterator[Record]:
-    for number, line in enumerate(handle, start=1):
+def _open(path: str, fmt: FileFormat) -> gzip.GzipFile | io.BufferedReader:
+    return gzip.open(path, "rb") if fmt is FileFormat.JSONL_GZ else open(path, "rb")
+
+
+def _read_json_file(path: str, fmt: FileFormat) -> Iterator[Record]:
+    reached, unit = 0, "line"
+    try:
+        with _open(path, fmt) as handle:
+            records, unit = _records_in(handle, path)
+            for record in records:
+                reached = record.line
+                yield record
+    except (OSError, EOFError, zlib.error) as exc:
+        where = f"beyond {unit} {reached}" if reached else "from its start"
+        raise InputUnreadable(f"cannot read {path!r} {where}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    # gzip raises these for a stream cut short, or damaged (zlib.error: a flipped byte).
+    if isinstance(exc, EOFError | zlib.error | gzip.BadGzipFile):
+        return f"the gzip data is damaged or cut short ({exc})"
+    return str(exc)
+
+
+def _records_in(handle: PeekableReader, path: str) -> tuple[Iterator[Record], str]:
+    """JSONL's lines; or, for a .json or .json.gz file starting with [, its elements."""
+    if not may_hold_json_array(path):
+        return parse_jsonl_lines(handle, path), "line"
+    first, newlines = skip_to_content(handle)
+    if first == b"[":
+        return parse_json_array(handle, path), "element"
+    return parse_jsonl_lines(handle, path, start=newlines + 1), "line"
+
+
+def parse_jsonl_lines(
+    handle: IO[bytes] | Iterable[bytes], source: str, start: int = 1
+) -> Iterator[Record]:
+    for number, line in enumerate(handle, start=start):
         if number == 1:
             line = line.removeprefix(UTF8_BOM)  # editors on Windows often write one
         if not line.strip():
@@ -98,6 +132,8 @@ def parse_jsonl_line(line: bytes, source: str, number: int) -> Record:
     if not isinstance(row, dict):
         kind = type(row).__name__
         return Record(source, number, None, _printable(line), f"line is JSON {kind}, not an object")
+    if may_nest_too_deeply(line) and nests_too_deeply(row):
+        return Record(source, number, None, _printable(line), TOO_DEEP)
     return Record(source, number, row)
 
 
@@ -142,9 +178,16 @@ def count_items(paths: Iterable[str]) -> int | None:
             return None
         if fmt is FileFormat.PARQUET:
             total += pq.ParquetFile(path).metadata.num_rows
+        elif may_hold_json_array(path) and _is_json_array(path):
+            return None  # its lines are not its items
         else:
             total += _count_lines(path)
     return total
+
+
+def _is_json_array(path: str) -> bool:
+    with open(path, "rb") as handle:
+        return skip_to_content(handle)[0] == b"["
 
 
 def _count_lines(path: str) -> int:

@@ -3,15 +3,15 @@
 As multisets, ids(input) = ids(results) + ids(quarantine), and each output file
 lists its rows in increasing input position. Input ids are assigned by the very
 code the run uses (`identify`), so positional ids and batch lines' custom_id
-agree with the run's. Counts live in a throwaway SQLite file, as in `SeenIds`:
-ten million ids cost disk pages, not memory, and every file is read once.
+agree with the run's. An item whose id is not valid has none; it and its
+quarantine row ("id": null) are both keyed by source file and line instead, a
+key no real id can equal. Counts live on disk (`IdTally`), and every file is
+read once.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -20,8 +20,10 @@ import orjson
 
 from pipeline.config import STDIO
 from pipeline.errors import InputMissing, UsageError
+from pipeline.id_tally import IdTally
 from pipeline.identity import RAW_ID_FIELD, SeenIds, identify, is_batch_line
-from pipeline.sources import check_inputs, input_format, read_records
+from pipeline.models import Item
+from pipeline.sources import STDIN_SOURCE, check_inputs, input_format, read_records
 
 # Filters on the id table: (condition, order for the examples).
 _MISSING = ("inputs > outputs", "first")
@@ -96,6 +98,8 @@ class VerifyReport:
 
 
 def _shown(item_id: Any) -> str:
+    if isinstance(item_id, dict):  # an item without a valid id, known by where it was read
+        return f"(no valid id: {item_id.get('file')} line {item_id.get('line')})"
     return orjson.dumps(item_id).decode()  # JSON, so 7 and "7" look different
 
 
@@ -110,12 +114,12 @@ def verify(
     check_inputs(inputs)
     _check_outputs(results, "results")
     _check_outputs(quarantines, "quarantine")
-    tally = _Tally()
+    tally = IdTally()
     try:
         input_items = _read_inputs(tally, inputs, id_field)
         outputs = (
             (results, lambda row: _result_id(row, id_field)),
-            (quarantines, lambda row: row.get("id")),
+            (quarantines, _quarantine_id),
         )
         found = _Outputs(show, tally.add_output)
         result_rows, quarantine_rows = (found.read(paths, id_of) for paths, id_of in outputs)
@@ -150,16 +154,46 @@ def _check_outputs(paths: Sequence[str], what: str) -> None:
             raise InputMissing(f"{what} file {path!r} does not exist")
 
 
-def _read_inputs(tally: _Tally, inputs: Sequence[str], id_field: str) -> int:
+def _read_inputs(tally: IdTally, inputs: Sequence[str], id_field: str) -> int:
     seen = SeenIds()  # identify needs one; its verdicts do not change the ids
     try:
         count = 0
         for item in identify(read_records(inputs), id_field, seen):
-            tally.add_input(orjson.dumps(item.id), item.position)
+            tally.add_input(orjson.dumps(_input_id(item)), item.position)
             count += 1
         return count
     finally:
         seen.close()
+
+
+def _input_id(item: Item) -> Any:
+    return item.id if item.id is not None else _where(item.source, item.line)
+
+
+def _quarantine_id(row: dict[str, Any]) -> Any:
+    """The row's id; for an item that had no valid id ("id": null), where it was read."""
+    if row.get("id") is not None or "id" not in row:
+        return row.get("id")
+    source = row.get("source")
+    if not isinstance(source, dict):
+        return None
+    file, line = source.get("file"), source.get("line")
+    if not isinstance(file, str) or isinstance(line, bool) or not isinstance(line, int):
+        return None
+    return _where(file, line)
+
+
+def _where(file: str, line: int) -> dict[str, Any]:
+    # A JSON object: never equal to an id, which is a string or an integer.
+    return {"file": _resolved(file), "line": line}
+
+
+def _resolved(file: str) -> str:
+    """The run's and verify's spellings of one input (./in.jsonl, in.jsonl) agree.
+
+    Only items without a valid id get here, so a system call each is cheap enough.
+    """
+    return file if file == STDIN_SOURCE else os.path.realpath(file)
 
 
 def _result_id(row: dict[str, Any], id_field: str) -> Any:
@@ -197,75 +231,3 @@ class _Outputs:
                         self.misplaced.append(Misplaced(path, record.line, item_id, position, last))
                 last = position
         return self.rows - before
-
-
-class _Tally:
-    """Per id (its JSON bytes): input and output counts, first input position."""
-
-    def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="sluice-verify-")
-        path = os.path.join(self._dir.name, "ids.sqlite")
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        # seen: the output row that first named an id no input has, to list those in order.
-        self._db.execute(
-            "CREATE TABLE ids (key BLOB PRIMARY KEY, inputs INTEGER NOT NULL, "
-            "outputs INTEGER NOT NULL, first INTEGER, seen INTEGER) WITHOUT ROWID"
-        )
-        # The later positions of ids the input repeats (duplicates the run quarantined).
-        self._db.execute(
-            "CREATE TABLE repeats (key BLOB, position INTEGER, PRIMARY KEY (key, position)) "
-            "WITHOUT ROWID"
-        )
-        self._db.execute("BEGIN")
-
-    def add_input(self, key: bytes, position: int) -> None:
-        added = self._db.execute(
-            "INSERT OR IGNORE INTO ids VALUES (?, 1, 0, ?, NULL)", (key, position)
-        )
-        if added.rowcount == 0:
-            self._db.execute("UPDATE ids SET inputs = inputs + 1 WHERE key = ?", (key,))
-            self._db.execute("INSERT INTO repeats VALUES (?, ?)", (key, position))
-
-    def add_output(self, key: bytes, row: int, last: int) -> int | None:
-        """Count one output row; then as `place`, from the counts so far."""
-        counts = self._db.execute(
-            "INSERT INTO ids VALUES (?, 0, 1, NULL, ?) ON CONFLICT (key) "
-            "DO UPDATE SET outputs = outputs + 1 RETURNING first, inputs, outputs",
-            (key, row),
-        ).fetchone()
-        return self._after(key, counts, last)
-
-    def place(self, key: bytes, _row: int, last: int) -> int | None:
-        """The input position an output row stands for: None when no input item is
-        left for it (it is reported as unexpected or duplicated, not as misplaced)."""
-        counts = self._db.execute(
-            "SELECT first, inputs, outputs FROM ids WHERE key = ?", (key,)
-        ).fetchone()
-        return self._after(key, counts, last)
-
-    def _after(self, key: bytes, counts: tuple[int | None, int, int], last: int) -> int | None:
-        # The id's first input position after `last` (that of the row above in the file),
-        # so a repeated id quarantined after later items is in order; else its first.
-        first, inputs, outputs = counts
-        if first is None or outputs > inputs:
-            return None
-        if first > last or inputs == 1:
-            return first
-        (later,) = self._db.execute(
-            "SELECT MIN(position) FROM repeats WHERE key = ? AND position > ?", (key, last)
-        ).fetchone()
-        return first if later is None else int(later)
-
-    def ids(self, where: str, order: str, show: int) -> tuple[tuple[Any, ...], int]:
-        """The first `show` ids that meet the condition, and how many do."""
-        (count,) = self._db.execute(f"SELECT COUNT(*) FROM ids WHERE {where}").fetchone()
-        keys = self._db.execute(
-            f"SELECT key FROM ids WHERE {where} ORDER BY {order} LIMIT ?", (show,)
-        ).fetchall()
-        return tuple(orjson.loads(key) for (key,) in keys), count
-
-    def close(self) -> None:
-        self._db.close()
-        self._dir.cleanup()

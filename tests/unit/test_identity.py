@@ -4,30 +4,57 @@ from hypothesis import strategies as st
 from pipeline.identity import SeenIds, identify
 from pipeline.sources import Record
 
-ids = st.one_of(st.none(), st.integers(-5, 5), st.sampled_from(["a", "b", "7", ""]))
+NO_FIELD = "<no id field>"
+INVALID = [None, 1.5, True, False, "", [1]]
+ids = st.one_of(
+    st.just(NO_FIELD),
+    st.integers(-5, 5),
+    st.sampled_from(["a", "b", "7"]),
+    st.sampled_from(INVALID),
+)
+
+
+def _identified(records: list[Record]) -> list:
+    seen = SeenIds()
+    try:
+        return list(identify(records, "id", seen))
+    finally:
+        seen.close()
+
+
+def _is_invalid(value: object) -> bool:
+    return any(value is bad or (value == bad and type(value) is type(bad)) for bad in INVALID)
 
 
 @given(st.lists(ids, max_size=40))
 def test_every_record_becomes_one_item_and_only_repeats_are_duplicates(values) -> None:
     records = [
-        Record("in.jsonl", n + 1, {} if value is None else {"id": value})
+        Record("in.jsonl", n + 1, {} if value == NO_FIELD else {"id": value})
         for n, value in enumerate(values)
     ]
-    seen = SeenIds()
-    try:
-        items = list(identify(records, "id", seen))
-    finally:
-        seen.close()
+    items = _identified(records)
     assert [i.position for i in items] == list(range(len(values)))
     accepted: set[str] = set()
     for item, value in zip(items, values, strict=True):
-        if value == "":
-            assert "is empty" in (item.problem or "")
+        if _is_invalid(value):
+            # No id at all: a position in its place could be another item's real id.
+            assert item.id is None and item.problem is not None
+            assert "is empty" in item.problem or "must be a string or an integer" in item.problem
             continue
         key = repr((type(item.id), item.id))
         if item.problem is None:
             assert key not in accepted
             accepted.add(key)
-            assert item.id == (item.position if value is None else value)
+            assert item.id == (item.position if value == NO_FIELD else value)
         else:
             assert "duplicate id" in item.problem and key in accepted
+
+
+def test_a_retried_item_that_had_no_valid_id_gets_none() -> None:
+    record = Record("in.jsonl", 3, {"id": 1.5}, problem="id field 'id' must be ...")
+    record.without_id = True
+    (item,) = _identified([record])
+    assert (item.id, item.problem, item.line) == (None, "id field 'id' must be ...", 3)
+    bare = Record("in.jsonl", 4, {"text": "x"}, without_id=True)
+    (item,) = _identified([bare])
+    assert item.id is None and item.problem == "the item has no valid id"

@@ -45,3 +45,14 @@ def test_a_row_that_is_no_quarantine_row_is_kept_whole_and_never_sent() -> None:
 def test_a_quarantine_row_without_a_source_points_at_the_quarantine_file() -> None:
     record = requeued(_row({"text": "x"}, source=None))
     assert (record.source, record.line) == ("out.quarantine.jsonl", 3)
+
+
+def test_an_item_that_had_no_valid_id_is_carried_over_without_one() -> None:
+    row = _row({"id": None, "text": "x"}, kind="invalid_input", id=None)
+    record = requeued(row)
+    assert (record.id, record.without_id) == (None, True)
+    assert record.problem == "HTTP 503: busy"
+    assert (record.source, record.line) == ("reviews.jsonl", 8)
+    # Even when the row says it failed otherwise: with no id, it can never be sent.
+    record = requeued(_row({"id": 2.5}, kind="transient", id=None, error=None))
+    assert record.without_id and record.problem == "the item has no valid id"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -230,13 +231,26 @@ def test_missing_and_unreadable_files_raise_sluices_errors(tmp_path: Path) -> No
         verify([source], [str(broken)], [])
 
 
-# Ids as a run meets them: strings, integers, none (the position stands in), repeats.
-id_values = st.one_of(st.none(), st.integers(0, 6), st.sampled_from(["a", "b", "7", "0"]))
+# Ids as a run meets them: strings, integers, none (the position stands in), repeats,
+# and values that are no valid id (null, a float, a boolean).
+NULL = "<null>"
+INVALID = [NULL, 1.5, True]
+id_values = st.one_of(
+    st.none(), st.integers(0, 6), st.sampled_from(["a", "b", "7", "0"]), st.sampled_from(INVALID)
+)
 
 
-def _run_outputs(rows: list[dict], succeeds: list[bool]) -> tuple[list[Any], list[Any]]:
+def _row(value: Any) -> dict:
+    if value is None:
+        return {"text": "x"}
+    return {"id": None if value == NULL else value}
+
+
+def _run_outputs(
+    rows: list[dict], succeeds: list[bool], source: str
+) -> tuple[list[Any], list[Any]]:
     """Results and quarantine rows as the run writes them, by the run's own code."""
-    records = [Record("in.jsonl", n + 1, row) for n, row in enumerate(rows)]
+    records = [Record(source, n + 1, row) for n, row in enumerate(rows)]
     seen = SeenIds()
     try:
         items = list(identify(records, "id", seen))
@@ -261,16 +275,19 @@ def _run_outputs(rows: list[dict], succeeds: list[bool]) -> tuple[list[Any], lis
 def test_a_runs_outputs_pass_and_one_row_lost_or_doubled_is_named(
     drawn: list[tuple[Any, bool]], pick: int, lose: bool
 ) -> None:
-    rows = [{"text": "x"} if value is None else {"id": value} for value, _ in drawn]
-    results, quarantine = _run_outputs(rows, [succeeds for _, succeeds in drawn])
+    rows = [_row(value) for value, _ in drawn]
     with tempfile.TemporaryDirectory() as directory:
         folder = Path(directory)
+        source = str(folder / "in.jsonl")
+        results, quarantine = _run_outputs(rows, [succeeds for _, succeeds in drawn], source)
         assert _check(folder, rows, results, quarantine).ok
         if not rows:
             return
         outputs = results if (pick % 2 and results) or not quarantine else quarantine
         at = pick % len(outputs)
         changed_id = orjson.loads(orjson.dumps(outputs[at]["id"]))
+        if changed_id is None:  # an item without a valid id is known by where it was read
+            changed_id = {"file": os.path.realpath(source), "line": outputs[at]["source"]["line"]}
         if lose:
             del outputs[at]
         else:
@@ -279,3 +296,35 @@ def test_a_runs_outputs_pass_and_one_row_lost_or_doubled_is_named(
     assert not report.ok
     expected = {"missing": [changed_id]} if lose else {"duplicated": [changed_id]}
     assert _faults(report) == expected
+
+
+def _no_id(file: str, line: int) -> dict:
+    return {
+        "id": None,
+        "item": {"id": None},
+        "error": {"kind": "invalid_input"},
+        "source": {"file": file, "line": line},
+    }
+
+
+def test_items_without_a_valid_id_are_known_by_file_and_line(tmp_path: Path) -> None:
+    # Items 0 and 1 have no valid id; their positions are the real ids of items 2 and 3.
+    inputs = [{"id": None}, {"id": 1.5}, {"id": 0}, {"id": 1}]
+    source = str(tmp_path / "in.jsonl")
+    report = _check(tmp_path, inputs, _ids(0, 1), [_no_id(source, 1), _no_id(source, 2)])
+    assert report.ok, report.lines()
+    # The rows of the run before invalid ids had none: under positions, they collide.
+    assert not _check(tmp_path, inputs, _ids(0, 1), _bad(0, 1)).ok
+    # A row for the wrong line is both missing and unexpected, and says where.
+    report = _check(tmp_path, inputs, _ids(0, 1), [_no_id(source, 1), _no_id(source, 3)])
+    where = os.path.realpath(source)
+    assert _faults(report) == {
+        "missing": [{"file": where, "line": 2}],
+        "unexpected": [{"file": where, "line": 3}],
+    }
+    assert f"(no valid id: {where} line 2)" in "\n".join(report.lines())
+
+
+def test_a_null_id_without_a_source_is_a_row_without_an_id(tmp_path: Path) -> None:
+    report = _check(tmp_path, [{"id": None}], [], [{"id": None, "item": {"id": None}}])
+    assert report.rows_without_id == 1 and not report.ok
