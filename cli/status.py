@@ -16,6 +16,7 @@ from cli.errors import fail
 from pipeline.errors import InputMissing, SluiceError
 from pipeline.sources import count_items
 from pipeline.state.lock import current_holder
+from pipeline.state.parts import Damage
 from pipeline.state.store import FINGERPRINT_NAME, Totals, read_state
 
 
@@ -45,7 +46,8 @@ def status(
 
 
 def _report(directory: str) -> dict[str, Any]:
-    fingerprint, _, totals = read_state(directory)
+    stored = read_state(directory)
+    fingerprint, totals = stored.fingerprint, stored.totals
     holder = current_holder(directory)
     inputs = [entry.get("path") for entry in (fingerprint or {}).get("inputs", [])]
     return {
@@ -58,7 +60,15 @@ def _report(directory: str) -> dict[str, Any]:
         "input_items": _input_items(inputs),
         **_committed(totals),
         "last_commit": totals.last_commit,
+        "damaged": _damaged(stored.damage),
     }
+
+
+def _damaged(damage: Damage | None) -> dict[str, Any] | None:
+    """The first damaged part, where the committed prefix ends; the next run redoes it."""
+    if damage is None:
+        return None
+    return {"path": damage.path, "reason": damage.reason, "redo_from_batch": damage.batch}
 
 
 def _committed(totals: Totals) -> dict[str, Any]:
@@ -97,6 +107,11 @@ def _text(report: dict[str, Any]) -> str:
         f"tokens:      {report['tokens']['prompt']:,} in, {report['tokens']['completion']:,} out",
         f"last commit: {_ago(report['last_commit'])}",
     ]
+    if damaged := report["damaged"]:
+        lines.append(
+            f"damaged:     {damaged['path']} ({damaged['reason']}); "
+            f"the next run redoes the batches from {damaged['redo_from_batch']:,} on"
+        )
     return "\n".join(lines)
 
 

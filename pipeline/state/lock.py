@@ -52,10 +52,11 @@ class RunLock:
     def acquire(self) -> None:
         """Take the lock at once or raise StateLocked; never waits, never writes when refused."""
         try:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise OutputError(
-                f"cannot lock the state in {self._directory}: {exc.strerror}"
+                f"cannot lock the state in {self._directory}: {exc.strerror}; "
+                f"{self._path} must be a file you can write (or give another --state-dir)"
             ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -67,6 +68,8 @@ class RunLock:
                 "wait for it to finish (or stop it), then run again"
             ) from None
         self._fd = fd
+        with contextlib.suppress(OSError):  # owner-only whatever the umask (or an older sluice)
+            os.fchmod(fd, 0o600)
         details = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, orjson.dumps(details), 0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +29,13 @@ from pipeline.errors import ConfigError, OutputError
 from pipeline.sinks import RowWriter
 from pipeline.state.fingerprint import differences
 from pipeline.state.lock import LOCK_NAME, RunLock
+from pipeline.state.part_header import PartHeader, part_path
 from pipeline.state.parts import (
-    PartHeader,
-    committed_headers,
+    CommittedPrefix,
+    Damage,
+    changed_since_checked,
     committed_sections,
-    part_path,
+    remove_entry,
     sweep,
 )
 from pipeline.state.resume import ResumePoint
@@ -79,15 +82,37 @@ def default_state_dir(output: str) -> str | None:
     return os.path.join(directory, f".{name}{STATE_SUFFIX}")
 
 
-def read_state(directory: str) -> tuple[dict[str, Any] | None, ResumePoint, Totals]:
-    """The fingerprint and committed prefix, read without the lock (for `sluice status`)."""
+@dataclass(slots=True)
+class StoredState:
+    """What a state directory holds: the job, and its committed prefix, every part checked."""
+
+    fingerprint: dict[str, Any] | None
+    resume: ResumePoint
+    totals: Totals
+    damage: Damage | None  # the first damaged part, where the committed prefix ends
+
+
+def read_state(directory: str) -> StoredState:
+    """The fingerprint and committed prefix, read without the lock (also for `sluice status`)."""
     parts_dir = os.path.join(directory, PARTS_NAME)
-    point, totals = ResumePoint(), Totals()
-    if os.path.isdir(parts_dir):
-        for header in committed_headers(parts_dir):
+    point, totals, damage = ResumePoint(), Totals(), None
+    if _is_directory(parts_dir):
+        prefix = CommittedPrefix(parts_dir)
+        for header in prefix:
             point.add(header.digest)
             totals.add(header)
-    return _read_fingerprint(directory), point, totals
+        damage = prefix.damage
+    elif os.path.lexists(parts_dir):
+        damage = Damage(0, parts_dir, "it is not a directory")
+    return StoredState(_read_fingerprint(directory), point, totals, damage)
+
+
+def _is_directory(path: str) -> bool:
+    """A real directory: not a file, and not a symlink to somewhere else."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 class RunState:
@@ -96,6 +121,7 @@ class RunState:
         self.parts_dir = os.path.join(directory, PARTS_NAME)
         self.resume = ResumePoint()
         self.totals = Totals()
+        self.warnings: list[str] = []  # for the user: damaged parts found and redone
         self._lock = RunLock(directory)
 
     def open(self, fingerprint: dict[str, Any], fresh: bool) -> None:
@@ -105,7 +131,10 @@ class RunState:
             os.mkdir(self.directory, mode=0o700)
         except FileExistsError:
             if not os.path.isdir(self.directory):
-                raise OutputError(f"the state directory {self.directory} is a file") from None
+                raise OutputError(
+                    f"the state directory {self.directory} is a file; "
+                    "move it away or give another --state-dir"
+                ) from None
         except OSError as exc:
             raise OutputError(f"cannot create the state directory {self.directory}: {exc}") from exc
         self._lock.acquire()
@@ -116,30 +145,47 @@ class RunState:
             raise
 
     def _prepare(self, fingerprint: dict[str, Any], fresh: bool) -> None:
-        finished = os.path.exists(os.path.join(self.directory, FINISHED_NAME))
+        finished = os.path.lexists(os.path.join(self.directory, FINISHED_NAME))
         if not (fresh or finished):
-            stored, self.resume, self.totals = read_state(self.directory)
-            if stored == fingerprint:
-                # parts/ is missing when a start-over was killed midway: nothing is committed.
-                os.makedirs(self.parts_dir, mode=0o700, exist_ok=True)
-                sweep(self.parts_dir, self.resume.batches)
+            stored = read_state(self.directory)
+            self.resume, self.totals = stored.resume, stored.totals
+            if stored.fingerprint == fingerprint:
+                self._keep_prefix(stored.damage)
                 return
             if self.resume.batches:
-                raise ResumeMismatch(self._mismatch_message(stored, fingerprint))
+                raise ResumeMismatch(self._mismatch_message(stored.fingerprint, fingerprint))
         self._start_over(fingerprint)
+
+    def _keep_prefix(self, damage: Damage | None) -> None:
+        """Resume after the checked prefix; whatever follows it is redone."""
+        if damage is not None:
+            self.warnings.append(
+                f"{damage.describe()}; redoing the batches from {damage.batch} on "
+                "(answers already paid for come from the response cache)"
+            )
+        if not _is_directory(self.parts_dir):
+            # Missing when a start-over was killed midway (nothing is committed), or not
+            # a directory at all: either way nothing in it can be trusted.
+            remove_entry(self.parts_dir)
+            self._make_parts_dir()
+        sweep(self.parts_dir, self.resume.batches)
 
     def _start_over(self, fingerprint: dict[str, Any]) -> None:
         self.resume, self.totals = ResumePoint(), Totals()
-        shutil.rmtree(self.parts_dir, ignore_errors=True)
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.directory, FINISHED_NAME))
-            os.makedirs(self.parts_dir, mode=0o700)
-        except OSError as exc:
-            raise OutputError(f"cannot start the state in {self.directory}: {exc}") from exc
+        for name in (PARTS_NAME, FINISHED_NAME):
+            remove_entry(os.path.join(self.directory, name))
+        if not os.path.isfile(path := os.path.join(self.directory, FINGERPRINT_NAME)):
+            remove_entry(path)  # a directory there would stop the rename below
+        self._make_parts_dir()
         target = AtomicFile(os.path.join(self.directory, FINGERPRINT_NAME))
         target.handle.write(orjson.dumps(fingerprint, option=orjson.OPT_INDENT_2))
         target.commit()
+
+    def _make_parts_dir(self) -> None:
+        try:
+            os.mkdir(self.parts_dir, mode=0o700)
+        except OSError as exc:
+            raise OutputError(f"cannot start the state in {self.directory}: {exc}") from exc
 
     def _mismatch_message(self, stored: dict[str, Any] | None, current: dict[str, Any]) -> str:
         done = f"{self.totals.items:,} items in {self.resume.batches:,} batches"
@@ -159,7 +205,16 @@ class RunState:
         return None
 
     def assemble(self, results: RowWriter, quarantine: RowWriter) -> None:
-        """Stream every committed batch, in input order, into the final writers."""
+        """Stream every committed batch, in input order, into the final writers.
+
+        Every part is checked before the first row is written (rows sent to a
+        stream cannot be taken back), and each batch again as it is written.
+        """
+        prefix = CommittedPrefix(self.parts_dir)
+        for _ in prefix:
+            pass
+        if prefix.damage is not None:
+            raise changed_since_checked(prefix.damage.path, prefix.damage.reason)
         for _, result_rows, quarantine_rows in committed_sections(self.parts_dir):
             if result_rows:
                 results.write_encoded(result_rows)

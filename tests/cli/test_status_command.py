@@ -42,3 +42,31 @@ def test_status_of_a_directory_without_state_is_exit_66(tmp_path: Path) -> None:
     result = run_cli(["status", str(tmp_path)])
     assert result.exit_code == 66
     assert "not a sluice state directory" in result.stderr
+
+
+def test_status_reports_a_damaged_part_and_what_the_next_run_redoes(tmp_path: Path) -> None:
+    state = _stopped_run(tmp_path)
+    second = state / "parts" / "000000001.part"
+    second.write_bytes(second.read_bytes()[:-3])
+    text = run_cli(["status", str(state)])
+    assert text.exit_code == 0, text.output
+    assert "5 items of 30 (17%) in 1 batches" in text.stdout
+    assert f"damaged:     {second} (it is cut short)" in text.stdout
+    assert "the next run redoes the batches from 1 on" in text.stdout
+    report = orjson.loads(run_cli(["status", str(state), "--json"]).stdout)
+    assert report["damaged"] == {
+        "path": str(second),
+        "reason": "it is cut short",
+        "redo_from_batch": 1,
+    }
+
+
+def test_status_of_parts_that_are_not_a_directory_is_no_crash(tmp_path: Path) -> None:
+    state = _stopped_run(tmp_path)
+    for part in (state / "parts").iterdir():
+        part.unlink()
+    (state / "parts").rmdir()
+    (state / "parts").write_text("a file")
+    report = orjson.loads(run_cli(["status", str(state), "--json"]).stdout)
+    assert report["batches"] == 0
+    assert report["damaged"]["reason"] == "it is not a directory"

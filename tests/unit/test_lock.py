@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.errors import OutputError
 from pipeline.state.lock import LOCK_NAME, Holder, RunLock, StateLocked, current_holder
 
 
@@ -116,3 +117,24 @@ def test_the_lock_of_a_killed_run_is_free(tmp_path: Path) -> None:
     lock.acquire()
     assert lock.held
     lock.release()
+
+
+def test_the_lock_file_is_owner_only_even_when_it_was_not(tmp_path: Path) -> None:
+    path = tmp_path / LOCK_NAME
+    path.write_bytes(b"")
+    path.chmod(0o644)  # as a umask of 0 or an older tool may have left it
+    lock = RunLock(str(tmp_path))
+    lock.acquire()
+    try:
+        assert path.stat().st_mode & 0o777 == 0o600
+    finally:
+        lock.release()
+
+
+def test_a_lock_that_is_not_a_file_is_an_output_error_that_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "elsewhere").write_bytes(b"")
+    (tmp_path / LOCK_NAME).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputError, match="must be a file you can write"):
+        RunLock(str(tmp_path)).acquire()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import stat
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from pipeline.state.store import (
     ResumeMismatch,
     RunState,
     default_state_dir,
+    read_state,
 )
 from tests.conftest import read_jsonl
 
@@ -220,17 +222,128 @@ def test_assemble_writes_the_rows_in_batch_order(reopened: RunState, tmp_path: P
     assert bad[1]["item"] == {"id": 3, "text": "text 3"}
 
 
-def test_a_part_cut_short_is_corrupt(reopened: RunState, tmp_path: Path) -> None:
-    last = Path(part_path(reopened.parts_dir, 1))
-    last.write_bytes(last.read_bytes()[:-5])
-    results, quarantine = (
-        JsonlWriter(str(tmp_path / "r.jsonl")),
-        JsonlWriter(str(tmp_path / "q.jsonl")),
-    )
-    with pytest.raises(StateCorrupt, match="cut short"):
-        reopened.assemble(results, quarantine)
-    results.abort()
-    quarantine.abort()
+def _flip_a_byte(path: str) -> None:
+    content = bytearray(Path(path).read_bytes())
+    content[len(content) // 2] ^= 0x20
+    Path(path).write_bytes(bytes(content))
+
+
+def _cut_short(path: str) -> None:
+    Path(path).write_bytes(Path(path).read_bytes()[:-5])
+
+
+def _old_format(path: str) -> None:
+    """As the sluice before checksums wrote it: the same header without its checksum."""
+    content = Path(path).read_bytes()
+    line, rest = content.split(b"\n", 1)
+    fields = orjson.loads(line)
+    del fields["checksum"]
+    Path(path).write_bytes(orjson.dumps(fields) + b"\n" + rest)
+
+
+@pytest.mark.parametrize("damage", [_flip_a_byte, _cut_short, _old_format])
+def test_a_damaged_part_is_found_on_opening_and_redone(
+    committed: str, damage: Callable[[str], None]
+) -> None:
+    parts = os.path.join(committed, "parts")
+    damage(part_path(parts, 1))
+    state = RunState(committed)
+    state.open(FP, fresh=False)
+    try:
+        # Batch 1 is to be done again; batch 0 stands.
+        assert state.resume.batches == 1 and state.totals.items == 2
+        assert _parts(committed) == ["000000000.part"]
+        [warning] = state.warnings
+        assert f"{part_path(parts, 1)} is damaged" in warning
+        assert "redoing the batches from 1 on" in warning
+    finally:
+        state.close()
+
+
+def test_parts_that_are_not_a_directory_are_redone(committed: str) -> None:
+    parts = Path(committed, "parts")
+    shutil.rmtree(parts)
+    parts.write_text("a file where the committed batches were")
+    state = RunState(committed)
+    state.open(FP, fresh=False)
+    try:
+        assert state.resume.batches == 0 and parts.is_dir() and _parts(committed) == []
+        assert "it is not a directory" in state.warnings[0]
+    finally:
+        state.close()
+
+
+def test_fresh_clears_whatever_stands_where_state_files_go(committed: str) -> None:
+    shutil.rmtree(Path(committed, "parts"))
+    for name in ("parts", "finished", FINGERPRINT_NAME):
+        Path(committed, name).unlink(missing_ok=True)
+    Path(committed, "parts").write_text("a file")
+    Path(committed, "finished").mkdir()
+    Path(committed, FINGERPRINT_NAME).mkdir()
+    state = RunState(committed)
+    state.open(FP, fresh=True)
+    try:
+        assert Path(state.parts_dir).is_dir() and not Path(committed, "finished").exists()
+        assert orjson.loads(Path(committed, FINGERPRINT_NAME).read_bytes()) == FP
+    finally:
+        state.close()
+
+
+class _Recording:
+    """Keeps what is written, to show what an assembly passed on."""
+
+    def __init__(self) -> None:
+        self.sections: list[bytes] = []
+
+    def write_encoded(self, section: bytes) -> None:
+        self.sections.append(section)
+
+
+def test_a_part_damaged_after_opening_is_never_assembled_and_is_redone_next_time(
+    reopened: RunState,
+) -> None:
+    _flip_a_byte(part_path(reopened.parts_dir, 1))
+    results, quarantine = _Recording(), _Recording()
+    with pytest.raises(StateCorrupt) as corrupt:
+        reopened.assemble(results, quarantine)  # type: ignore[arg-type]
+    # Not even the sound batch 0 went out: rows sent to a stream cannot be taken back.
+    assert results.sections == quarantine.sections == []
+    assert corrupt.value.exit_code == 78
+    assert "Run the same command again: the damaged batches will be redone" in str(corrupt.value)
+    reopened.close()
+    # The advice works: the next run redoes the damaged batch.
+    state = RunState(reopened.directory)
+    state.open(FP, fresh=False)
+    try:
+        assert state.resume.batches == 1 and state.warnings
+    finally:
+        state.close()
+
+
+def test_read_state_reports_damage_without_changing_anything(committed: str) -> None:
+    parts = os.path.join(committed, "parts")
+    _cut_short(part_path(parts, 1))
+    stored = read_state(committed)
+    assert stored.fingerprint == FP and stored.resume.batches == 1
+    assert stored.damage is not None and stored.damage.batch == 1
+    assert stored.damage.reason == "it is cut short"
+    assert _parts(committed) == ["000000000.part", "000000001.part"]
+
+
+def test_every_state_file_is_owner_only_whatever_the_umask(state_dir: str) -> None:
+    os.mkdir(state_dir, 0o755)
+    os.chmod(state_dir, 0o755)
+    previous = os.umask(0)
+    try:
+        state = RunState(state_dir)
+        state.open(FP, fresh=False)
+        _commit_both(state)
+        found = [Path(root) / n for root, dirs, files in os.walk(state_dir) for n in dirs + files]
+        assert {path.name for path in found} >= {"lock", FINGERPRINT_NAME, "000000001.part"}
+        assert [p for p in found if stat.S_IMODE(p.stat().st_mode) & 0o077] == []
+        state.close()
+    finally:
+        os.umask(previous)
 
 
 def test_finish_clears_the_state_away(reopened: RunState) -> None:
