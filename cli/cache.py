@@ -19,7 +19,7 @@ from cli.units import format_size, parse_size
 from pipeline.cache import CacheUnavailable, ResponseCache
 from pipeline.errors import ConfigError, OutputError, SluiceError
 
-DEFAULT_CACHE_SIZE = "5GB"
+DEFAULT_CACHE_SIZE = "5GB"  # a new cache's limit (pipeline.cache.DEFAULT_SIZE_LIMIT)
 
 # Errors the store itself raises once open: a damaged database, a vanished
 # directory, another process holding the lock for too long.
@@ -104,17 +104,19 @@ def clear(cache_dir: CacheDir = None) -> None:
 def prune(
     cache_dir: CacheDir = None,
     max_size: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Shrink the cache to at most this size, oldest answers first: "
-            "500MB, 5GB, 1GiB. Also becomes the cache's limit for later runs."
+            "500MB, 5GB, 1GiB. It becomes the cache's limit for later runs too, until "
+            "another --max-size or `sluice run --cache-size` changes it. "
+            "(default: the limit the cache already has)"
         ),
-    ] = DEFAULT_CACHE_SIZE,
+    ] = None,
 ) -> None:
-    """Delete expired answers, then the oldest ones until the cache fits in --max-size."""
+    """Delete expired answers, then the oldest ones until the cache fits in its size limit."""
     directory = _resolve(cache_dir)
     try:
-        limit = parse_size(max_size)
+        limit = parse_size(max_size) if max_size is not None else None
     except SluiceError as error:
         fail(error)
     _remove_entries(directory, limit, "prune", ResponseCache.prune)

@@ -1,14 +1,18 @@
 """A memo of answers on disk, keyed by exactly what was sent.
 
-The store is diskcache (SQLite in WAL mode plus files for large values). Two
+The store is diskcache (SQLite in WAL mode plus files for large values). Three
 rules shape this module:
 
 * The cache is a memo, never a source of truth: any error while reading is a
   miss, any error while writing is a skipped write. A run never fails, and never
   returns a wrong answer, because of the cache.
+* Answers can be private: every file the cache creates (the database, its WAL
+  and shared-memory files, answers stored as files) is owner-only (0600), and
+  every directory it creates 0700, whatever the umask or the mode of a cache
+  directory that already existed (cache_files.py).
 * Nothing read from the cache directory is ever unpickled. diskcache pickles
   every value that is not bytes/str/number and unpickles on read, so a planted
-  entry could run code; `_BytesOnlyDisk` stores and returns raw bytes only.
+  entry could run code; `BytesOnlyDisk` stores and returns raw bytes only.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import diskcache
 import orjson
 from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW
 
+from pipeline.cache_files import BytesOnlyDisk, inside, private_database, private_directory
+
 
 def cache_key(base_url: str, path: str, body: dict[str, Any]) -> str:
     """sha256 of what identifies an answer: where the request went and what it asked.
@@ -41,6 +47,7 @@ def cache_key(base_url: str, path: str, body: dict[str, Any]) -> str:
 
 _KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
 FILE_MIN_BYTES = 2**15  # answers from 32 KB up are stored as files
+DEFAULT_SIZE_LIMIT = 5 * 1000**3  # of a new cache; a cache keeps the limit it was last given
 CULL_EVERY = 4096  # answers stored between checks of the size limit
 WRITE_WAIT = 5.0  # seconds to wait for another process writing the same cache
 _UPDATE_ROW = (
@@ -56,41 +63,6 @@ _INSERT_ROW = (
 
 class CacheUnavailable(Exception):
     """The cache directory or its database cannot be opened; run without a cache."""
-
-
-class UnsafeEntry(Exception):
-    """A stored entry that is not plain bytes; reading it could run code."""
-
-
-class _BytesOnlyDisk(diskcache.Disk):
-    """A diskcache Disk that never pickles or unpickles."""
-
-    def get(self, key: Any, raw: bool) -> Any:
-        # Keys we write are str, stored raw; a non-raw key would be a pickle.
-        if not raw:
-            raise UnsafeEntry("refusing to unpickle a cache key")
-        return super().get(key, raw)
-
-    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
-        if type(value) is not bytes:
-            raise TypeError(f"the response cache stores bytes, not {type(value).__name__}")
-        return super().store(value, read, key)
-
-    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
-        # Raw bytes in the row, or a file (values of 32 KB and more). Anything
-        # else is text or a pickle, which we never wrote.
-        if mode not in (MODE_RAW, MODE_BINARY) or read:
-            raise UnsafeEntry(f"refusing a cache entry stored in mode {mode}")
-        if mode == MODE_BINARY and not _inside(filename):
-            raise UnsafeEntry(f"refusing a cache file outside the cache: {filename!r}")
-        return super().fetch(mode, filename, value, read)
-
-
-def _inside(filename: str | None) -> bool:
-    """A planted row could name ../../secret; only relative paths below the directory."""
-    if not filename or os.path.isabs(filename):
-        return False
-    return not os.path.normpath(filename).startswith(os.pardir)
 
 
 @dataclass(frozen=True)
@@ -111,7 +83,7 @@ class ResponseCache:
         ttl: float | None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        """`size_limit=None` keeps the limit the cache was last opened with."""
+        """`size_limit=None` keeps the limit the cache was last given (a new one gets 5 GB)."""
         self.directory = directory
         self._ttl = ttl
         self._now = now
@@ -124,12 +96,14 @@ class ResponseCache:
             "eviction_policy": "least-recently-stored",
             "disk_min_file_size": FILE_MIN_BYTES,
         }
-        if size_limit is not None:
-            settings["size_limit"] = size_limit
         try:
             # Answers can be private: only the owner may read them.
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            self._cache = diskcache.Cache(directory, disk=_BytesOnlyDisk, **settings)
+            private_directory(directory)
+            if private_database(directory) and size_limit is None:
+                size_limit = DEFAULT_SIZE_LIMIT
+            if size_limit is not None:
+                settings["size_limit"] = size_limit
+            self._cache = diskcache.Cache(directory, disk=BytesOnlyDisk, **settings)
         except (sqlite3.Error, OSError, diskcache.Timeout) as error:
             message = f"cannot open the response cache in {directory}: {error}"
             raise CacheUnavailable(message) from error
@@ -181,7 +155,7 @@ class ResponseCache:
     def _payload(self, mode: Any, filename: Any, value: Any) -> bytes | None:
         if mode == MODE_RAW:
             return value if type(value) is bytes else None
-        if mode != MODE_BINARY or not isinstance(filename, str) or not _inside(filename):
+        if mode != MODE_BINARY or not isinstance(filename, str) or not inside(filename):
             return None
         try:
             with open(os.path.join(self.directory, filename), "rb") as handle:

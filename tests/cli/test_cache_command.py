@@ -9,8 +9,10 @@ import orjson
 import pytest
 
 from cli.cache import DEFAULT_CACHE_SIZE, default_cache_dir
-from pipeline.cache import ResponseCache
-from tests.conftest import run_cli
+from cli.units import parse_size
+from pipeline.cache import DEFAULT_SIZE_LIMIT, ResponseCache
+from pipeline.simulator.background import BackgroundSimulator
+from tests.conftest import run_cli, write_jsonl
 
 
 def _filled(directory: Path, entries: int, size: int = 10) -> Path:
@@ -149,3 +151,37 @@ def test_a_damaged_cache_is_a_config_error(tmp_path: Path, command: str) -> None
     assert f"cannot open the response cache in {tmp_path}" in result.stderr
     assert "--cache-dir" in result.stderr
     _no_traceback(result.output + result.stderr)
+
+
+def _stats(directory: Path) -> dict:
+    result = run_cli(["cache", "stats", "--json", "--cache-dir", str(directory)])
+    assert result.exit_code == 0, result.output
+    report: dict = orjson.loads(result.output)
+    return report
+
+
+def test_the_limit_prune_sets_sticks_through_later_runs(
+    tmp_path: Path, sim: BackgroundSimulator
+) -> None:
+    directory = tmp_path / "responses"
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": n, "text": f"t{n}"} for n in range(3)])
+    run = ["run", source, "-o", str(tmp_path / "out.jsonl"), "-m", "sim-chat", "-q"]
+    run += ["--base-url", sim.base_url, "--cache-dir", str(directory)]
+
+    assert run_cli(run).exit_code == 0
+    assert _stats(directory)["size_limit"] == parse_size(DEFAULT_CACHE_SIZE)  # a new cache
+    assert (
+        run_cli(["cache", "prune", "--max-size", "1MB", "--cache-dir", str(directory)]).exit_code
+        == 0
+    )
+    assert run_cli(run).exit_code == 0
+    assert _stats(directory)["size_limit"] == 1_000_000
+    assert run_cli(["cache", "prune", "--cache-dir", str(directory)]).exit_code == 0
+    assert _stats(directory)["size_limit"] == 1_000_000
+    assert run_cli([*run, "--cache-size", "2MB"]).exit_code == 0
+    assert run_cli(run).exit_code == 0
+    assert _stats(directory)["size_limit"] == 2_000_000
+
+
+def test_the_default_size_is_the_new_cache_limit() -> None:
+    assert parse_size(DEFAULT_CACHE_SIZE) == DEFAULT_SIZE_LIMIT

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline.cache import CacheStats, CacheUnavailable, ResponseCache, cache_key
+from pipeline.cache import (
+    DEFAULT_SIZE_LIMIT,
+    FILE_MIN_BYTES,
+    CacheStats,
+    CacheUnavailable,
+    ResponseCache,
+    cache_key,
+)
 
 # Plain JSON values, as a request body holds them.
 json_leaves = st.one_of(
@@ -181,9 +191,53 @@ def test_a_shorter_ttl_later_hides_answers_written_without_one(directory: str) -
 
 def test_the_directory_and_its_parents_are_created_owner_only(tmp_path: Path) -> None:
     directory = tmp_path / "a" / "b" / "responses"
-    ResponseCache(str(directory), size_limit=2**30, ttl=None).close()
+    with _umask(0o002):
+        ResponseCache(str(directory), size_limit=2**30, ttl=None).close()
     assert directory.is_dir()
-    assert directory.stat().st_mode & 0o777 == 0o700
+    for made in (directory, directory.parent, directory.parent.parent):
+        assert made.stat().st_mode & 0o777 == 0o700
+    assert (directory / "cache.db").stat().st_mode & 0o777 == 0o600
+
+
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _shared(directory: Path) -> list[str]:
+    """Everything under `directory` that others may read, write or enter."""
+    found = [Path(root) / name for root, dirs, files in os.walk(directory) for name in dirs + files]
+    modes = {path: stat.S_IMODE(path.lstat().st_mode) for path in found}
+    return [f"{path} {mode:o}" for path, mode in modes.items() if mode & 0o077]
+
+
+def test_every_file_of_an_open_cache_is_owner_only_in_a_shared_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "responses"
+    directory.mkdir()
+    directory.chmod(0o755)
+    with _umask(0o022), ResponseCache(str(directory), size_limit=None, ttl=None) as cache:
+        assert cache.put("small", b"x" * 10) and cache.put("large", b"y" * FILE_MIN_BYTES)
+        assert cache.get_many(["small", "large"]) == {"small": b"x" * 10, "large": b"y" * 2**15}
+        names = {path.name for path in directory.rglob("*")}
+        # While it is open: the database, its WAL and shared memory, an answer as a file.
+        assert {"cache.db", "cache.db-wal", "cache.db-shm"} <= names
+        assert len(list(directory.rglob("*.val"))) == 1
+        assert _shared(directory) == []
+    assert _shared(directory) == []
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o755  # not ours to change
+
+
+def test_a_database_an_older_sluice_left_readable_is_made_owner_only(directory: str) -> None:
+    ResponseCache(directory, size_limit=2**30, ttl=None).close()
+    database = Path(directory) / "cache.db"
+    database.chmod(0o644)
+    with ResponseCache(directory, size_limit=None, ttl=None) as cache:
+        assert cache.put("k", b"answer")
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
 
 
 def test_values_of_32_kb_and_more_are_files_and_read_back_whole(directory: str) -> None:
@@ -282,6 +336,15 @@ def test_without_a_size_limit_the_stored_one_is_kept(directory: str) -> None:
     ResponseCache(directory, size_limit=12_345_678, ttl=None).close()
     with ResponseCache(directory, size_limit=None, ttl=None) as cache:
         assert cache.stats().size_limit == 12_345_678
+    with ResponseCache(directory, size_limit=2_000_000, ttl=None) as cache:
+        assert cache.stats().size_limit == 2_000_000
+    with ResponseCache(directory, size_limit=None, ttl=None) as cache:
+        assert cache.stats().size_limit == 2_000_000
+
+
+def test_a_new_cache_without_a_size_limit_gets_the_default(directory: str) -> None:
+    with ResponseCache(directory, size_limit=None, ttl=None) as cache:
+        assert cache.stats().size_limit == DEFAULT_SIZE_LIMIT == 5 * 10**9
 
 
 def test_clear_removes_everything_and_says_how_much(directory: str) -> None:
