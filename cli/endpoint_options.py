@@ -29,6 +29,7 @@ def checked_base_url(url: str, allow_insecure_http: bool) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"base URL {url!r} must look like https://host/v1")
+    _check_port(url)
     if parts.username or parts.password:
         raise ConfigError("base URL must not contain a user name or password; use the key variable")
     if parts.scheme == "http" and not (is_loopback(parts.hostname) or allow_insecure_http):
@@ -37,6 +38,19 @@ def checked_base_url(url: str, allow_insecure_http: bool) -> str:
             "unencrypted; use https, or pass --allow-insecure-http if this network is trusted"
         )
     return url.rstrip("/")
+
+
+def _check_port(url: str) -> None:
+    """A port that cannot be connected to is a typo, not an outage to wait out."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:  # not a number, or beyond 65535
+        port = 0
+    if port == 0:
+        raise ConfigError(
+            f"base URL {url!r} has no valid port: give a number from 1 to 65535, "
+            "or none for the scheme's default"
+        )
 
 
 def api_key_from_env(variable: str, base_url: str) -> Secret | None:

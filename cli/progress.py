@@ -1,4 +1,9 @@
-"""Progress on stderr: a rich bar on a terminal, a plain line every few seconds otherwise."""
+"""Progress on stderr: a rich bar on a terminal, a plain line every few seconds otherwise.
+
+Stalls are reported in every mode. Under -q ("nothing on success") only a run
+held back by failures says so, at most every QUIET_STALL_SECONDS: a slow but
+healthy server is not an error, a failing one may be.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +22,28 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from pipeline.stalls import Stall
 from pipeline.stats import RunStats
 
 PLAIN_INTERVAL_SECONDS = 5.0
+QUIET_STALL_SECONDS = 30.0
 
 
 class QuietProgress:
+    def __init__(self) -> None:
+        self._stall_said_at: float | None = None
+
     def update(self, stats: RunStats) -> None:
         pass
 
     def set_total(self, total: int | None) -> None:
         pass
+
+    def stalled(self, stall: Stall) -> None:
+        said = self._stall_said_at
+        if stall.failing and (said is None or stall.at - said >= QUIET_STALL_SECONDS):
+            self._stall_said_at = stall.at
+            _say(stall.describe())
 
     def __enter__(self) -> QuietProgress:
         return self
@@ -45,6 +61,7 @@ class PlainProgress(QuietProgress):
     """For logs and CI: one line every few seconds, never a redraw."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
         self._clock = clock
         self._started = clock()
         self._last = self._started
@@ -60,16 +77,18 @@ class PlainProgress(QuietProgress):
         self._last = now
         rate = stats.items / max(now - self._started, 1e-9)
         of_total = f"/{self._total:,}" if self._total else ""
-        print(
-            f"sluice: {stats.items:,}{of_total} items done, {stats.failed:,} quarantined, "
-            f"{rate:,.0f} items/s",
-            file=sys.stderr,
-            flush=True,
+        _say(
+            f"{stats.items:,}{of_total} items done, {stats.failed:,} quarantined, "
+            f"{rate:,.0f} items/s"
         )
+
+    def stalled(self, stall: Stall) -> None:
+        _say(stall.describe())
 
 
 class BarProgress(QuietProgress):
     def __init__(self) -> None:
+        super().__init__()
         self._bar = Progress(
             TextColumn("[bold]sluice"),
             BarColumn(),
@@ -92,6 +111,9 @@ class BarProgress(QuietProgress):
         rate = stats.items / max(time.monotonic() - self._started, 1e-9)
         self._bar.update(self._task, completed=stats.items, rate=rate, failed=stats.failed)
 
+    def stalled(self, stall: Stall) -> None:
+        self._bar.console.print(f"sluice: {stall.describe()}", markup=False, highlight=False)
+
     def __enter__(self) -> BarProgress:
         self._bar.start()
         return self
@@ -111,3 +133,7 @@ def progress_for(quiet: bool) -> QuietProgress:
     if sys.stderr.isatty():
         return BarProgress()
     return PlainProgress()
+
+
+def _say(message: str) -> None:
+    print(f"sluice: {message}", file=sys.stderr, flush=True)

@@ -4,7 +4,11 @@ This is the only retry loop in sluice. Traffic control decides when each
 attempt may go; the retry policy decides whether and when to try again.
 Run-fatal answers (401/403, exhausted quota, an unknown model, redirects, a
 server asking for a very long wait) raise, so the engine stops the whole run
-instead of failing every item the same way.
+instead of failing every item the same way; so does an endpoint that nobody
+answers at (refused, unresolvable) before it has ever answered.
+
+Every message made here from what the server or the network said is redacted
+as a whole, then cut (`Redactor.clip`), before anything stores or prints it.
 """
 
 from __future__ import annotations
@@ -21,24 +25,22 @@ from pipeline.errors import (
     ConfigError,
     ErrorKind,
     QuotaExhausted,
+    ServiceUnavailable,
     SluiceError,
     error_kind_for_status,
 )
+from pipeline.first_contact import CONNECT_FAILED, FirstContact
 from pipeline.memo import ResponseMemo
 from pipeline.models import Failure, Item, Outcome, Success
 from pipeline.redact import Redactor
 from pipeline.request_builder import Request
-from pipeline.retry import Verdict, retry_delay, retry_kind
+from pipeline.retry import Verdict, backoff, retry_delay, retry_kind
 from pipeline.server_signals import error_details, retry_after, should_retry
+from pipeline.stalls import Holdup
 from pipeline.stats import RunStats
 from pipeline.tokens import expected_tokens
 from pipeline.traffic import Ticket, TrafficControl
-from pipeline.transport import Response, Transport, TransportError
-
-# This many identical refusals before any answer means the run's settings are wrong.
-SAME_REFUSAL_LIMIT = 10
-# Refusals that all differ say nothing about the settings; stop counting them.
-DISTINCT_REFUSALS_TRACKED = 100
+from pipeline.transport import AnswerTooLarge, Response, Transport, TransportError
 
 
 class DispatchStopped(Exception):
@@ -63,10 +65,10 @@ class Dispatcher:
         self._retry = retry
         self._stats = stats
         self._redact = redact
-        self._clock = clock
+        self.clock = clock
         self._rng = rng or random.Random()
-        self._answered = 0
-        self._same_refusals: Counter[str] = Counter()
+        self._first_contact = FirstContact(transport.base_url)
+        self._retrying = 0  # items sleeping out a backoff
         self._stopping = False
         self._sending = 0
         self.idle = asyncio.Event()  # set once stopping and no request is on the wire
@@ -79,12 +81,12 @@ class Dispatcher:
 
     async def dispatch(self, item: Item, request: Request, cache_key: str | None = None) -> Outcome:
         """Send until a Success or a Failure; a reusable answer is stored under `cache_key`."""
-        failures: Counter[ErrorKind] | None = None
+        failures: Counter[ErrorKind] = Counter()
         attempt = 0
         while True:
             if self._stopping:
                 raise DispatchStopped
-            ticket = await self._traffic.admit(self._tokens(request), first_attempt=attempt == 0)
+            ticket = await self._admit(request, first_attempt=attempt == 0)
             if self._stopping:
                 self._traffic.release(ticket)
                 raise DispatchStopped
@@ -97,17 +99,40 @@ class Dispatcher:
                 self._traffic.release(ticket)
             if not isinstance(outcome, Verdict):
                 return outcome
-            kind = retry_kind(outcome)
-            failures = failures or Counter()
-            failures[kind or outcome.kind] += 1
-            delay = retry_delay(outcome, failures[kind or outcome.kind], self._retry, self._rng)
+            delay = self._retry_delay(outcome, failures)
             if delay is None:
-                message = self._redact(outcome.message)
-                return Failure(item, outcome.kind, message, outcome.status, attempt)
+                return Failure(item, outcome.kind, outcome.message, outcome.status, attempt)
             self._stats.retries += 1
-            if kind is not ErrorKind.RATE_LIMITED:  # a 429 already paused everyone
+            await self._wait_to_retry(outcome, delay)
+
+    def holdup(self) -> Holdup:
+        """What sending waits for right now, for the stall reports."""
+        return self._traffic.holdup(self._retrying)
+
+    async def _admit(self, request: Request, first_attempt: bool) -> Ticket:
+        try:
+            return await self._traffic.admit(self._tokens(request), first_attempt)
+        except ServiceUnavailable as down:  # the breaker gave up: say where
+            raise ServiceUnavailable(f"{self._transport.base_url}: {down.message}") from None
+
+    def _retry_delay(self, verdict: Verdict, failures: Counter[ErrorKind]) -> float | None:
+        if self._first_contact.unreached(verdict):
+            # Not the item's fault; FirstContact stops the run after a few.
+            return backoff(self._first_contact.failed_connections, self._retry, self._rng)
+        kind = retry_kind(verdict) or verdict.kind
+        failures[kind] += 1
+        return retry_delay(verdict, failures[kind], self._retry, self._rng)
+
+    async def _wait_to_retry(self, verdict: Verdict, delay: float) -> None:
+        if verdict.kind is ErrorKind.RATE_LIMITED:
+            return  # a 429 already paused everyone
+        self._retrying += 1
+        try:
+            if not self._first_contact.unreached(verdict):
                 await self._traffic.retry_permit()
-                await self._clock.sleep(delay)
+            await self.clock.sleep(delay)
+        finally:
+            self._retrying -= 1
 
     def _tokens(self, request: Request) -> float:
         """What the request is expected to cost, when a tokens limit is kept at all."""
@@ -127,13 +152,15 @@ class Dispatcher:
                 request.path, request.payload, self._traffic.attempt_timeout()
             )
         except TransportError as exc:
-            verdict = Verdict(ErrorKind.TRANSIENT, str(exc), timed_out=exc.timed_out)
+            verdict = self._failed_exchange(exc)
             self._traffic.record(ticket, None, verdict)
+            self._first_contact.check_connection(verdict)
             return verdict, None
         finally:
             self._sending -= 1
             if self._stopping and not self._sending:
                 self.idle.set()
+        self._first_contact.on_response()
         self._stats.latencies.add(response.latency)
         if 200 <= response.status < 300:
             return self._answer(item, request, ticket, attempt, response, cache_key)
@@ -153,10 +180,11 @@ class Dispatcher:
         try:
             output, usage, reusable = parse_answer(request.endpoint, response.payload)
         except InvalidAnswer as exc:
-            verdict = Verdict(ErrorKind.INVALID_OUTPUT, str(exc), response.status)
+            message = self._redact.clip(str(exc))
+            verdict = Verdict(ErrorKind.INVALID_OUTPUT, message, response.status)
             self._traffic.record(ticket, response.headers, verdict)
             return verdict, None
-        self._answered += 1
+        self._first_contact.on_answer()
         storing = None
         if reusable and cache_key is not None and self._memo is not None:
             storing = self._memo.remember(cache_key, response.payload)
@@ -171,13 +199,13 @@ class Dispatcher:
                 f"the server answered with a redirect ({status}); sluice does not follow "
                 "redirects, since they would resend the key elsewhere: check --base-url"
             )
-        code, message = error_details(response.payload)
+        code, message = error_details(response.payload, self._redact)
         kind = error_kind_for_status(status, code)
         if kind is ErrorKind.FATAL:
-            raise _fatal_error(status, code, self._redact(message))
+            raise _fatal_error(status, code, message)
         if kind is ErrorKind.RATE_LIMITED:
             self._stats.rate_limited += 1
-        wait = retry_after(response.headers, self._clock.wall())
+        wait = retry_after(response.headers, self.clock.wall())
         if wait is not None and wait > self._traffic.longest_wait:
             raise QuotaExhausted(
                 f"the server asks to wait {wait:,.0f}s before trying again (HTTP {status}), "
@@ -187,19 +215,15 @@ class Dispatcher:
             kind, f"HTTP {status}: {message}", status, code, wait, should_retry(response.headers)
         )
         if kind is ErrorKind.PERMANENT:
-            self._check_settings(verdict)
+            self._first_contact.check_refusal(verdict)
         return verdict
 
-    def _check_settings(self, verdict: Verdict) -> None:
-        """The same refusal for every item, before any answer, is the settings' fault."""
-        if self._answered or len(self._same_refusals) > DISTINCT_REFUSALS_TRACKED:
-            return
-        self._same_refusals[verdict.message] += 1
-        if self._same_refusals[verdict.message] >= SAME_REFUSAL_LIMIT:
-            raise ConfigError(
-                f"the first {SAME_REFUSAL_LIMIT} requests were all refused with "
-                f"{self._redact(verdict.message)}; check --model, --base-url and -O options"
-            )
+    def _failed_exchange(self, exc: TransportError) -> Verdict:
+        message = self._redact.clip(str(exc))
+        if isinstance(exc, AnswerTooLarge):  # never stored, retried like any unusable answer
+            return Verdict(ErrorKind.INVALID_OUTPUT, message, exc.status)
+        code = CONNECT_FAILED if exc.connect_failed else None
+        return Verdict(ErrorKind.TRANSIENT, message, code=code, timed_out=exc.timed_out)
 
 
 def _fatal_error(status: int, code: str | None, message: str) -> SluiceError:

@@ -13,6 +13,8 @@ while later batches are already in flight. Both queues are bounded, so at most
 `stop()` is the graceful way out: nothing new is sent, requests already on the
 wire get a grace period to answer, the batches they complete are still written
 (in order, up to the first incomplete one), and `run` returns.
+
+Beside the pool, a watch on the dispatcher's clock reports stalls (see stalls.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pipeline.memo import ResponseMemo, served
 from pipeline.models import Batch, Failure, Item, Outcome
 from pipeline.prepare import PreparedBatch
 from pipeline.request_builder import Request
+from pipeline.stalls import CHECK_EVERY, Stall, StallWatch
 from pipeline.stats import RunStats
 
 
@@ -39,6 +42,9 @@ class OutcomeWriter(Protocol):
 
 class Progress(Protocol):
     def update(self, stats: RunStats) -> None: ...
+
+    def stalled(self, stall: Stall) -> None:
+        """Nothing finished for a while, or the endpoint is failing: say what the run waits for."""
 
 
 class _BatchInFlight:
@@ -99,9 +105,11 @@ class Engine:
         self._senders: list[asyncio.Task[None]] = []
         self._stopping = False
         self._fatal: SluiceError | None = None
+        self._finished = 0  # items whose outcome is known, written or not
 
     async def run(self, next_batch: NextBatch) -> None:
         """Drive the pool until the input ends (or `stop`); `next_batch` gives each batch."""
+        watch = asyncio.create_task(self._watch_for_stalls())
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -110,8 +118,22 @@ class Engine:
                 group.create_task(self._write())
         except BaseExceptionGroup as failures:
             raise _most_telling(failures) from None
+        finally:
+            watch.cancel()
         if self._fatal is not None:
             raise self._fatal
+
+    async def _watch_for_stalls(self) -> None:
+        clock, traffic = self._dispatcher.clock, self._stats.traffic
+        watch = StallWatch(clock.now())
+        while True:
+            await clock.sleep(CHECK_EVERY)
+            holdup = self._dispatcher.holdup()
+            stall = watch.check(
+                clock.now(), self._finished, holdup, traffic.last_error, traffic.last_error_at
+            )
+            if stall is not None:
+                self._progress.stalled(stall)
 
     def _end_run(self, error: SluiceError) -> None:
         """A run-ending error (401, quota, bad settings): stop sending at once, but
@@ -180,6 +202,7 @@ class Engine:
         jobs = self._to_send(in_flight, rendered, prepared.stored, settled)
         for index, outcome in settled:
             in_flight.settle(index, outcome)
+        self._finished += len(settled)
         return jobs
 
     def _to_send(
@@ -227,6 +250,7 @@ class Engine:
                 self._end_run(error)
                 return
             in_flight.settle(index, outcome)
+            self._finished += 1
             if key is not None and self._memo is not None:
                 self._memo.landed(key, outcome)
 

@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
-MESSAGE_LIMIT = 500
+from pipeline.redact import Redactor
+
+CODE_LIMIT = 100
 LIMIT_KINDS = ("requests", "tokens")
 _LIMIT_HEADERS = {
     kind: (
@@ -108,21 +110,25 @@ def exhausted_reset(readings: Mapping[str, LimitReading]) -> float | None:
     return max(waits) if waits else None
 
 
-def error_details(payload: bytes) -> tuple[str | None, str]:
-    """(`error.code`, message) from an OpenAI-style error body, or a snippet of the text."""
+def error_details(payload: bytes, redact: Redactor) -> tuple[str | None, str]:
+    """(`error.code`, message) from an OpenAI-style error body, or the body's text.
+
+    The message is redacted as a whole and only then cut short: a server may
+    quote the Authorization header anywhere in it.
+    """
     try:
         body: Any = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        text = payload[:MESSAGE_LIMIT].decode("utf-8", errors="replace").strip()
-        return None, text or "(empty body)"
+        text = payload.decode("utf-8", errors="replace").strip()
+        return None, redact.clip(text) or "(empty body)"
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         code = error.get("code") or error.get("type")
         message = error.get("message") or str(error)
-        return (str(code) if code else None), str(message)[:MESSAGE_LIMIT]
+        return (redact.clip(str(code), CODE_LIMIT) if code else None), redact.clip(str(message))
     if isinstance(error, str):
-        return None, error[:MESSAGE_LIMIT]
-    return None, payload[:MESSAGE_LIMIT].decode("utf-8", errors="replace")
+        return None, redact.clip(error)
+    return None, redact.clip(payload.decode("utf-8", errors="replace"))
 
 
 def _finite_non_negative(value: str | None) -> float | None:

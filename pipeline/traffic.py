@@ -26,6 +26,7 @@ from pipeline.models import Usage
 from pipeline.retry import Verdict, rate_limit_pause
 from pipeline.retry_budget import RetryBudget
 from pipeline.server_signals import LIMIT_KINDS, LimitReading, exhausted_reset, read_limits
+from pipeline.stalls import Holdup, holdup
 from pipeline.stats import TrafficStats
 from pipeline.tokens import CompletionAverage
 
@@ -141,6 +142,7 @@ class TrafficControl:
         if verdict is None:
             self._on_answer(ticket, usage, latency, chat, now)
         else:
+            self._stats.last_error, self._stats.last_error_at = verdict.message, now
             self._on_refusal(ticket, verdict, readings or {}, now)
         if readings or verdict is not None or self.concurrency.current != self._stats.concurrency:
             self._publish()
@@ -202,9 +204,18 @@ class TrafficControl:
             if left <= 0:
                 raise ServiceUnavailable(
                     f"the endpoint kept failing for {self._config.breaker_timeout:g}s "
-                    "(see --breaker-timeout); run the same command again once it is back"
+                    f"(see --breaker-timeout); last error: {self._stats.last_error}. "
+                    "Run the same command again once it is back."
                 )
             await self._wait_for_news(min(admission.wait, left))
+
+    def holdup(self, retrying: int = 0) -> Holdup:
+        """What sending waits for right now; `retrying` items are sleeping out a backoff."""
+        now = self._clock.now()
+        closed = self.breaker.state is BreakerState.CLOSED
+        down_for = None if closed else self.breaker.outage_seconds(now)
+        paused = self.limiter.paused_for(now)
+        return holdup(down_for, self._config.breaker_timeout, self._in_flight, paused, retrying)
 
     async def _wait_for_slot(self) -> None:
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()

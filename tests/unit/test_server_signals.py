@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.config import Secret
+from pipeline.redact import MESSAGE_LIMIT, Redactor
 from pipeline.server_signals import (
     LimitReading,
     error_details,
@@ -16,6 +18,9 @@ from pipeline.server_signals import (
     retry_after,
     should_retry,
 )
+from tests.leaks import key_fragments
+
+NO_KEY = Redactor(None)
 
 
 @pytest.mark.parametrize(
@@ -136,7 +141,22 @@ def test_error_details_reads_openai_bodies_and_bounds_anything_else() -> None:
         "code": "context_length_exceeded",
     }
     body = orjson.dumps({"error": error})
-    assert error_details(body) == ("context_length_exceeded", "too long")
-    code, message = error_details(b"<html>" + b"x" * 5000)
-    assert code is None and len(message) <= 500
-    assert error_details(b"") == (None, "(empty body)")
+    assert error_details(body, NO_KEY) == ("context_length_exceeded", "too long")
+    code, message = error_details(b"<html>" + b"x" * 5000, NO_KEY)
+    assert code is None and len(message) <= MESSAGE_LIMIT
+    assert error_details(b"", NO_KEY) == (None, "(empty body)")
+
+
+@settings(max_examples=300)
+@given(
+    key=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=20, max_size=80),
+    offset=st.integers(min_value=MESSAGE_LIMIT - 100, max_value=MESSAGE_LIMIT + 10),
+    as_json=st.booleans(),
+)
+def test_an_echoed_key_never_survives_in_an_error_message(
+    key: str, offset: int, as_json: bool
+) -> None:
+    quoted = "x" * offset + f"Authorization: Bearer {key} was refused"
+    payload = orjson.dumps({"error": {"message": quoted}}) if as_json else quoted.encode()
+    _, message = error_details(payload, Redactor(Secret(key)))
+    assert not key_fragments(key, message)

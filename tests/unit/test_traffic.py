@@ -12,6 +12,7 @@ from pipeline.config import TrafficConfig
 from pipeline.errors import ErrorKind, ServiceUnavailable
 from pipeline.models import Usage
 from pipeline.retry import Verdict
+from pipeline.stalls import Holdup
 from pipeline.stats import TrafficStats
 from pipeline.traffic import Ticket, TrafficControl
 from tests.fakes.clock import FakeClock
@@ -124,13 +125,35 @@ def test_an_endpoint_down_past_the_breaker_timeout_stops_the_run() -> None:
             traffic.record(ticket, {}, Verdict(ErrorKind.TRANSIENT, "HTTP 503", 503))
             traffic.release(ticket)
         opened = clock.now()
-        with pytest.raises(ServiceUnavailable, match="--breaker-timeout"):
+        with pytest.raises(ServiceUnavailable, match=r"--breaker-timeout.*last error: HTTP 503"):
             # Each probe fails, so the breaker stays open until the timeout.
             while True:
                 probe = await traffic.admit(0, first_attempt=False)
                 traffic.record(probe, {}, Verdict(ErrorKind.TRANSIENT, "HTTP 503", 503))
                 traffic.release(probe)
         assert clock.now() - opened == pytest.approx(30.0)
+
+    _run(scenario())
+
+
+def test_while_the_breaker_is_open_the_holdup_says_so_and_counts_down() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        traffic = _traffic(clock, concurrency=32, breaker_timeout=30.0)
+        await _answered(traffic)
+        assert traffic.holdup(retrying=2) == Holdup("2 item(s) to retry")
+        tickets = [await traffic.admit(0, first_attempt=True) for _ in range(20)]
+        assert traffic.holdup() == Holdup("answers to 20 request(s)")
+        for ticket in tickets:
+            traffic.record(ticket, {}, Verdict(ErrorKind.TRANSIENT, "HTTP 503", 503))
+            traffic.release(ticket)
+        await clock.sleep(12.0)
+        holdup = traffic.holdup()
+        assert holdup.failing
+        assert holdup.waiting_for == (
+            "the endpoint to recover (failing for 12s; the run stops with exit 69 in 18s, "
+            "see --breaker-timeout)"
+        )
 
     _run(scenario())
 
