@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
@@ -22,7 +23,8 @@ app = typer.Typer(
     name="sluice",
     help="Send every item of a JSONL or Parquet file through an OpenAI-compatible API, "
     "as fast as it allows, without losing an item.",
-    no_args_is_help=True,
+    # `sluice` alone prints the help and exits 0 (see `root`).
+    invoke_without_command=True,
     pretty_exceptions_show_locals=False,
     # Every flag of `sluice CMD` can also come from SLUICE_CMD_FLAG (SLUICE_RUN_CONCURRENCY).
     context_settings={"auto_envvar_prefix": "SLUICE"},
@@ -30,10 +32,13 @@ app = typer.Typer(
 )
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"sluice {version('sluice')}")
-        raise typer.Exit()
+def _version_lines(verbose: bool) -> list[str]:
+    lines = [f"sluice {version('sluice')}"]
+    if verbose:
+        # `cli` and `pipeline` are generic names: say which copy this is.
+        package = Path(__file__).resolve().parent.parent
+        lines += [f"installed in {package}", f"python: {sys.executable}"]
+    return lines
 
 
 @app.callback()
@@ -47,12 +52,22 @@ def root(
         ),
     ] = None,
     show_version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.")
+    ] = False,
+    verbose: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+            "--verbose", "-v", help="With --version: also print where sluice is installed."
         ),
     ] = False,
 ) -> None:
+    if show_version:
+        for line in _version_lines(verbose):
+            typer.echo(line)
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
     options = {
         name: {param.name for param in command.params if param.name}
         for name, command in getattr(ctx.command, "commands", {}).items()

@@ -14,7 +14,7 @@ from cli.cache import DEFAULT_CACHE_SIZE
 from cli.errors import fail, report_internal_error, say
 from cli.progress import QuietProgress, progress_for
 from cli.run_config import build_config
-from cli.summary import print_summary
+from cli.summary import print_summary, what_was_written
 from pipeline.config import (
     DEFAULT_BASE_URL,
     Endpoint,
@@ -26,7 +26,8 @@ from pipeline.sources import count_items
 
 RUN_HELP = (
     "Send every item of the inputs to an OpenAI-compatible API, one result row per item.\n\n"
-    "INPUT is a .jsonl, .jsonl.gz or .parquet file, or - for JSONL on stdin; several inputs "
+    "INPUT is a .jsonl, .jsonl.gz, .json (lines or one array) or .parquet file, or - for "
+    "JSONL on stdin; several inputs "
     "form one run. Results keep input order. Items that cannot be processed are never dropped: "
     "they go to the quarantine file with the reason. The API key is read from the environment "
     "(OPENAI_API_KEY), never from the command line."
@@ -35,7 +36,8 @@ RUN_HELP = (
 Inputs = Annotated[
     list[str],
     typer.Argument(
-        metavar="INPUT", help="Input files: .jsonl, .jsonl.gz, .parquet, or - for stdin."
+        metavar="INPUT",
+        help="Input files: .jsonl, .jsonl.gz, .json (lines or an array), .parquet, or - for stdin.",
     ),
 ]
 
@@ -50,11 +52,25 @@ def run(
     ],
     quarantine: Annotated[
         str | None,
-        typer.Option(help="Failed items as JSONL (default: OUTPUT's name + .quarantine.jsonl)."),
+        typer.Option(
+            help="Failed items as JSONL, or - for stdout (default: OUTPUT's name + "
+            ".quarantine.jsonl; required with -o -)."
+        ),
     ] = None,
     summary: Annotated[
-        Path | None, typer.Option(help="Also write the end-of-run summary to this JSON file.")
+        str | None,
+        typer.Option(
+            help="Also write the end-of-run summary to this JSON file (- for stdout).",
+        ),
     ] = None,
+    result_prefix: Annotated[
+        str,
+        typer.Option(
+            help="Put this before the names of the fields sluice adds to each result "
+            "(output, usage, cached): --result-prefix sluice_ writes sluice_output. Needed "
+            "when items have fields with those names, which are never overwritten.",
+        ),
+    ] = "",
     model: Annotated[
         str | None,
         typer.Option("--model", "-m", help="Model name to request, e.g. gpt-4o-mini."),
@@ -128,6 +144,13 @@ def run(
             "spread, never under 5 s (see --fixed-timeout).",
         ),
     ] = 60.0,
+    max_response_size: Annotated[
+        str,
+        typer.Option(
+            help="Largest answer body read, e.g. 32MB or 1GiB. A larger answer is cut off "
+            "and retried like any unusable answer, then quarantined as invalid_output.",
+        ),
+    ] = "32MB",
     adaptive_timeout: Annotated[
         bool,
         typer.Option(
@@ -254,11 +277,13 @@ def run(
         ),
     ] = None,
     cache_size: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Largest the cache may grow, e.g. 500MB or 20GB; the oldest answers go first."
+            help="Largest the cache may grow, e.g. 500MB or 20GB; the oldest answers go first. "
+            "The cache keeps it for later runs. (default: the limit the cache already has; "
+            f"{DEFAULT_CACHE_SIZE} for a new cache)"
         ),
-    ] = DEFAULT_CACHE_SIZE,
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print nothing on success (errors still).")
     ] = False,
@@ -281,7 +306,7 @@ def execute(config: RunConfig, quiet: bool) -> None:
         with progress:
             result = asyncio.run(run_pipeline(config, progress))
     except KeyboardInterrupt:
-        say("interrupted before the run could stop cleanly; no output was written")
+        say(f"interrupted before the run could stop cleanly; {what_was_written(config)}")
         raise typer.Exit(130) from None
     except SluiceError as error:  # refused up front, or the summary could not be written
         fail(error)

@@ -11,9 +11,18 @@ import orjson
 from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
 from cli.units import parse_duration, parse_size
-from pipeline.config import STDIO, CacheConfig, RequestConfig, RetryConfig, RunConfig, TrafficConfig
-from pipeline.errors import ConfigError, UsageError
+from pipeline.config import (
+    STDIO,
+    CacheConfig,
+    RequestConfig,
+    ResultFields,
+    RetryConfig,
+    RunConfig,
+    TrafficConfig,
+)
+from pipeline.errors import InputMissing, InputUnreadable, UsageError
 from pipeline.formats import without_format_suffix
+from pipeline.paths import Target, check_distinct, target_kind
 from pipeline.sinks import output_format
 from pipeline.state.store import default_state_dir
 
@@ -23,10 +32,17 @@ def build_config(flags: dict[str, Any], requeue: bool = False) -> RunConfig:
     output = flags["output"]
     output_format(output)  # an unknown extension is a usage error, found before any work
     quarantine = flags["quarantine"] or default_quarantine_path(output)
-    if output != STDIO and output in flags["inputs"]:
-        raise UsageError(f"output {output!r} is also an input; choose another name")
-    if quarantine == output or quarantine in flags["inputs"]:
-        raise UsageError(f"quarantine {quarantine!r} must differ from the output and inputs")
+    state_dir = _state_dir(flags, output)
+    summary = str(flags["summary"]) if flags["summary"] is not None else None
+    check_distinct(
+        flags["inputs"],
+        [
+            ("--output", output),
+            ("--quarantine", quarantine),
+            ("--summary", summary),
+            ("--state-dir", state_dir),
+        ],
+    )
     request = RequestConfig(
         endpoint=flags["endpoint"],
         model=flags["model"],
@@ -48,6 +64,7 @@ def build_config(flags: dict[str, Any], requeue: bool = False) -> RunConfig:
         concurrency=flags["concurrency"],
         batch_size=flags["batch_size"],
         timeout=flags["timeout"],
+        max_response_size=parse_size(flags["max_response_size"]),
         retry=RetryConfig(max_retries=flags["max_retries"], backoff_base=flags["retry_backoff"]),
         traffic=TrafficConfig(
             rpm=flags["rpm"],
@@ -57,12 +74,13 @@ def build_config(flags: dict[str, Any], requeue: bool = False) -> RunConfig:
             adaptive_timeout=flags["adaptive_timeout"],
         ),
         max_error_rate=flags["max_error_rate"],
-        summary_path=flags["summary"],
-        state_dir=_state_dir(flags, output),
+        summary_path=summary,
+        state_dir=state_dir,
         fresh=flags["fresh"],
         grace=flags["grace"],
         cache=_cache(flags),
         requeue=requeue,
+        result_fields=ResultFields.prefixed(flags["result_prefix"]),
     )
 
 
@@ -74,7 +92,8 @@ def _cache(flags: dict[str, Any]) -> CacheConfig | None:
     ttl = flags["cache_ttl"]
     return CacheConfig(
         directory=str(flags["cache_dir"] or default_cache_dir()),
-        size_limit=parse_size(flags["cache_size"]),
+        # None keeps the limit the cache has (prune --max-size or an earlier --cache-size).
+        size_limit=parse_size(flags["cache_size"]) if flags["cache_size"] is not None else None,
         ttl=parse_duration(ttl) if ttl is not None else None,
         read=not flags["refresh_cache"],
     )
@@ -86,7 +105,11 @@ def _state_dir(flags: dict[str, Any], output: str) -> str | None:
             raise UsageError("give --state-dir or --no-state, not both")
         return None
     if flags["state_dir"] is not None:
+        if str(flags["state_dir"]) == STDIO:
+            raise UsageError("--state-dir names a directory; - (standard output) cannot be one")
         return os.path.abspath(flags["state_dir"])
+    if target_kind(output) is not Target.FILE:
+        return None  # never a state directory in /dev beside /dev/stdout
     return default_state_dir(output)
 
 
@@ -97,8 +120,14 @@ def _text_or_file(text: str | None, path: Path | None, flag: str) -> str | None:
         return text
     try:
         return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {flag}-file {str(path)!r}: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise InputMissing(f"{flag}-file {str(path)!r} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise InputMissing(f"{flag}-file {str(path)!r} is a directory") from exc
+    except OSError as exc:
+        raise InputUnreadable(f"cannot read {flag}-file {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputUnreadable(f"{flag}-file {str(path)!r} is not UTF-8 text ({exc})") from exc
 
 
 RESERVED_BODY_FIELDS = {
@@ -126,7 +155,11 @@ def parse_body_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def default_quarantine_path(output: str) -> str:
-    if output == STDIO:
-        return "sluice.quarantine.jsonl"
+    if target_kind(output) is not Target.FILE:
+        # A name in the working directory would be shared by every pipeline run there.
+        raise UsageError(
+            "with results on standard output or a device, say where failed items go: "
+            "--quarantine FILE"
+        )
     path = Path(output)
     return str(path.with_name(without_format_suffix(path.name) + ".quarantine.jsonl"))

@@ -6,7 +6,9 @@ import sys
 from typing import Any
 
 from pipeline.config import STDIO, RunConfig
+from pipeline.paths import Target, target_kind
 from pipeline.runner import RunResult
+from pipeline.words import counted
 
 COMMITTED_EXIT_CODES = (0, 1)
 
@@ -20,32 +22,56 @@ def summary_lines(result: RunResult, config: RunConfig) -> list[str]:
     data = result.summary
     by_kind = ", ".join(f"{kind} {count:,}" for kind, count in data["quarantined_by_kind"].items())
     latency = data["latency_ms"]
-    resumed = f", {data['resumed']:,} done by earlier runs" if data["resumed"] else ""
+    resumed = (
+        f", {counted(data['resumed'], 'item')} done by earlier runs" if data["resumed"] else ""
+    )
     cached = f" ({data['cached']:,} from the cache)" if data["cached"] else ""
     lines = [
-        f"{data['items']:,} items{resumed}; {data['wall_seconds']:.1f}s "
+        f"{counted(data['items'], 'item')}{resumed}; {data['wall_seconds']:.1f}s "
         f"({data['items_per_second'] or 0:,.0f} items/s): {data['succeeded']:,} ok{cached}, "
         f"{data['quarantined']:,} quarantined" + (f" ({by_kind})" if by_kind else ""),
-        f"{data['requests']:,} requests, {data['retries']:,} retries, "
-        f"{data['rate_limited_responses']:,} rate-limited; tokens "
-        f"{data['tokens']['prompt']:,} in, {data['tokens']['completion']:,} out; "
+        f"{counted(data['requests'], 'request')}, {counted(data['retries'], 'retry')}, "
+        f"{data['rate_limited_responses']:,} rate-limited; {_tokens(data)}; "
         f"latency p50 {_ms(latency['p50'])}, p95 {_ms(latency['p95'])}",
         _traffic_line(data["traffic"]),
     ]
     if result.exit_code in COMMITTED_EXIT_CODES:
         if config.output != STDIO:
             lines.append(f"results:    {config.output}")
-        lines.append(f"quarantine: {config.quarantine}")
+        if config.quarantine != STDIO:
+            lines.append(f"quarantine: {config.quarantine}")
         if result.exit_code == 1:
             lines.append(
                 f"more than {config.max_error_rate:.1%} of items were quarantined "
                 "(--max-error-rate): exit 1"
             )
     else:
-        lines.append(f"stopped with exit code {result.exit_code}: no output file was written")
+        lines.append(f"stopped with exit code {result.exit_code}: {what_was_written(config)}")
         if result.resumable_in is not None:
             lines.append(f"run the same command again to resume (state in {result.resumable_in})")
     return lines
+
+
+def _tokens(data: dict[str, Any]) -> str:
+    tokens = data["tokens"]
+    line = f"tokens {tokens['prompt']:,} in, {tokens['completion']:,} out"
+    if not data["resumed"]:
+        return line
+    job = data["whole_job"]["tokens"]
+    return f"{line} this attempt ({job['prompt']:,} in, {job['completion']:,} out for the job)"
+
+
+def what_was_written(config: RunConfig) -> str:
+    """Only regular files are held back until the end; a stream already has rows."""
+    files = [p for p in (config.output, config.quarantine) if target_kind(p) is Target.FILE]
+    streams = [p for p in (config.output, config.quarantine) if p not in files]
+    said = []
+    if files:
+        said.append(f"{' and '.join(files)} not written (an earlier file is left as it was)")
+    if streams:
+        where = ["standard output" if p == STDIO else p for p in streams]
+        said.append(f"the rows already written to {' and '.join(where)} are incomplete")
+    return "; ".join(said)
 
 
 def _traffic_line(traffic: dict[str, Any]) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MAX_RESPONSE_SIZE = 32_000_000  # bytes; `--max-response-size 32MB`
 STDIO = "-"
 
 
@@ -82,9 +83,33 @@ class CacheConfig:
     """The response cache: where, how big, how old an answer may be, whether to read it."""
 
     directory: str
-    size_limit: int
+    size_limit: int | None  # None: keep the limit the cache has (5 GB for a new cache)
     ttl: float | None = None
     read: bool = True  # False with --refresh-cache: ask again, store the new answers
+
+
+@dataclass(frozen=True, slots=True)
+class ResultFields:
+    """The names of the fields sluice adds to each result row (`--result-prefix`)."""
+
+    output: str = "output"
+    usage: str = "usage"
+    cached: str = "cached"
+
+    @classmethod
+    def prefixed(cls, prefix: str) -> ResultFields:
+        return cls(f"{prefix}output", f"{prefix}usage", f"{prefix}cached")
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        return (self.output, self.usage, self.cached)
+
+    def clash(self, fields: Container[str]) -> str | None:
+        """The item's first field that a result field would replace, if any."""
+        return next((name for name in self.names if name in fields), None)
+
+
+RESULT_FIELDS = ResultFields()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +124,14 @@ class RunConfig:
     concurrency: int = 16
     batch_size: int = 50
     timeout: float = 60.0
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE  # one answer's body; beyond: invalid_output
     retry: RetryConfig = field(default_factory=RetryConfig)
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     max_error_rate: float = 0.0
-    summary_path: Path | None = None
+    summary_path: str | None = None  # a file, a device, or - for stdout
     state_dir: str | None = None  # None: no checkpoints, nothing to resume
     fresh: bool = False
     grace: float = 10.0
     cache: CacheConfig | None = None
     requeue: bool = False  # the inputs are quarantine files (`sluice retry`)
+    result_fields: ResultFields = RESULT_FIELDS

@@ -38,9 +38,15 @@ class ErrorKind(StrEnum):
 
 
 class SluiceError(Exception):
-    """An error that ends the run with a one-line message and a stable exit code."""
+    """An error that ends the run with a one-line message and a stable exit code.
+
+    `resumable` says whether running the same command again, once the cause is
+    gone (a lock released, credit added, space freed), continues the job; errors
+    that the same command would meet again say what to change instead.
+    """
 
     exit_code = 70
+    resumable = True
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -49,10 +55,12 @@ class SluiceError(Exception):
 
 class UsageError(SluiceError):
     exit_code = 2
+    resumable = False
 
 
 class InputUnreadable(SluiceError):
     exit_code = 65
+    resumable = False
 
 
 class InputMissing(SluiceError):
@@ -67,6 +75,12 @@ class OutputError(SluiceError):
     exit_code = 73
 
 
+class SchemaMismatch(OutputError):
+    """A result row that does not fit the Parquet schema: the same run would meet it again."""
+
+    resumable = False
+
+
 class QuotaExhausted(SluiceError):
     exit_code = 75
 
@@ -77,6 +91,7 @@ class AuthRefused(SluiceError):
 
 class ConfigError(SluiceError):
     exit_code = 78
+    resumable = False
 
 
 _STATUS_KINDS: dict[int, ErrorKind] = {

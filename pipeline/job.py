@@ -78,9 +78,10 @@ class Job:
         batches = batched(items, self.config.batch_size)
         if resume is not None:
             batches = skip_committed(with_digests(batches), resume)
+        fields = self.config.result_fields
         if memo is None:
-            return Preparer(self.builder)(batches)
-        return Preparer(self.builder, memo.key, memo.lookup)(batches)
+            return Preparer(self.builder, result_fields=fields)(batches)
+        return Preparer(self.builder, memo.key, memo.lookup, fields)(batches)
 
     @contextlib.contextmanager
     def _response_memo(self) -> Iterator[ResponseMemo | None]:

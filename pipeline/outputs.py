@@ -6,12 +6,14 @@ import os
 
 import pyarrow as pa
 
-from pipeline.config import STDIO, Endpoint, RunConfig
-from pipeline.errors import OutputError
+from pipeline.atomic import publish_together, sweep_stale_temps
+from pipeline.config import Endpoint, RunConfig
+from pipeline.errors import ConfigError, OutputError
 from pipeline.formats import FileFormat
 from pipeline.identity import is_batch_line
 from pipeline.models import Batch, Outcome, Success
-from pipeline.rows import quarantine_row, result_row
+from pipeline.paths import Target, target_kind
+from pipeline.rows import quarantine_row, result_field_clash, result_row
 from pipeline.sinks import (
     RowWriter,
     open_quarantine_writer,
@@ -23,24 +25,41 @@ from pipeline.sources import input_format, parquet_schema
 
 
 def check_output_paths(config: RunConfig) -> None:
-    """Fail before any request is paid for if the outputs could not be written at the end.
+    """Fail before any request is paid for if an output could not be written at the end.
 
     Only looks: a run turned away by another's lock must not have touched a file.
     """
-    for path in (config.output, config.quarantine):
-        if path == STDIO:
-            continue
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise OutputError(f"cannot write {path!r}: directory {directory!r} does not exist")
-        if os.path.isdir(path):
-            raise OutputError(f"cannot write {path!r}: it is a directory")
-        if not os.access(directory, os.W_OK):
-            raise OutputError(f"cannot write {path!r}: directory {directory!r} is not writable")
+    for path in (config.output, config.quarantine, config.summary_path):
+        if path is not None:
+            check_writable(path)
+
+
+def check_writable(path: str) -> None:
+    kind = target_kind(path)
+    if kind is Target.STDOUT:
+        return
+    if kind is Target.DIRECT:
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"cannot write {path!r}: permission denied")
+        return
+    directory = os.path.dirname(os.path.realpath(path))
+    if not os.path.isdir(directory):
+        raise OutputError(f"cannot write {path!r}: directory {directory!r} does not exist")
+    if os.path.isdir(path):
+        raise OutputError(f"cannot write {path!r}: it is a directory")
+    if not os.access(directory, os.W_OK):
+        raise OutputError(f"cannot write {path!r}: directory {directory!r} is not writable")
+
+
+def sweep_output_temps(config: RunConfig) -> None:
+    """Temp files left beside the outputs by a run killed while writing them."""
+    for path in (config.output, config.quarantine, config.summary_path):
+        if path is not None:
+            sweep_stale_temps(path)
 
 
 class FinalWriters:
-    """The results and quarantine files, committed together or not at all."""
+    """The results and quarantine files, published together or not at all."""
 
     def __init__(self, config: RunConfig) -> None:
         self.results = open_result_writer(config.output, parquet_result_schema(config))
@@ -51,8 +70,10 @@ class FinalWriters:
             raise
 
     def commit(self) -> None:
-        self.quarantine.commit()
-        self.results.commit()
+        """Both files complete and on disk first; only then is either renamed into place."""
+        self.results.finish()
+        self.quarantine.finish()
+        publish_together([self.results.target, self.quarantine.target])
 
     def abort(self) -> None:
         self.results.abort()
@@ -65,10 +86,15 @@ class DirectWriter:
     def __init__(self, config: RunConfig) -> None:
         self.files = FinalWriters(config)
         self._id_field = config.id_field
+        self._fields = config.result_fields
 
     async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
         for _, outcomes in batches:
-            good = [result_row(o, self._id_field) for o in outcomes if isinstance(o, Success)]
+            good = [
+                result_row(o, self._id_field, self._fields)
+                for o in outcomes
+                if isinstance(o, Success)
+            ]
             bad = [quarantine_row(o) for o in outcomes if not isinstance(o, Success)]
             if good:
                 self.files.results.write_rows(good)
@@ -91,5 +117,8 @@ def parquet_result_schema(config: RunConfig) -> pa.Schema | None:
         endpoint = Endpoint.CHAT
     if endpoint is None or endpoint is Endpoint.RAW:
         return None
+    names = config.result_fields
+    if clash := names.clash(schema.names):
+        raise ConfigError(result_field_clash(clash))
     output_type = pa.list_(pa.float64()) if endpoint is Endpoint.EMBEDDINGS else pa.string()
-    return result_schema(schema, config.id_field, output_type)
+    return result_schema(schema, config.id_field, output_type, names)

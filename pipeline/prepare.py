@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from pipeline.models import Batch
+from pipeline.config import RESULT_FIELDS, ResultFields
+from pipeline.models import Batch, Item
 from pipeline.request_builder import InvalidItem, Request, RequestBuilder
+from pipeline.rows import result_field_clash
 
 
 @dataclass(slots=True)
@@ -32,10 +34,12 @@ class Preparer:
         builder: RequestBuilder,
         key: Callable[[Request], str] | None = None,
         lookup: Callable[[list[str]], dict[str, bytes]] | None = None,
+        result_fields: ResultFields = RESULT_FIELDS,
     ) -> None:
         self._builder = builder
         self._key = key
         self._lookup = lookup
+        self._result_fields = result_fields
 
     def __call__(self, batches: Iterator[Batch]) -> Iterator[PreparedBatch]:
         for batch in batches:
@@ -46,13 +50,20 @@ class Preparer:
         for item in batch.items:
             request: Request | str | None = None
             if item.problem is None:
-                try:
-                    request = self._builder.build(item)
-                except InvalidItem as exc:
-                    request = str(exc)
+                request = self._request(item)
             prepared.requests.append(request)
             key = self._key(request) if self._key and isinstance(request, Request) else None
             prepared.keys.append(key)
         if self._lookup is not None:
             prepared.stored = self._lookup([key for key in prepared.keys if key is not None])
         return prepared
+
+    def _request(self, item: Item) -> Request | str:
+        """The item's request, or why it cannot have one."""
+        # A user's field is never dropped: one the answer would overwrite stops the item.
+        if item.row is not None and (clash := self._result_fields.clash(item.row)):
+            return result_field_clash(clash)
+        try:
+            return self._builder.build(item)
+        except InvalidItem as exc:
+            return str(exc)

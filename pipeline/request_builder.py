@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import ENDPOINT_PATHS, Endpoint, RequestConfig
-from pipeline.errors import ConfigError
+from pipeline.errors import UsageError
 from pipeline.identity import is_batch_line
 from pipeline.jsonio import dumps
 from pipeline.models import Item
@@ -62,7 +62,7 @@ class RequestBuilder:
 
     def _settle_endpoint(self, endpoint: Endpoint) -> None:
         if endpoint is not Endpoint.RAW and not self.config.model:
-            raise ConfigError(f"--model is required for the {endpoint} endpoint")
+            raise UsageError(f"--model is required for the {endpoint} endpoint")
         self.endpoint = endpoint
 
     def _body_for(self, row: dict[str, Any]) -> tuple[Endpoint, dict[str, Any]]:

@@ -4,27 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.config import RESULT_FIELDS, ResultFields
 from pipeline.identity import is_batch_line
 from pipeline.models import Failure, Success
 
-RESULT_COLUMNS = ("output", "usage", "cached")
 
-
-def result_row(success: Success, id_field: str) -> dict[str, Any]:
+def result_row(
+    success: Success, id_field: str, fields: ResultFields = RESULT_FIELDS
+) -> dict[str, Any]:
     """The item's fields, plus its id when it had none, plus the answer."""
     item = success.item
     row = dict(item.row or {})
     # A batch line's id is its custom_id; any other item's goes under id_field.
     if id_field not in row and not is_batch_line(row):
         row[id_field] = item.id
-    row["output"] = success.output
-    row["usage"] = success.usage.as_dict()
-    row["cached"] = success.cached
+    row[fields.output] = success.output
+    row[fields.usage] = success.usage.as_dict()
+    row[fields.cached] = success.cached
     return row
 
 
+def result_field_clash(field: str) -> str:
+    return (
+        f"the item has a field {field!r}, which the answer would replace in the results; "
+        "keep both with --result-prefix (e.g. --result-prefix sluice_ writes sluice_output)"
+    )
+
+
 def quarantine_row(failure: Failure) -> dict[str, Any]:
-    """Enough to see what went wrong, and the original row so the file can be fed back."""
+    """Enough to see what went wrong, and the original row so the file can be fed back.
+
+    An item without a valid id has "id": null; its source file and line tell it apart.
+    """
     item = failure.item
     return {
         "id": item.id,

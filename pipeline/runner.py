@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.atomic import AtomicFile
+from pipeline.atomic import open_output
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import RunConfig
 from pipeline.engine import Progress
@@ -28,6 +28,7 @@ from pipeline.outputs import (
     FinalWriters,
     check_output_paths,
     parquet_result_schema,
+    sweep_output_temps,
 )
 from pipeline.request_builder import RequestBuilder
 from pipeline.signals import Interrupted
@@ -55,7 +56,9 @@ class RunResult:
 
 
 def http_transport(config: RunConfig) -> HttpTransport:
-    return HttpTransport(config.base_url, config.api_key, config.concurrency)
+    return HttpTransport(
+        config.base_url, config.api_key, config.concurrency, config.max_response_size
+    )
 
 
 async def run(
@@ -64,14 +67,18 @@ async def run(
     transport_factory: TransportFactory = http_transport,
     clock: Clock | None = None,
 ) -> RunResult:
-    _check_summary_directory(config)
     started = time.perf_counter()
     stats = RunStats()
     warnings: list[str] = []
     try:
-        exit_code = await _run(
-            config, progress, stats, warnings, transport_factory, clock or SystemClock()
-        )
+        builder, state = _begin(config)
+    except SluiceError as exc:
+        # Refused before it began (bad input, unwritable output, lock held): a refused
+        # run touches nothing, not even the summary of the run it was refused for.
+        return RunResult(exc.exit_code, stats, time.perf_counter() - started, exc)
+    job = Job(config, builder, progress, stats, warnings, transport_factory, clock or SystemClock())
+    try:
+        exit_code = await _run(config, job, state)
         error = None
     except SluiceError as exc:
         exit_code, error = exc.exit_code, exc
@@ -80,52 +87,48 @@ async def run(
     wall = time.perf_counter() - started
     summary = summary_dict(stats, wall, exit_code)
     result = RunResult(exit_code, stats, wall, error, summary, warnings=warnings)
-    if exit_code not in (EXIT_OK, EXIT_ERROR_RATE) and _has_state(config):
+    resumable = error is None or error.resumable
+    if exit_code not in (EXIT_OK, EXIT_ERROR_RATE) and resumable and _has_state(config):
         result.resumable_in = config.state_dir
     if config.summary_path is not None:
-        write_summary(str(config.summary_path), result.summary)
+        write_summary(config.summary_path, result.summary)
     return result
 
 
-def _check_summary_directory(config: RunConfig) -> None:
-    """Found out now, not after every item has been paid for."""
-    directory = config.summary_path.parent if config.summary_path else None
-    if directory is not None and not directory.is_dir():
-        where = str(directory)
-        raise OutputError(f"cannot write the summary: directory {where!r} does not exist")
+def _begin(config: RunConfig) -> tuple[RequestBuilder, RunState | None]:
+    """Everything that can turn a run away, before it touches a file."""
+    check_inputs(config.inputs)
+    check_output_paths(config)
+    builder = RequestBuilder(config.request)
+    state = None
+    if config.state_dir is not None:
+        state = RunState(config.state_dir)
+        state.open(_fingerprint(config), config.fresh)
+    # Ours now (the lock is held, or there is no state): leftovers of killed runs can go.
+    sweep_output_temps(config)
+    return builder, state
 
 
 def _has_state(config: RunConfig) -> bool:
     return config.state_dir is not None and os.path.isdir(config.state_dir)
 
 
-async def _run(
-    config: RunConfig,
-    progress: Progress,
-    stats: RunStats,
-    warnings: list[str],
-    transport_factory: TransportFactory,
-    clock: Clock,
-) -> int:
-    check_inputs(config.inputs)
-    check_output_paths(config)
-    builder = RequestBuilder(config.request)
-    job = Job(config, builder, progress, stats, warnings, transport_factory, clock)
-    if config.state_dir is None:
+async def _run(config: RunConfig, job: Job, state: RunState | None) -> int:
+    if state is None:
         return await _run_direct(config, job)
-    state = RunState(config.state_dir)
-    state.open(_fingerprint(config), config.fresh)
     try:
-        stats.resume_from(state.totals)
-        progress.update(stats)
-        writer = CheckpointWriter(state.parts_dir, config.id_field, _arrow_encoding(config, state))
+        job.warnings.extend(state.warnings)  # damaged parts found, and redone
+        job.stats.resume_from(state.totals)
+        job.progress.update(job.stats)
+        encoding = _arrow_encoding(config, state)
+        writer = CheckpointWriter(state.parts_dir, config.id_field, encoding, config.result_fields)
         stopped = await job.run(writer, state.resume)
         if stopped is not None:
             return stopped
         _finalize(config, state)
     finally:
         state.close()
-    return _finished_exit_code(config, stats)
+    return _finished_exit_code(config, job.stats)
 
 
 async def _run_direct(config: RunConfig, job: Job) -> int:
@@ -173,6 +176,10 @@ def _finalize(config: RunConfig, state: RunState) -> None:
 
 
 def write_summary(path: str, summary: dict[str, Any]) -> None:
-    target = AtomicFile(path)
-    target.handle.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    target = open_output(path)
+    try:
+        target.handle.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    except (OSError, ValueError) as exc:
+        target.abort()
+        raise OutputError(f"cannot write the summary to {path!r}: {exc}") from exc
     target.commit()

@@ -1,7 +1,9 @@
 """Writers for results (JSONL, JSONL.gz, Parquet, stdout) and quarantine (JSONL).
 
-File writers go through `AtomicFile`: nothing is visible under the final name until
-`commit()`; `abort()` leaves the previous file (if any) untouched.
+Each writer writes into an `OutputFile` (see atomic.py): for a regular file
+nothing is visible under the final name until it is published; `abort()` leaves
+the previous file (if any) untouched. `finish()` makes the content complete and
+durable without publishing it, so two files can be published together.
 """
 
 from __future__ import annotations
@@ -9,19 +11,17 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import sys
 from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.atomic import AtomicFile
-from pipeline.config import STDIO
-from pipeline.errors import OutputError, UsageError
+from pipeline.atomic import DirectFile, OutputFile, open_output
+from pipeline.config import RESULT_FIELDS, STDIO, ResultFields
+from pipeline.errors import OutputError, SchemaMismatch, UsageError
 from pipeline.formats import KNOWN_SUFFIXES, FileFormat, format_of
 from pipeline.jsonio import dumps_lines
-from pipeline.rows import RESULT_COLUMNS
 
 T = TypeVar("T")
 
@@ -32,8 +32,11 @@ USAGE_TYPE = pa.struct(
 
 
 class RowWriter(Protocol):
+    target: OutputFile
+
     def write_rows(self, rows: list[dict[str, Any]]) -> None: ...
     def write_encoded(self, section: bytes) -> None: ...
+    def finish(self) -> None: ...
     def commit(self) -> None: ...
     def abort(self) -> None: ...
 
@@ -52,13 +55,15 @@ def output_format(path: str) -> FileFormat | None:
 
 class JsonlWriter:
     def __init__(self, path: str, compress: bool = False) -> None:
-        self._file = AtomicFile(path)
-        self._stream: BinaryIO | gzip.GzipFile = self._file.handle
+        self.target = open_output(path)
+        # Standard output and pipes get each batch as it is written, not at the end.
+        self._streaming = isinstance(self.target, DirectFile)
+        self._stream: Any = self.target.handle
         if compress:
             # Name the member after the final file, not the temp file being written.
             member = os.path.basename(path).removesuffix(".gz")
             self._stream = gzip.GzipFile(
-                member, mode="wb", compresslevel=6, fileobj=self._file.handle
+                member, mode="wb", compresslevel=6, fileobj=self.target.handle
             )
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
@@ -68,36 +73,33 @@ class JsonlWriter:
         """JSONL lines as they will stand in the file (a checkpoint's part, say)."""
         try:
             self._stream.write(section)
-        except OSError as exc:
-            raise OutputError(f"cannot write {self._file.path!r}: {exc.strerror}") from exc
+            if self._streaming:
+                self._stream.flush()
+        except (OSError, ValueError) as exc:
+            raise OutputError(_cannot_write(self.target, exc)) from exc
 
-    def commit(self) -> None:
-        if self._stream is not self._file.handle:
-            self._stream.close()  # writes the gzip trailer; the underlying file stays open
-        self._file.commit()
-
-    def abort(self) -> None:
-        self._file.abort()
-
-
-class StdoutWriter:
-    """`-o -`: JSONL streamed in input order as batches finish."""
-
-    def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        self.write_encoded(dumps_lines(rows))
-
-    def write_encoded(self, section: bytes) -> None:
+    def finish(self) -> None:
         try:
-            sys.stdout.buffer.write(section)
-            sys.stdout.buffer.flush()
-        except (BrokenPipeError, ValueError) as exc:
-            raise OutputError("standard output was closed before the results were written") from exc
+            if self._stream is not self.target.handle:
+                self._stream.close()  # writes the gzip trailer; the underlying file stays open
+        except (OSError, ValueError) as exc:
+            self.target.abort()
+            raise OutputError(_cannot_write(self.target, exc)) from exc
+        self.target.prepare()
 
     def commit(self) -> None:
-        pass
+        self.finish()
+        self.target.publish()
 
     def abort(self) -> None:
-        pass
+        self.target.abort()
+
+
+def _cannot_write(target: OutputFile, exc: Exception) -> str:
+    if target.path == "-":
+        return "standard output was closed before the results were written"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"cannot write {target.path!r}: {reason}"
 
 
 class ParquetWriter:
@@ -109,7 +111,7 @@ class ParquetWriter:
     """
 
     def __init__(self, path: str, schema: pa.Schema | None = None) -> None:
-        self._file = AtomicFile(path)
+        self.target = open_output(path)
         self._schema = schema
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[dict[str, Any]] = []
@@ -121,20 +123,31 @@ class ParquetWriter:
         if len(self._pending) >= PARQUET_ROW_GROUP_ROWS:
             self._flush()
 
+    def finish(self) -> None:
+        try:
+            self._flush()
+            if self._writer is None:
+                self._open(self._schema or infer_schema([]))
+            assert self._writer is not None
+            self._writer.close()
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"cannot write {self.target.path!r}: {exc}") from exc
+        except BaseException:
+            self.abort()
+            raise
+        self.target.prepare()
+
     def commit(self) -> None:
-        self._flush()
-        if self._writer is None:
-            self._open(self._schema or infer_schema([]))
-        assert self._writer is not None
-        self._writer.close()
-        self._file.commit()
+        self.finish()
+        self.target.publish()
 
     def abort(self) -> None:
         if self._writer is not None:
             with contextlib.suppress(pa.ArrowException, OSError, ValueError):
                 self._writer.close()
             self._writer = None
-        self._file.abort()
+        self.target.abort()
 
     def write_encoded(self, section: bytes) -> None:
         """Rows a checkpoint already turned into an Arrow stream (see `rows_to_arrow`)."""
@@ -162,11 +175,11 @@ class ParquetWriter:
         try:
             self._writer.write_table(table)
         except OSError as exc:
-            raise OutputError(f"cannot write {self._file.path!r}: {exc}") from exc
+            raise OutputError(f"cannot write {self.target.path!r}: {exc}") from exc
 
     def _open(self, schema: pa.Schema) -> None:
         self._schema = schema
-        self._writer = pq.ParquetWriter(self._file.handle, schema)
+        self._writer = pq.ParquetWriter(self.target.handle, schema)
 
 
 def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -186,7 +199,7 @@ def _checked(convert: Callable[..., T], *args: Any) -> T:
     try:
         return convert(*args)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise OutputError(
+        raise SchemaMismatch(
             f"result rows do not fit one Parquet schema ({exc}); "
             "write JSONL instead (-o results.jsonl)"
         ) from exc
@@ -202,24 +215,32 @@ def infer_schema(rows: Iterable[dict[str, Any]]) -> pa.Schema:
     return pa.schema(fields).remove_metadata()
 
 
-def result_schema(input_schema: pa.Schema, id_field: str, output_type: pa.DataType) -> pa.Schema:
+def result_schema(
+    input_schema: pa.Schema,
+    id_field: str,
+    output_type: pa.DataType,
+    names: ResultFields = RESULT_FIELDS,
+) -> pa.Schema:
     """Result columns for Parquet inputs: the input's, the id when absent, the answer."""
-    fields = [f for f in input_schema if f.name not in RESULT_COLUMNS]
+    fields = list(input_schema)
     if id_field not in input_schema.names:
         fields.append(pa.field(id_field, pa.int64()))
-    return pa.schema(fields + _answer_fields(output_type))
+    return pa.schema(fields + _answer_fields(output_type, names))
 
 
-def _answer_fields(output_type: pa.DataType) -> list[pa.Field]:
+def _answer_fields(output_type: pa.DataType, names: ResultFields = RESULT_FIELDS) -> list[pa.Field]:
     """The columns sluice adds to each item, in the order `result_row` adds them."""
-    types = {"output": output_type, "usage": USAGE_TYPE, "cached": pa.bool_()}
-    return [pa.field(name, types[name]) for name in RESULT_COLUMNS]
+    return [
+        pa.field(names.output, output_type),
+        pa.field(names.usage, USAGE_TYPE),
+        pa.field(names.cached, pa.bool_()),
+    ]
 
 
 def open_result_writer(path: str, schema: pa.Schema | None) -> RowWriter:
     fmt = output_format(path)
     if fmt is None:
-        return StdoutWriter()
+        return JsonlWriter(path)  # '-': standard output
     if fmt is FileFormat.PARQUET:
         return ParquetWriter(path, schema)
     return JsonlWriter(path, compress=fmt is FileFormat.JSONL_GZ)

@@ -8,11 +8,17 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner, Result
 
 from cli.app import app
 from pipeline.simulator.background import BackgroundSimulator
 from pipeline.simulator.config import SimulatorConfig
+
+# Property tests check properties, not speed: a busy machine (CI, other tests in
+# parallel) must not turn slow example generation into a failure.
+settings.register_profile("sluice", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("sluice")
 
 # Variables a developer's shell may hold that would change what a test run does.
 _CLEAN_ENV = {"OPENAI_API_KEY": None, "OPENAI_BASE_URL": None, "NO_COLOR": "1"}

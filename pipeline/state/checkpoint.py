@@ -15,11 +15,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.config import RESULT_FIELDS, ResultFields
 from pipeline.jsonio import dumps_lines
 from pipeline.models import Batch, Outcome, Success
 from pipeline.rows import quarantine_row, result_row
 from pipeline.sinks import infer_schema, rows_to_arrow
-from pipeline.state.parts import PartHeader, write_part
+from pipeline.state.part_header import PartHeader
+from pipeline.state.parts import write_part
 
 
 class ArrowEncoding:
@@ -43,9 +45,16 @@ Encode = Callable[[list[dict[str, Any]]], bytes]
 
 
 class CheckpointWriter:
-    def __init__(self, parts_dir: str, id_field: str, encode_results: Encode | None) -> None:
+    def __init__(
+        self,
+        parts_dir: str,
+        id_field: str,
+        encode_results: Encode | None,
+        result_fields: ResultFields = RESULT_FIELDS,
+    ) -> None:
         self._parts_dir = parts_dir
         self._id_field = id_field
+        self._result_fields = result_fields
         self._encode_results: Encode = encode_results or dumps_lines
 
     async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
@@ -59,7 +68,7 @@ class CheckpointWriter:
         good = [o for o in outcomes if isinstance(o, Success)]
         bad = [o for o in outcomes if not isinstance(o, Success)]
         paid = [o for o in good if not o.cached]
-        good_rows = [result_row(o, self._id_field) for o in good]
+        good_rows = [result_row(o, self._id_field, self._result_fields) for o in good]
         results = self._encode_results(good_rows) if good else b""
         quarantine = dumps_lines([quarantine_row(o) for o in bad]) if bad else b""
         header = PartHeader(

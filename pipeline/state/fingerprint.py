@@ -20,7 +20,7 @@ from typing import Any
 from pipeline.config import STDIO, RunConfig
 from pipeline.sinks import output_format
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2  # 2: checksummed parts, result field names, ids that are null
 SAMPLE_BYTES = 1 << 16
 
 # How each component is named to the user when it differs, and whether its
@@ -41,6 +41,7 @@ _DESCRIPTIONS: dict[str, tuple[str, bool]] = {
     "id_field": ("--id-field", True),
     "batch_size": ("--batch-size", True),
     "output_format": ("the output format", True),
+    "result_fields": ("the result field names (--result-prefix)", True),
 }
 
 
@@ -62,6 +63,7 @@ def run_fingerprint(config: RunConfig, inputs: list[dict[str, Any]]) -> dict[str
         "id_field": config.id_field,
         "batch_size": config.batch_size,
         "output_format": str(output_format(config.output) or "stdout"),
+        "result_fields": list(config.result_fields.names),
     }
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from pipeline.answers import InvalidAnswer, parse_answer
 from pipeline.config import Endpoint, RequestConfig
-from pipeline.errors import ConfigError
+from pipeline.errors import UsageError
 from pipeline.models import Item
 from pipeline.request_builder import InvalidItem, RequestBuilder
 
@@ -70,8 +70,8 @@ def test_batch_lines_cannot_choose_other_endpoints() -> None:
         builder.build(_item(line))
 
 
-def test_chat_without_a_model_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigError, match="--model is required"):
+def test_chat_without_a_model_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="--model is required"):
         RequestBuilder(RequestConfig(endpoint=None)).build(_item({"text": "x"}))
 
 

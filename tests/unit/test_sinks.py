@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.atomic import user_file_mode
 from pipeline.config import Secret
 from pipeline.errors import ErrorKind, OutputError
 from pipeline.models import Failure, Item, Success, Usage
@@ -33,7 +34,8 @@ def test_jsonl_appears_only_on_commit_and_abort_leaves_the_old_file(tmp_path: Pa
     writer.commit()
     assert [orjson.loads(line) for line in target.read_bytes().splitlines()] == [{"a": 1}, {"a": 2}]
     assert _partials(tmp_path) == []
-    assert target.stat().st_mode & 0o077 == 0
+    # An output, unlike state and cache files, follows the user's umask.
+    assert target.stat().st_mode & 0o777 == user_file_mode()
 
 
 def test_parquet_schema_is_fixed_by_the_first_rows(tmp_path: Path) -> None:
