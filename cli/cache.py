@@ -18,6 +18,7 @@ from cli.errors import fail
 from cli.units import format_size, parse_size
 from pipeline.cache import CacheUnavailable, ResponseCache
 from pipeline.errors import ConfigError, OutputError, SluiceError
+from pipeline.words import counted
 
 DEFAULT_CACHE_SIZE = "5GB"  # a new cache's limit (pipeline.cache.DEFAULT_SIZE_LIMIT)
 
@@ -133,7 +134,7 @@ def _remove_entries(
             removed = remove(cache)
     except _STORE_ERRORS as error:
         fail(OutputError(f"cannot {verb} the response cache in {directory}: {error}"))
-    typer.echo(f"removed {removed} entries from {directory}")
+    typer.echo(f"removed {counted(removed, 'entry')} from {directory}")
 
 
 def _resolve(cache_dir: Path | None) -> Path:

@@ -78,7 +78,8 @@ class PlainProgress(QuietProgress):
         rate = stats.items / max(now - self._started, 1e-9)
         of_total = f"/{self._total:,}" if self._total else ""
         _say(
-            f"{stats.items:,}{of_total} items done, {stats.failed:,} quarantined, "
+            f"{stats.items:,}{of_total} {'item' if stats.items == 1 and not of_total else 'items'}"
+            f" done, {stats.failed:,} quarantined, "
             f"{rate:,.0f} items/s"
         )
 

@@ -18,6 +18,7 @@ from pipeline.sources import count_items
 from pipeline.state.lock import current_holder
 from pipeline.state.parts import Damage
 from pipeline.state.store import FINGERPRINT_NAME, Totals, read_state
+from pipeline.words import counted
 
 
 def status(
@@ -101,7 +102,8 @@ def _text(report: dict[str, Any]) -> str:
         f"state:       {report['state_dir']}",
         f"job:         {', '.join(report['inputs'])} with model {model}",
         f"run:         {_running(report)}",
-        f"committed:   {report['items']:,} items{share} in {report['batches']:,} batches",
+        f"committed:   {counted(report['items'], 'item')}{share} in "
+        f"{counted(report['batches'], 'batch')}",
         f"             {report['succeeded']:,} ok ({report['cached']:,} from the cache), "
         f"{report['quarantined']:,} quarantined" + (f" ({kinds})" if kinds else ""),
         f"tokens:      {report['tokens']['prompt']:,} in, {report['tokens']['completion']:,} out",

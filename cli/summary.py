@@ -81,16 +81,15 @@ def _traffic_line(traffic: dict[str, Any]) -> str:
         f"concurrency {traffic['concurrency']} (lowest {traffic['lowest_concurrency']})",
     ]
     if traffic["rate_limit_pauses"]:
-        parts.append(
-            f"{traffic['rate_limit_pauses']:,} rate-limit pauses ({traffic['paused_seconds']:.1f}s)"
-        )
-    for key, label in (
-        ("timeouts", "timeouts"),
-        ("retry_budget_waits", "retries held by the budget"),
-        ("breaker_outages", "breaker openings"),
+        pauses = counted(traffic["rate_limit_pauses"], "rate-limit pause")
+        parts.append(f"{pauses} ({traffic['paused_seconds']:.1f}s)")
+    for key, noun, plural in (
+        ("timeouts", "timeout", None),
+        ("retry_budget_waits", "retry held by the budget", "retries held by the budget"),
+        ("breaker_outages", "breaker opening", None),
     ):
         if traffic[key]:
-            parts.append(f"{traffic[key]:,} {label}")
+            parts.append(counted(traffic[key], noun, plural))
     return "; ".join(parts)
 
 

@@ -90,7 +90,11 @@ def check_distinct(inputs: Sequence[str], outputs: Sequence[tuple[str, str | Non
     for index, (flag, path, keys) in enumerate(named):
         for other_flag, other_path, other_keys in named[:index]:
             if keys & other_keys:
-                raise UsageError(
-                    f"{other_flag} {other_path!r} and {flag} {path!r} name the same file; "
-                    "they must differ, or one would replace the other"
-                )
+                raise UsageError(_clash(other_flag, other_path, flag, path))
+
+
+def _clash(flag: str, path: str, other_flag: str, other_path: str) -> str:
+    both = f"{flag} {path!r} and {other_flag} {other_path!r}"
+    if Target.FILE not in (target_kind(path), target_kind(other_path)):
+        return f"{both} write to the same stream, where they would mix; send one to a file"
+    return f"{both} name the same file; they must differ, or one would replace the other"

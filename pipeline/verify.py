@@ -24,6 +24,7 @@ from pipeline.id_tally import IdTally
 from pipeline.identity import RAW_ID_FIELD, SeenIds, identify, is_batch_line
 from pipeline.models import Item
 from pipeline.sources import STDIN_SOURCE, check_inputs, input_format, read_records
+from pipeline.words import counted
 
 # Filters on the id table: (condition, order for the examples).
 _MISSING = ("inputs > outputs", "first")
@@ -72,8 +73,9 @@ class VerifyReport:
             "ok: every input item is in exactly one output row, in input order"
             if self.ok
             else "NOT OK: the outputs do not match the input one to one",
-            f"{self.input_items:,} input items; {self.result_rows:,} result rows + "
-            f"{self.quarantine_rows:,} quarantine rows = "
+            f"{counted(self.input_items, 'input item')}; "
+            f"{counted(self.result_rows, 'result row')} + "
+            f"{counted(self.quarantine_rows, 'quarantine row')} = "
             f"{self.result_rows + self.quarantine_rows:,}",
         ]
         for what, ids, count in (
@@ -86,7 +88,7 @@ class VerifyReport:
                 more = f" and {count - len(ids):,} more" if count > len(ids) else ""
                 lines.append(f"{what}: {count:,} {noun}: {', '.join(map(_shown, ids))}{more}")
         if self.out_of_order_count:
-            lines.append(f"out of input order: {self.out_of_order_count:,} rows, e.g.")
+            lines.append(f"out of input order: {counted(self.out_of_order_count, 'row')}, e.g.")
             lines += [
                 f"  {m.file} line {m.line}: id {_shown(m.id)} is input item {m.position}, "
                 f"after item {m.after}"

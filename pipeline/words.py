@@ -5,7 +5,15 @@ from __future__ import annotations
 _IRREGULAR = {"batch": "batches", "retry": "retries", "entry": "entries"}
 
 
-def counted(count: int, noun: str) -> str:
-    """The count with thousands separators and the noun in the number it agrees with."""
-    word = noun if count == 1 else _IRREGULAR.get(noun, noun + "s")
-    return f"{count:,} {word}"
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """The count with thousands separators and the noun in the number it agrees with.
+
+    The last word of `noun` takes the plural ("input item" -> "input items");
+    give `plural` where another word does ("retry held back" -> "retries held back").
+    """
+    if count == 1:
+        return f"{count:,} {noun}"
+    if plural is None:
+        head, _, last = noun.rpartition(" ")
+        plural = (head + " " if head else "") + _IRREGULAR.get(last, last + "s")
+    return f"{count:,} {plural}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pipeline.errors import ConfigError
 from pipeline.jsonio import dumps
 from pipeline.models import Batch, Item
+from pipeline.words import counted
 
 DIGEST_BYTES = 8
 
@@ -64,7 +65,7 @@ def skip_committed(batches: Iterator[Batch], point: ResumePoint) -> Iterator[Bat
     if seen < point.batches:
         raise InputChanged(
             f"the input changed since the stopped run: it now ends within batch {seen}, "
-            f"but {point.batches} batches were already committed; "
+            f"but {counted(point.batches, 'batch')} were already committed; "
             "run again with --fresh to start the job over"
         )
 

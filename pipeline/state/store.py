@@ -39,6 +39,7 @@ from pipeline.state.parts import (
     sweep,
 )
 from pipeline.state.resume import ResumePoint
+from pipeline.words import counted
 
 STATE_SUFFIX = ".sluice"
 FINGERPRINT_NAME = "fingerprint.json"
@@ -188,7 +189,7 @@ class RunState:
             raise OutputError(f"cannot start the state in {self.directory}: {exc}") from exc
 
     def _mismatch_message(self, stored: dict[str, Any] | None, current: dict[str, Any]) -> str:
-        done = f"{self.totals.items:,} items in {self.resume.batches:,} batches"
+        done = f"{counted(self.totals.items, 'item')} in {counted(self.resume.batches, 'batch')}"
         unreadable = "its fingerprint is unreadable"
         what = "; ".join(differences(stored, current)) if stored else unreadable
         return (

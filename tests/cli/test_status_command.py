@@ -50,7 +50,7 @@ def test_status_reports_a_damaged_part_and_what_the_next_run_redoes(tmp_path: Pa
     second.write_bytes(second.read_bytes()[:-3])
     text = run_cli(["status", str(state)])
     assert text.exit_code == 0, text.output
-    assert "5 items of 30 (17%) in 1 batches" in text.stdout
+    assert "5 items of 30 (17%) in 1 batch" in text.stdout
     assert f"damaged:     {second} (it is cut short)" in text.stdout
     assert "the next run redoes the batches from 1 on" in text.stdout
     report = orjson.loads(run_cli(["status", str(state), "--json"]).stdout)

@@ -22,7 +22,7 @@ def test_exit_0_with_a_short_summary_when_the_outputs_partition_the_input(tmp_pa
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         "ok: every input item is in exactly one output row, in input order",
-        "4 input items; 3 result rows + 1 quarantine rows = 4",
+        "4 input items; 3 result rows + 1 quarantine row = 4",
     ]
     assert result.stderr == ""
 
