@@ -22,6 +22,7 @@ from pipeline.config import RESULT_FIELDS, STDIO, ResultFields
 from pipeline.errors import OutputError, SchemaMismatch, UsageError
 from pipeline.formats import KNOWN_SUFFIXES, FileFormat, format_of
 from pipeline.jsonio import dumps_lines
+from pipeline.paths import Target, target_kind
 
 T = TypeVar("T")
 
@@ -42,10 +43,15 @@ class RowWriter(Protocol):
 
 
 def output_format(path: str) -> FileFormat | None:
-    """The results' format from the name; None for '-' (JSONL on stdout)."""
+    """The results' format from the name; None for '-' (JSONL on stdout).
+
+    A device or pipe without a format in its name (/dev/stdout) gets JSONL, as '-' does.
+    """
     if path == STDIO:
         return None
     fmt = format_of(path)
+    if fmt is None and target_kind(path) is Target.DIRECT:
+        return FileFormat.JSONL
     if fmt is None:
         raise UsageError(
             f"cannot tell the format of output {path!r} from its name: use {KNOWN_SUFFIXES} or -"

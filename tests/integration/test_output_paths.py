@@ -139,6 +139,16 @@ def test_a_summary_to_dash_or_dev_stdout_goes_to_standard_output(sim, tmp_path: 
         assert not list(tmp_path.glob(".*.partial"))
 
 
+def test_results_to_dev_stdout_are_jsonl_on_standard_output(sim, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in.jsonl", _items(3))
+    flags = ["-o", "/dev/stdout", "--quarantine", "q.jsonl", "-q"]
+    result = _run(_sluice(sim.base_url, "in.jsonl", *flags), tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    rows = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [row["id"] for row in rows] == ["i0", "i1", "i2"]
+    assert os.path.islink("/dev/stdout") and not list(Path("/dev").glob(".stdout*"))
+
+
 def test_a_quarantine_fifo_is_written_to_not_replaced(sim, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "x"}, {"id": "b", "other": 1}])
     fifo = tmp_path / "failures.fifo"
