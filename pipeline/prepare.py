@@ -40,6 +40,7 @@ class Preparer:
         self._key = key
         self._lookup = lookup
         self._result_fields = result_fields
+        self._reserved = frozenset(result_fields.names)  # a set test per item, in C
 
     def __call__(self, batches: Iterator[Batch]) -> Iterator[PreparedBatch]:
         for batch in batches:
@@ -61,8 +62,8 @@ class Preparer:
     def _request(self, item: Item) -> Request | str:
         """The item's request, or why it cannot have one."""
         # A user's field is never dropped: one the answer would overwrite stops the item.
-        if item.row is not None and (clash := self._result_fields.clash(item.row)):
-            return result_field_clash(clash)
+        if item.row is not None and not self._reserved.isdisjoint(item.row):
+            return result_field_clash(self._result_fields.clash(item.row) or "")
         try:
             return self._builder.build(item)
         except InvalidItem as exc:

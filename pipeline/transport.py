@@ -130,15 +130,21 @@ class HttpTransport:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
     async def _body(self, answer: aiohttp.ClientResponse) -> bytes:
+        declared = answer.content_length
         if not 200 <= answer.status < 300:
             # An error's message is at its start; the rest is not worth memory or redaction.
-            body, _ = await _read_at_most(answer, min(self._max_response_size, ERROR_BODY_LIMIT))
+            limit = min(self._max_response_size, ERROR_BODY_LIMIT)
+            if declared is not None and declared <= limit:
+                return await answer.read()
+            body, _ = await _read_at_most(answer, limit)
             return body
         limit = self._max_response_size
-        declared = answer.content_length
         if declared is not None and declared > limit:
             answer.close()  # no need to read a byte of it
             raise AnswerTooLarge(answer.status, limit)
+        if declared is not None:
+            # The common case, in one read: aiohttp stops at the declared length.
+            return await answer.read()
         body, complete = await _read_at_most(answer, limit)
         if not complete:
             raise AnswerTooLarge(answer.status, limit)

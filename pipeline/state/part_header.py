@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
+from typing import Any
 
 import orjson
 
@@ -49,14 +51,18 @@ class PartHeader:
     checksum: str = ""  # of every field above and the batch's rows; see `sealed`
 
     def encode(self) -> bytes:
-        return orjson.dumps(asdict(self)) + b"\n"
+        return orjson.dumps(self._as_dict()) + b"\n"
+
+    def _as_dict(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: it deep-copies, and measured a second per 100k items.
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
 
     def sealed(self, results: bytes, quarantine: bytes) -> PartHeader:
         """This header with the checksum of its fields and of the rows that follow it."""
         return replace(self, checksum=self.checksum_of((results, quarantine)))
 
     def checksum_of(self, sections: Iterable[bytes]) -> str:
-        fields = asdict(self)
+        fields = self._as_dict()
         del fields["checksum"]
         digest = hashlib.blake2b(orjson.dumps(fields), digest_size=CHECKSUM_BYTES)
         for chunk in sections:
@@ -95,6 +101,9 @@ class PartHeader:
             and isinstance(self.checksum, str)
             and type(self.committed_at) in (int, float)
         )
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclass_fields(PartHeader))
 
 
 def part_path(directory: str, batch: int) -> str:

@@ -208,14 +208,17 @@ class RunState:
     def assemble(self, results: RowWriter, quarantine: RowWriter) -> None:
         """Stream every committed batch, in input order, into the final writers.
 
-        Every part is checked before the first row is written (rows sent to a
-        stream cannot be taken back), and each batch again as it is written.
+        Each batch is checked as it is written; a damaged one stops the run, and
+        files, being renamed into place only at the end, are left as they were.
+        Rows sent to a stream cannot be taken back, so for a stream every part
+        is checked once before the first row is written.
         """
-        prefix = CommittedPrefix(self.parts_dir)
-        for _ in prefix:
-            pass
-        if prefix.damage is not None:
-            raise changed_since_checked(prefix.damage.path, prefix.damage.reason)
+        if any(not isinstance(writer.target, AtomicFile) for writer in (results, quarantine)):
+            prefix = CommittedPrefix(self.parts_dir)
+            for _ in prefix:
+                pass
+            if prefix.damage is not None:
+                raise changed_since_checked(prefix.damage.path, prefix.damage.reason)
         for _, result_rows, quarantine_rows in committed_sections(self.parts_dir):
             if result_rows:
                 results.write_encoded(result_rows)

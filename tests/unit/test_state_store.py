@@ -290,7 +290,9 @@ def test_fresh_clears_whatever_stands_where_state_files_go(committed: str) -> No
 
 
 class _Recording:
-    """Keeps what is written, to show what an assembly passed on."""
+    """Keeps what is written, to show what an assembly passed on, as a stream would."""
+
+    target = None  # not a file renamed into place: what it is given is out at once
 
     def __init__(self) -> None:
         self.sections: list[bytes] = []
@@ -318,6 +320,24 @@ def test_a_part_damaged_after_opening_is_never_assembled_and_is_redone_next_time
         assert state.resume.batches == 1 and state.warnings
     finally:
         state.close()
+
+
+def test_a_part_damaged_after_opening_leaves_output_files_unwritten(
+    reopened: RunState, tmp_path: Path
+) -> None:
+    _flip_a_byte(part_path(reopened.parts_dir, 1))
+    (tmp_path / "r.jsonl").write_bytes(b"earlier\n")
+    results, quarantine = (
+        JsonlWriter(str(tmp_path / "r.jsonl")),
+        JsonlWriter(str(tmp_path / "q.jsonl")),
+    )
+    with pytest.raises(StateCorrupt):
+        reopened.assemble(results, quarantine)
+    results.abort()
+    quarantine.abort()
+    assert (tmp_path / "r.jsonl").read_bytes() == b"earlier\n"
+    assert not (tmp_path / "q.jsonl").exists()
+    reopened.close()
 
 
 def test_read_state_reports_damage_without_changing_anything(committed: str) -> None:
