@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from pipeline.atomic import AtomicFile
+from pipeline.atomic import TEMP_SUFFIX, AtomicFile
 from pipeline.errors import ConfigError, OutputError
 from pipeline.state.part_header import (
     MAX_HEADER_BYTES,
@@ -36,7 +36,6 @@ from pipeline.state.part_header import (
     part_path,
 )
 
-TEMP_SUFFIX = ".partial"
 _READ_CHUNK = 1 << 20  # checking a part streams it: memory stays flat whatever its size
 
 

@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from pipeline.atomic import AtomicFile
+from pipeline.atomic import TEMP_SUFFIX, AtomicFile
 from pipeline.config import STDIO
-from pipeline.errors import ConfigError, OutputError
+from pipeline.errors import ConfigError, OutputError, UsageError
 from pipeline.sinks import RowWriter
 from pipeline.state.fingerprint import differences
 from pipeline.state.lock import LOCK_NAME, RunLock
@@ -138,12 +138,29 @@ class RunState:
                 ) from None
         except OSError as exc:
             raise OutputError(f"cannot create the state directory {self.directory}: {exc}") from exc
+        self._refuse_a_shared_directory()
         self._lock.acquire()
         try:
             self._prepare(fingerprint, fresh)
         except BaseException:
             self._lock.release()
             raise
+
+    def _refuse_a_shared_directory(self) -> None:
+        """A state starts over by removing `parts/` and the rest: never in a directory
+        that holds anything else (`--state-dir .` would take the user's files with it)."""
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return  # the lock, taken next, says what is wrong
+        strangers = sorted(name for name in names if not _ours(name))
+        if strangers:
+            shown = ", ".join(repr(name) for name in strangers[:3])
+            more = f" and {len(strangers) - 3:,} more" if len(strangers) > 3 else ""
+            raise UsageError(
+                f"the state directory {self.directory} holds files sluice did not put there "
+                f"({shown}{more}); give --state-dir a directory of its own"
+            )
 
     def _prepare(self, fingerprint: dict[str, Any], fresh: bool) -> None:
         finished = os.path.lexists(os.path.join(self.directory, FINISHED_NAME))
@@ -243,6 +260,13 @@ class RunState:
                 os.unlink(os.path.join(self.directory, name))
         with contextlib.suppress(OSError):
             os.rmdir(self.directory)
+
+
+def _ours(name: str) -> bool:
+    """An entry a state directory may hold: its files, or a temp file of one of them."""
+    return name in (LOCK_NAME, FINGERPRINT_NAME, FINISHED_NAME, PARTS_NAME) or (
+        name.startswith(".") and name.endswith(TEMP_SUFFIX)
+    )
 
 
 def _read_fingerprint(directory: str) -> dict[str, Any] | None:

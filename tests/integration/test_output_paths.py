@@ -315,3 +315,21 @@ def test_a_resumed_runs_summary_counts_this_attempt_and_the_job_apart(tmp_path: 
         assert two["whole_job"]["tokens"][side] == job_total
         assert two["tokens"][side] == two["this_attempt"]["tokens"][side]
         assert two["tokens"][side] < job_total
+
+
+def test_a_state_directory_shared_with_other_files_is_refused_untouched(
+    sim, tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "in.jsonl", _items(3))
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "mine.txt").write_text("the user's own parts")
+    (tmp_path / "lock").write_text("the user's own lock")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = _run(
+        _sluice(sim.base_url, "in.jsonl", "-o", "out.jsonl", "--state-dir", "."), tmp_path
+    )
+    assert result.returncode == 2, result.stderr.decode()
+    assert "a directory of its own" in result.stderr.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "parts" / "mine.txt").read_text() == "the user's own parts"
+    assert (tmp_path / "lock").read_text() == "the user's own lock"
