@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.words import counted
+
 CHECK_EVERY = 1.0
 STALL_AFTER = 10.0
 REPORT_EVERY = 10.0
@@ -52,11 +54,11 @@ def holdup(
         )
     waits = []
     if in_flight:
-        waits.append(f"answers to {in_flight} request(s)")
+        waits.append(f"answers to {counted(in_flight, 'request')}")
     if paused > 0:
         waits.append(f"a rate-limit pause ({paused:.0f}s left)")
     if retrying:
-        waits.append(f"{retrying} item(s) to retry")
+        waits.append(f"{counted(retrying, 'item')} to retry")
     return Holdup(", ".join(waits) or "more items to send")
 
 

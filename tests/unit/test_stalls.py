@@ -22,7 +22,7 @@ from pipeline.transport import Response, TransportError
 from tests.fakes.clock import FakeClock
 from tests.fakes.transport import ScriptedTransport
 
-SLOW = Holdup("answers to 2 request(s)")
+SLOW = Holdup("answers to 2 requests")
 DOWN = Holdup("the endpoint to recover", failing=True)
 
 
@@ -128,7 +128,7 @@ def _stalls_of(script: ScriptedTransport) -> list[Stall]:
 def test_the_engine_says_when_answers_stop_coming_on_its_clock() -> None:
     (stall,) = _stalls_of(ScriptedTransport(lambda n: _hang()))
     assert stall.seconds >= STALL_AFTER
-    assert stall.waiting_for == "answers to 1 request(s)"
+    assert stall.waiting_for == "answers to 1 request"
     assert stall.last_error is None and not stall.failing
 
 

@@ -141,9 +141,9 @@ def test_while_the_breaker_is_open_the_holdup_says_so_and_counts_down() -> None:
         clock = FakeClock()
         traffic = _traffic(clock, concurrency=32, breaker_timeout=30.0)
         await _answered(traffic)
-        assert traffic.holdup(retrying=2) == Holdup("2 item(s) to retry")
+        assert traffic.holdup(retrying=2) == Holdup("2 items to retry")
         tickets = [await traffic.admit(0, first_attempt=True) for _ in range(20)]
-        assert traffic.holdup() == Holdup("answers to 20 request(s)")
+        assert traffic.holdup() == Holdup("answers to 20 requests")
         for ticket in tickets:
             traffic.record(ticket, {}, Verdict(ErrorKind.TRANSIENT, "HTTP 503", 503))
             traffic.release(ticket)
