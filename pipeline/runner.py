@@ -125,7 +125,7 @@ async def _run(config: RunConfig, job: Job, state: RunState | None) -> int:
         stopped = await job.run(writer, state.resume)
         if stopped is not None:
             return stopped
-        _finalize(config, state)
+        _finalize(config, state, state.resume.batches + writer.batches_written)
     finally:
         state.close()
     return _finished_exit_code(config, job.stats)
@@ -163,11 +163,11 @@ def _arrow_encoding(config: RunConfig, state: RunState) -> ArrowEncoding | None:
     return ArrowEncoding(parquet_result_schema(config) or state.results_schema())
 
 
-def _finalize(config: RunConfig, state: RunState) -> None:
+def _finalize(config: RunConfig, state: RunState, batches: int) -> None:
     """Every batch is committed: assemble the final files in input order, atomically."""
     files = FinalWriters(config)
     try:
-        state.assemble(files.results, files.quarantine)
+        state.assemble(files.results, files.quarantine, batches)
         files.commit()
     except BaseException:
         files.abort()

@@ -222,7 +222,7 @@ class RunState:
                 return pa.ipc.open_stream(results).schema
         return None
 
-    def assemble(self, results: RowWriter, quarantine: RowWriter) -> None:
+    def assemble(self, results: RowWriter, quarantine: RowWriter, batches: int) -> None:
         """Stream every committed batch, in input order, into the final writers.
 
         Each batch is checked as it is written; a damaged one stops the run, and
@@ -232,15 +232,20 @@ class RunState:
         """
         if any(not isinstance(writer.target, AtomicFile) for writer in (results, quarantine)):
             prefix = CommittedPrefix(self.parts_dir)
-            for _ in prefix:
-                pass
+            checked = sum(1 for _ in prefix)
             if prefix.damage is not None:
                 raise changed_since_checked(prefix.damage.path, prefix.damage.reason)
+            if checked < batches:
+                raise changed_since_checked(part_path(self.parts_dir, checked), "it is missing")
+        assembled = 0
         for _, result_rows, quarantine_rows in committed_sections(self.parts_dir):
             if result_rows:
                 results.write_encoded(result_rows)
             if quarantine_rows:
                 quarantine.write_encoded(quarantine_rows)
+            assembled += 1
+        if assembled < batches:  # the last parts were removed while the run went on
+            raise changed_since_checked(part_path(self.parts_dir, assembled), "it is missing")
 
     def finish(self) -> None:
         """The outputs are in place: mark the job finished, then clear the state away."""

@@ -207,7 +207,7 @@ def test_assemble_writes_the_rows_in_batch_order(reopened: RunState, tmp_path: P
         JsonlWriter(str(tmp_path / "r.jsonl")),
         JsonlWriter(str(tmp_path / "q.jsonl")),
     )
-    reopened.assemble(results, quarantine)
+    reopened.assemble(results, quarantine, reopened.resume.batches)
     results.commit()
     quarantine.commit()
 
@@ -307,7 +307,7 @@ def test_a_part_damaged_after_opening_is_never_assembled_and_is_redone_next_time
     _flip_a_byte(part_path(reopened.parts_dir, 1))
     results, quarantine = _Recording(), _Recording()
     with pytest.raises(StateCorrupt) as corrupt:
-        reopened.assemble(results, quarantine)  # type: ignore[arg-type]
+        reopened.assemble(results, quarantine, reopened.resume.batches)  # type: ignore[arg-type]
     # Not even the sound batch 0 went out: rows sent to a stream cannot be taken back.
     assert results.sections == quarantine.sections == []
     assert corrupt.value.exit_code == 78
@@ -332,12 +332,34 @@ def test_a_part_damaged_after_opening_leaves_output_files_unwritten(
         JsonlWriter(str(tmp_path / "q.jsonl")),
     )
     with pytest.raises(StateCorrupt):
-        reopened.assemble(results, quarantine)
+        reopened.assemble(results, quarantine, reopened.resume.batches)
     results.abort()
     quarantine.abort()
     assert (tmp_path / "r.jsonl").read_bytes() == b"earlier\n"
     assert not (tmp_path / "q.jsonl").exists()
     reopened.close()
+
+
+def test_a_last_part_removed_after_opening_is_never_assembled_short(
+    reopened: RunState, tmp_path: Path
+) -> None:
+    os.unlink(part_path(reopened.parts_dir, 1))
+    results, quarantine = (
+        JsonlWriter(str(tmp_path / "r.jsonl")),
+        JsonlWriter(str(tmp_path / "q.jsonl")),
+    )
+    with pytest.raises(StateCorrupt, match="missing"):
+        reopened.assemble(results, quarantine, reopened.resume.batches)
+    results.abort()
+    quarantine.abort()
+    assert not (tmp_path / "r.jsonl").exists()
+    reopened.close()
+    state = RunState(reopened.directory)
+    state.open(FP, fresh=False)
+    try:
+        assert state.resume.batches == 1  # the next run redoes the missing batch
+    finally:
+        state.close()
 
 
 def test_read_state_reports_damage_without_changing_anything(committed: str) -> None:
@@ -412,7 +434,7 @@ def test_parquet_rows_keep_their_schema_through_the_checkpoint(
         assert schema.names == ["id", "text", "output", "usage", "cached"]
         results = ParquetWriter(str(tmp_path / "r.parquet"), schema)
         quarantine = JsonlWriter(str(tmp_path / "q.jsonl"))
-        state.assemble(results, quarantine)
+        state.assemble(results, quarantine, state.resume.batches)
         results.commit()
         quarantine.commit()
     finally:
