@@ -20,9 +20,10 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cli pipeline tests
-	$(VENV)/bin/ruff format --check cli pipeline tests
+	$(VENV)/bin/ruff check cli pipeline tests scripts
+	$(VENV)/bin/ruff format --check cli pipeline tests scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy scripts
 
 bench: $(STAMP)
 	$(PY) -m tests.bench
