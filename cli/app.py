@@ -17,7 +17,7 @@ from cli.run import run
 from cli.sim import sim
 from cli.status import status
 from cli.verify import verify
-from pipeline.errors import SluiceError
+from pipeline.core.errors import SluiceError
 
 app = typer.Typer(
     name="sluice",

@@ -16,9 +16,9 @@ from diskcache.core import DBNAME
 
 from cli.errors import fail
 from cli.units import format_size, parse_size
-from pipeline.cache import CacheUnavailable, ResponseCache
-from pipeline.errors import ConfigError, OutputError, SluiceError
-from pipeline.words import counted
+from pipeline.cache.store import CacheUnavailable, ResponseCache
+from pipeline.core.errors import ConfigError, OutputError, SluiceError
+from pipeline.core.words import counted
 
 DEFAULT_CACHE_SIZE = "5GB"  # a new cache's limit (pipeline.cache.DEFAULT_SIZE_LIMIT)
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, UsageError
+from pipeline.core.errors import ConfigError, UsageError
 
 DEFAULT_CONFIG = Path("sluice.toml")
 

@@ -7,8 +7,8 @@ import os
 import re
 from urllib.parse import urlsplit
 
-from pipeline.config import Secret
-from pipeline.errors import ConfigError
+from pipeline.core.config import Secret
+from pipeline.core.errors import ConfigError
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

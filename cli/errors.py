@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import typer
 
-from pipeline.errors import SluiceError
+from pipeline.core.errors import SluiceError
 
 
 def fail(error: SluiceError) -> NoReturn:

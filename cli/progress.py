@@ -22,8 +22,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pipeline.stalls import Stall
-from pipeline.stats import RunStats
+from pipeline.core.counters import RunStats
+from pipeline.traffic.stalls import Stall
 
 PLAIN_INTERVAL_SECONDS = 5.0
 QUIET_STALL_SECONDS = 30.0

@@ -16,7 +16,7 @@ from cli.errors import fail
 from cli.run import execute
 from cli.run import run as run_command
 from cli.run_config import build_config
-from pipeline.errors import SluiceError
+from pipeline.core.errors import SluiceError
 
 RETRY_HELP = (
     "Send the items of quarantine files again, under their original ids; results go to -o "

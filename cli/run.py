@@ -15,14 +15,14 @@ from cli.errors import fail, report_internal_error, say
 from cli.progress import QuietProgress, progress_for
 from cli.run_config import build_config
 from cli.summary import print_summary, what_was_written
-from pipeline.config import (
+from pipeline.core.config import (
     DEFAULT_BASE_URL,
     Endpoint,
     RunConfig,
 )
-from pipeline.errors import SluiceError
-from pipeline.runner import run as run_pipeline
-from pipeline.sources import count_items
+from pipeline.core.errors import SluiceError
+from pipeline.read.sources import count_items
+from pipeline.run.runner import run as run_pipeline
 
 RUN_HELP = (
     "Send every item of the inputs to an OpenAI-compatible API, one result row per item.\n\n"

@@ -11,7 +11,7 @@ import orjson
 from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
 from cli.units import parse_duration, parse_size
-from pipeline.config import (
+from pipeline.core.config import (
     STDIO,
     CacheConfig,
     RequestConfig,
@@ -20,11 +20,11 @@ from pipeline.config import (
     RunConfig,
     TrafficConfig,
 )
-from pipeline.errors import InputMissing, InputUnreadable, UsageError
-from pipeline.formats import without_format_suffix
-from pipeline.paths import Target, check_distinct, target_kind
-from pipeline.sinks import output_format
+from pipeline.core.errors import InputMissing, InputUnreadable, UsageError
+from pipeline.core.formats import without_format_suffix
 from pipeline.state.store import default_state_dir
+from pipeline.write.paths import Target, check_distinct, target_kind
+from pipeline.write.writers import output_format
 
 
 def build_config(flags: dict[str, Any], requeue: bool = False) -> RunConfig:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.errors import ServiceUnavailable
+from pipeline.core.errors import ServiceUnavailable
 from pipeline.simulator.background import serve_until_signalled
 from pipeline.simulator.config import SimulatorConfig
 

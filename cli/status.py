@@ -13,12 +13,12 @@ import orjson
 import typer
 
 from cli.errors import fail
-from pipeline.errors import InputMissing, SluiceError
-from pipeline.sources import count_items
+from pipeline.core.errors import InputMissing, SluiceError
+from pipeline.core.words import counted
+from pipeline.read.sources import count_items
 from pipeline.state.lock import current_holder
 from pipeline.state.parts import Damage
 from pipeline.state.store import FINGERPRINT_NAME, Totals, read_state
-from pipeline.words import counted
 
 
 def status(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from pipeline.config import STDIO, RunConfig
-from pipeline.paths import Target, target_kind
-from pipeline.runner import RunResult
-from pipeline.words import counted
+from pipeline.core.config import STDIO, RunConfig
+from pipeline.core.words import counted
+from pipeline.run.runner import RunResult
+from pipeline.write.paths import Target, target_kind
 
 COMMITTED_EXIT_CODES = (0, 1)
 

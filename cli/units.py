@@ -6,7 +6,7 @@ import math
 import re
 from decimal import Decimal
 
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
 
 # A number, optionally with a fraction, then an optional unit word.
 _AMOUNT = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)

@@ -8,8 +8,8 @@ import orjson
 import typer
 
 from cli.errors import fail
-from pipeline.errors import SluiceError
-from pipeline.verify import verify as verify_run
+from pipeline.core.errors import SluiceError
+from pipeline.run.verify import verify as verify_run
 
 VERIFY_HELP = (
     "Check that a finished run kept sluice's promise: every input item is in exactly one of "

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from pipeline.tokens import message_text
+from pipeline.protocol.messages import message_text
 
 if TYPE_CHECKING:
     from pipeline.simulator.request_parsing import ChatRequest

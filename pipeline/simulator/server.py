@@ -31,7 +31,7 @@ JSON_CONTENT_TYPE = "application/json"
 
 
 @dataclass(slots=True)
-class Job:
+class Exchange:
     """A valid request on its way through limits, faults and latency to its answer."""
 
     model: str
@@ -71,7 +71,7 @@ class Simulator:
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "/v1/embeddings", self._embedding_job)
 
-    def _chat_job(self, body: Any) -> Job:
+    def _chat_job(self, body: Any) -> Exchange:
         chat = request_parsing.parse_chat_request(body)
         completion = answers.complete(chat)
         # OpenAI reserves max_tokens against the context window and the TPM limit.
@@ -89,9 +89,9 @@ class Simulator:
 
         trigger = faults.find_trigger(answers.last_user_text(chat.messages))
         prompt, output = completion.prompt_tokens, completion.completion_tokens
-        return Job(chat.model, chat.digest, trigger, prompt + reserved, prompt, output, render)
+        return Exchange(chat.model, chat.digest, trigger, prompt + reserved, prompt, output, render)
 
-    def _embedding_job(self, body: Any) -> Job:
+    def _embedding_job(self, body: Any) -> Exchange:
         embed = request_parsing.parse_embedding_request(body)
         tokens = sum(answers.count_tokens(text) for text in embed.texts)
         dimensions = embed.dimensions or self.config.embedding_dimensions
@@ -102,7 +102,7 @@ class Simulator:
             )
 
         trigger = faults.find_trigger("\n".join(embed.texts))
-        return Job(embed.model, embed.digest, trigger, tokens, tokens, 0, render)
+        return Exchange(embed.model, embed.digest, trigger, tokens, tokens, 0, render)
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         refusal = self._check_account(request, "/v1/models", check_quota=False)
@@ -120,7 +120,7 @@ class Simulator:
         self._released.set()
 
     async def _handle(
-        self, request: web.Request, path: str, make_job: Callable[[Any], Job]
+        self, request: web.Request, path: str, make_job: Callable[[Any], Exchange]
     ) -> web.StreamResponse:
         refusal = self._check_account(request, path)
         if refusal is not None:
@@ -132,7 +132,7 @@ class Simulator:
             return self._respond(400, body)
         return await self._serve(request, job)
 
-    async def _serve(self, request: web.Request, job: Job) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, job: Exchange) -> web.StreamResponse:
         if self._limits:
             refusal = self._limits.admit(job.token_cost, time.monotonic())
             if refusal is not None:
@@ -156,7 +156,9 @@ class Simulator:
             return self._respond(200, job.render())
         return self._fault_response(request, fault, job)
 
-    def _fault_response(self, request: web.Request, fault: Fault, job: Job) -> web.StreamResponse:
+    def _fault_response(
+        self, request: web.Request, fault: Fault, job: Exchange
+    ) -> web.StreamResponse:
         if fault is Fault.DROP:
             self.stats.dropped += 1
             return _drop(request)

@@ -15,13 +15,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.config import RESULT_FIELDS, ResultFields
-from pipeline.jsonio import dumps_lines
-from pipeline.models import Batch, Outcome, Success
-from pipeline.rows import quarantine_row, result_row
-from pipeline.sinks import infer_schema, rows_to_arrow
+from pipeline.core.config import RESULT_FIELDS, ResultFields
+from pipeline.core.jsonio import dumps_lines
+from pipeline.core.models import Batch, Outcome, Success
 from pipeline.state.part_header import PartHeader
 from pipeline.state.parts import write_part
+from pipeline.write.rows import quarantine_row, result_row
+from pipeline.write.writers import infer_schema, rows_to_arrow
 
 
 class ArrowEncoding:

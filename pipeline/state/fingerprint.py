@@ -17,8 +17,8 @@ import os
 import stat
 from typing import Any
 
-from pipeline.config import STDIO, RunConfig
-from pipeline.sinks import output_format
+from pipeline.core.config import STDIO, RunConfig
+from pipeline.write.writers import output_format
 
 FINGERPRINT_VERSION = 2  # 2: checksummed parts, result field names, ids that are null
 SAMPLE_BYTES = 1 << 16

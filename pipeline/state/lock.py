@@ -18,7 +18,7 @@ from datetime import datetime
 
 import orjson
 
-from pipeline.errors import OutputError, SluiceError
+from pipeline.core.errors import OutputError, SluiceError
 
 LOCK_NAME = "lock"
 

@@ -26,8 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from pipeline.atomic import TEMP_SUFFIX, AtomicFile
-from pipeline.errors import ConfigError, OutputError
+from pipeline.core.errors import ConfigError, OutputError
 from pipeline.state.part_header import (
     MAX_HEADER_BYTES,
     PART_SUFFIX,
@@ -35,6 +34,7 @@ from pipeline.state.part_header import (
     PartHeader,
     part_path,
 )
+from pipeline.write.atomic import TEMP_SUFFIX, AtomicFile
 
 _READ_CHUNK = 1 << 20  # checking a part streams it: memory stays flat whatever its size
 

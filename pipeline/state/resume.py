@@ -11,10 +11,10 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pipeline.errors import ConfigError
-from pipeline.jsonio import dumps
-from pipeline.models import Batch, Item
-from pipeline.words import counted
+from pipeline.core.errors import ConfigError
+from pipeline.core.jsonio import dumps
+from pipeline.core.models import Batch, Item
+from pipeline.core.words import counted
 
 DIGEST_BYTES = 8
 

@@ -23,10 +23,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from pipeline.atomic import TEMP_SUFFIX, AtomicFile
-from pipeline.config import STDIO
-from pipeline.errors import ConfigError, OutputError, UsageError
-from pipeline.sinks import RowWriter
+from pipeline.core.config import STDIO
+from pipeline.core.errors import ConfigError, OutputError, UsageError
+from pipeline.core.words import counted
 from pipeline.state.fingerprint import differences
 from pipeline.state.lock import LOCK_NAME, RunLock
 from pipeline.state.part_header import PartHeader, part_path
@@ -39,7 +38,8 @@ from pipeline.state.parts import (
     sweep,
 )
 from pipeline.state.resume import ResumePoint
-from pipeline.words import counted
+from pipeline.write.atomic import TEMP_SUFFIX, AtomicFile
+from pipeline.write.writers import RowWriter
 
 STATE_SUFFIX = ".sluice"
 FINGERPRINT_NAME = "fingerprint.json"

@@ -114,7 +114,7 @@ def paid_twice_over_kills(work: Path, items: int) -> None:
     """
     # Imported here, not at the top: verify pulls in the input readers, and a bigger
     # parent process is not wanted while the other sections measure their children.
-    from pipeline.verify import verify
+    from pipeline.run.verify import verify
 
     source = write_reviews(work / "kills.jsonl", items)  # every text distinct
     out, quarantine = work / "kills-out.jsonl", work / "kills-out.quarantine.jsonl"

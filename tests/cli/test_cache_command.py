@@ -10,7 +10,7 @@ import pytest
 
 from cli.cache import DEFAULT_CACHE_SIZE, default_cache_dir
 from cli.units import parse_size
-from pipeline.cache import DEFAULT_SIZE_LIMIT, ResponseCache
+from pipeline.cache.store import DEFAULT_SIZE_LIMIT, ResponseCache
 from pipeline.simulator.background import BackgroundSimulator
 from tests.conftest import run_cli, write_jsonl
 

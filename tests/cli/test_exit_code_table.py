@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import errors
-from pipeline.runner import EXIT_ERROR_RATE, EXIT_OK
-from pipeline.signals import SIGNAL_EXIT_CODES
+from pipeline.core import errors
+from pipeline.run.interrupts import SIGNAL_EXIT_CODES
+from pipeline.run.runner import EXIT_ERROR_RATE, EXIT_OK
 from tests.conftest import run_cli, write_jsonl
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -1,6 +1,6 @@
 from cli.progress import QUIET_STALL_SECONDS, PlainProgress, QuietProgress
-from pipeline.stalls import Stall
-from pipeline.stats import RunStats
+from pipeline.core.counters import RunStats
+from pipeline.traffic.stalls import Stall
 
 
 def test_plain_progress_prints_one_line_per_interval(capsys) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from pipeline.transport import Response
+from pipeline.dispatch.transport import Response
 
 Script = Callable[[int], Awaitable[Response]]  # the 1-based number of the send -> its answer
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.run.verify import verify
 from pipeline.simulator.background import BackgroundSimulator
 from pipeline.simulator.config import SimulatorConfig
-from pipeline.verify import verify
 from tests.conftest import read_jsonl, write_jsonl
 
 COUNT, BATCH = 60, 2

@@ -20,10 +20,10 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.run.verify import verify
 from pipeline.simulator.background import BackgroundSimulator
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.state.parts import committed_headers
-from pipeline.verify import verify
 from tests.conftest import read_jsonl, write_jsonl
 
 STATE = ".out.jsonl.sluice"

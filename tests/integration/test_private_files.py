@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.cache import FILE_MIN_BYTES
+from pipeline.cache.store import FILE_MIN_BYTES
 from pipeline.simulator.background import BackgroundSimulator
 from pipeline.simulator.config import SimulatorConfig
 from tests.conftest import write_jsonl

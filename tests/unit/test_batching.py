@@ -1,8 +1,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.batching import batched
-from pipeline.models import Item
+from pipeline.core.models import Item
+from pipeline.prepare.batching import batched
 
 
 def _items(count: int) -> list[Item]:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.breaker import BreakerSettings, BreakerState, CircuitBreaker
+from pipeline.traffic.breaker import BreakerSettings, BreakerState, CircuitBreaker
 
 SETTINGS = BreakerSettings(
     failure_share=0.5, min_requests=4, window_seconds=10.0, cooldown=2.0, max_cooldown=5.0

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline.cache import (
+from pipeline.cache.store import (
     DEFAULT_SIZE_LIMIT,
     FILE_MIN_BYTES,
     CacheStats,
@@ -157,7 +157,7 @@ def test_answers_survive_reopening(directory: str) -> None:
 def test_an_answer_put_survives_the_process_being_killed(directory: str) -> None:
     script = (
         "import os, signal, sys\n"
-        "from pipeline.cache import ResponseCache\n"
+        "from pipeline.cache.store import ResponseCache\n"
         "cache = ResponseCache(sys.argv[1], size_limit=2**30, ttl=None)\n"
         "assert cache.put('k', b'answer')\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.concurrency import ConcurrencyLimit, Congestion
+from pipeline.traffic.aimd import ConcurrencyLimit, Congestion
 
 
 def halved(maximum: int = 100) -> ConcurrencyLimit:

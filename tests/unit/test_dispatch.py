@@ -8,16 +8,16 @@ import random
 import orjson
 import pytest
 
-from pipeline.config import Endpoint, RetryConfig, Secret, TrafficConfig
-from pipeline.dispatch import Dispatcher
-from pipeline.errors import AuthRefused, ErrorKind, ServiceUnavailable
-from pipeline.first_contact import UNREACHABLE_LIMIT
-from pipeline.models import Failure, Item, Success
-from pipeline.redact import Redactor
-from pipeline.request_builder import Request
-from pipeline.stats import RunStats
-from pipeline.traffic import TrafficControl
-from pipeline.transport import AnswerTooLarge, Response, TransportError
+from pipeline.core.config import Endpoint, RetryConfig, Secret, TrafficConfig
+from pipeline.core.counters import RunStats
+from pipeline.core.errors import AuthRefused, ErrorKind, ServiceUnavailable
+from pipeline.core.models import Failure, Item, Success
+from pipeline.core.redact import Redactor
+from pipeline.dispatch.dispatcher import Dispatcher
+from pipeline.dispatch.first_contact import UNREACHABLE_LIMIT
+from pipeline.dispatch.transport import AnswerTooLarge, Response, TransportError
+from pipeline.prepare.request_builder import Request
+from pipeline.traffic.control import TrafficControl
 from tests.fakes.clock import FakeClock
 from tests.fakes.transport import Script, ScriptedTransport
 from tests.leaks import key_fragments

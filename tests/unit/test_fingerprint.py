@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config import (
+from pipeline.core.config import (
     CacheConfig,
     Endpoint,
     RequestConfig,

@@ -1,8 +1,8 @@
 import pytest
 
-from pipeline.errors import UsageError
-from pipeline.formats import FileFormat, format_of, without_format_suffix
-from pipeline.sinks import output_format
+from pipeline.core.errors import UsageError
+from pipeline.core.formats import FileFormat, format_of, without_format_suffix
+from pipeline.write.writers import output_format
 
 
 @pytest.mark.parametrize(

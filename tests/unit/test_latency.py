@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.latency import (
+from pipeline.traffic.adaptive_timeout import (
     MAX_BACKOFF,
     MIN_TIMEOUT,
     TIMEOUT_MULTIPLIER,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.limiter import DEFAULT_BURST_SECONDS, Limits, RateLimiter, usable_burst
-from pipeline.server_signals import LimitReading
+from pipeline.protocol.headers import LimitReading
+from pipeline.traffic.limiter import DEFAULT_BURST_SECONDS, Limits, RateLimiter, usable_burst
 
 
 def _immediate(limiter: RateLimiter, now: float, tokens: float = 0.0, most: int = 10_000) -> int:

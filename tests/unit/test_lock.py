@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import OutputError
+from pipeline.core.errors import OutputError
 from pipeline.state.lock import LOCK_NAME, Holder, RunLock, StateLocked, current_holder
 
 

@@ -7,11 +7,12 @@ import asyncio
 import orjson
 import pytest
 
-from pipeline.config import Endpoint
-from pipeline.errors import ErrorKind
-from pipeline.memo import CacheCounts, ResponseMemo
-from pipeline.models import Failure, Item, Outcome, Success, Usage
-from pipeline.request_builder import Request
+from pipeline.cache.memo import ResponseMemo
+from pipeline.core.config import Endpoint
+from pipeline.core.counters import CacheCounts
+from pipeline.core.errors import ErrorKind
+from pipeline.core.models import Failure, Item, Outcome, Success, Usage
+from pipeline.prepare.request_builder import Request
 
 
 class DictStore:

@@ -6,8 +6,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.nesting import MAX_ITEM_DEPTH, TOO_DEEP, may_nest_too_deeply, nests_too_deeply
-from pipeline.sources import parse_jsonl_line
+from pipeline.read.nesting import MAX_ITEM_DEPTH, TOO_DEEP, may_nest_too_deeply, nests_too_deeply
+from pipeline.read.sources import parse_jsonl_line
 
 
 def _nested(depth: int, kinds: list[bool]) -> dict:

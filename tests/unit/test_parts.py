@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import ConfigError, OutputError
+from pipeline.core.errors import ConfigError, OutputError
 from pipeline.state.part_header import PartDamaged, PartHeader, part_path
 from pipeline.state.parts import (
     CommittedPrefix,

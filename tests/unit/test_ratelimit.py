@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.ratelimit import TokenBucket
+from pipeline.traffic.buckets import TokenBucket
 
 SLACK = 1e-6
 

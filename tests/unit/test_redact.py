@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import Secret
-from pipeline.redact import EDGE_FRAGMENT, MESSAGE_LIMIT, Redactor
+from pipeline.core.config import Secret
+from pipeline.core.redact import EDGE_FRAGMENT, MESSAGE_LIMIT, Redactor
 from tests.leaks import key_fragments
 
 # Any key an Authorization header can carry (printable ASCII), not only `sk-...`.

@@ -1,11 +1,11 @@
 import orjson
 import pytest
 
-from pipeline.answers import InvalidAnswer, parse_answer
-from pipeline.config import Endpoint, RequestConfig
-from pipeline.errors import UsageError
-from pipeline.models import Item
-from pipeline.request_builder import InvalidItem, RequestBuilder
+from pipeline.core.config import Endpoint, RequestConfig
+from pipeline.core.errors import UsageError
+from pipeline.core.models import Item
+from pipeline.prepare.request_builder import InvalidItem, RequestBuilder
+from pipeline.protocol.answers import InvalidAnswer, parse_answer
 
 
 def _item(row: dict) -> Item:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.errors import ConfigError
-from pipeline.models import Batch, Item
+from pipeline.core.errors import ConfigError
+from pipeline.core.models import Batch, Item
 from pipeline.state.resume import (
     InputChanged,
     ResumePoint,

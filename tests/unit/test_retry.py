@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config import RetryConfig
-from pipeline.errors import ErrorKind, error_kind_for_status
-from pipeline.retry import DEFAULT_RATE_LIMIT_PAUSE, Verdict, retry_delay, retry_kind
+from pipeline.core.config import RetryConfig
+from pipeline.core.errors import ErrorKind, error_kind_for_status
+from pipeline.traffic.retry_policy import DEFAULT_RATE_LIMIT_PAUSE, Verdict, retry_delay, retry_kind
 
 CONFIG = RetryConfig(
     max_retries=3,

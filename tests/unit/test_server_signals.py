@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import Secret
-from pipeline.redact import MESSAGE_LIMIT, Redactor
-from pipeline.server_signals import (
+from pipeline.core.config import Secret
+from pipeline.core.redact import MESSAGE_LIMIT, Redactor
+from pipeline.protocol.headers import (
     LimitReading,
     error_details,
     exhausted_reset,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.server_signals import parse_duration
+from pipeline.protocol.headers import parse_duration
 from pipeline.simulator.limits import (
     RateLimits,
     TokenBucket,

@@ -7,13 +7,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.atomic import user_file_mode
-from pipeline.config import Secret
-from pipeline.errors import ErrorKind, OutputError
-from pipeline.models import Failure, Item, Success, Usage
-from pipeline.redact import Redactor
-from pipeline.rows import quarantine_row, result_row
-from pipeline.sinks import JsonlWriter, ParquetWriter
+from pipeline.core.config import Secret
+from pipeline.core.errors import ErrorKind, OutputError
+from pipeline.core.models import Failure, Item, Success, Usage
+from pipeline.core.redact import Redactor
+from pipeline.write.atomic import user_file_mode
+from pipeline.write.rows import quarantine_row, result_row
+from pipeline.write.writers import JsonlWriter, ParquetWriter
 
 
 def _partials(directory: Path) -> list[str]:

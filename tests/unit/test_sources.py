@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.errors import InputMissing, InputUnreadable, UsageError
-from pipeline.identity import SeenIds, identify
-from pipeline.sources import check_inputs, count_items, read_records
+from pipeline.core.errors import InputMissing, InputUnreadable, UsageError
+from pipeline.read.ids import SeenIds, identify
+from pipeline.read.sources import check_inputs, count_items, read_records
 from tests.corrupt import gzip_with_a_flipped_byte
 
 

@@ -8,17 +8,17 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config import Endpoint, RetryConfig, TrafficConfig
-from pipeline.dispatch import Dispatcher
-from pipeline.engine import Engine
-from pipeline.models import Batch, Item, Outcome
-from pipeline.prepare import PreparedBatch
-from pipeline.redact import Redactor
-from pipeline.request_builder import Request
-from pipeline.stalls import REPORT_EVERY, STALL_AFTER, Holdup, Stall, StallWatch
-from pipeline.stats import RunStats
-from pipeline.traffic import TrafficControl
-from pipeline.transport import Response, TransportError
+from pipeline.core.config import Endpoint, RetryConfig, TrafficConfig
+from pipeline.core.counters import RunStats
+from pipeline.core.models import Batch, Item, Outcome
+from pipeline.core.redact import Redactor
+from pipeline.dispatch.dispatcher import Dispatcher
+from pipeline.dispatch.transport import Response, TransportError
+from pipeline.engines.asyncio_pool import Engine
+from pipeline.prepare.preparer import PreparedBatch
+from pipeline.prepare.request_builder import Request
+from pipeline.traffic.control import TrafficControl
+from pipeline.traffic.stalls import REPORT_EVERY, STALL_AFTER, Holdup, Stall, StallWatch
 from tests.fakes.clock import FakeClock
 from tests.fakes.transport import ScriptedTransport
 

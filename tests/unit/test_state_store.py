@@ -15,9 +15,8 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.errors import ConfigError, ErrorKind, OutputError
-from pipeline.models import Batch, Failure, Item, Outcome, Success, Usage
-from pipeline.sinks import JsonlWriter, ParquetWriter
+from pipeline.core.errors import ConfigError, ErrorKind, OutputError
+from pipeline.core.models import Batch, Failure, Item, Outcome, Success, Usage
 from pipeline.state.checkpoint import ArrowEncoding, CheckpointWriter, Encode
 from pipeline.state.lock import StateLocked, current_holder
 from pipeline.state.parts import StateCorrupt, part_path
@@ -29,6 +28,7 @@ from pipeline.state.store import (
     default_state_dir,
     read_state,
 )
+from pipeline.write.writers import JsonlWriter, ParquetWriter
 from tests.conftest import read_jsonl
 
 FP: dict[str, Any] = {"version": 1, "model": "gpt-4o", "batch_size": 2}

@@ -1,9 +1,9 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.errors import ErrorKind
-from pipeline.models import Failure, Item, Success, Usage
-from pipeline.stats import LatencySample, RunStats, error_rate_exceeded, summary_dict
+from pipeline.core.counters import LatencySample, RunStats, error_rate_exceeded, summary_dict
+from pipeline.core.errors import ErrorKind
+from pipeline.core.models import Failure, Item, Success, Usage
 
 
 @given(st.lists(st.floats(0, 100), max_size=300), st.integers(1, 50))

@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.errors import ConfigError
-from pipeline.templates import PromptTemplate, TemplateFieldError
+from pipeline.core.errors import ConfigError
+from pipeline.prepare.templates import PromptTemplate, TemplateFieldError
 
 field_text = st.text(max_size=200)
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.tokens import (
+from pipeline.traffic.tokens import (
     PRIOR_COMPLETION_TOKENS,
     TOKENS_PER_MESSAGE,
     CompletionAverage,

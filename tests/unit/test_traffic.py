@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import TrafficConfig
-from pipeline.errors import ErrorKind, ServiceUnavailable
-from pipeline.models import Usage
-from pipeline.retry import Verdict
-from pipeline.stalls import Holdup
-from pipeline.stats import TrafficStats
-from pipeline.traffic import Ticket, TrafficControl
+from pipeline.core.config import TrafficConfig
+from pipeline.core.counters import TrafficStats
+from pipeline.core.errors import ErrorKind, ServiceUnavailable
+from pipeline.core.models import Usage
+from pipeline.traffic.control import Ticket, TrafficControl
+from pipeline.traffic.retry_policy import Verdict
+from pipeline.traffic.stalls import Holdup
 from tests.fakes.clock import FakeClock
 
 ANSWER = Usage(prompt_tokens=10, completion_tokens=2, total_tokens=12)

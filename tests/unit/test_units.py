@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cli.units import format_size, parse_duration, parse_size
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
 
 SIZE_UNITS = {
     "": 1,

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import ErrorKind, InputMissing, InputUnreadable, UsageError
-from pipeline.identity import SeenIds, identify
-from pipeline.models import Failure, Success, Usage
-from pipeline.rows import quarantine_row, result_row
-from pipeline.sources import Record
-from pipeline.verify import Misplaced, VerifyReport, verify
+from pipeline.core.errors import ErrorKind, InputMissing, InputUnreadable, UsageError
+from pipeline.core.models import Failure, Success, Usage
+from pipeline.read.ids import SeenIds, identify
+from pipeline.read.sources import Record
+from pipeline.run.verify import Misplaced, VerifyReport, verify
+from pipeline.write.rows import quarantine_row, result_row
 from tests.conftest import write_jsonl
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.words import counted
+from pipeline.core.words import counted
 
 
 def test_one_is_singular_and_everything_else_plural() -> None:

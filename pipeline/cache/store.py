@@ -1,0 +1,278 @@
+"""A memo of answers on disk, keyed by exactly what was sent.
+
+The store is diskcache (SQLite in WAL mode plus files for large values). Three
+rules shape this module:
+
+* The cache is a memo, never a source of truth: any error while reading is a
+  miss, any error while writing is a skipped write. A run never fails, and never
+  returns a wrong answer, because of the cache.
+* Answers can be private: every file the cache creates (the database, its WAL
+  and shared-memory files, answers stored as files) is owner-only (0600), and
+  every directory it creates 0700, whatever the umask or the mode of a cache
+  directory that already existed (disk.py).
+* Nothing read from the cache directory is ever unpickled. diskcache pickles
+  every value that is not bytes/str/number and unpickles on read, so a planted
+  entry could run code; `BytesOnlyDisk` stores and returns raw bytes only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import diskcache
+import orjson
+from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW
+
+from pipeline.cache.disk import BytesOnlyDisk, inside, private_database, private_directory
+
+
+def cache_key(base_url: str, path: str, body: dict[str, Any]) -> str:
+    """sha256 of what identifies an answer: where the request went and what it asked.
+
+    The API key is deliberately not an input: the same question to the same
+    endpoint has the same answer whoever pays for it, and a key must never be
+    derivable from (or stored next to) cached data.
+    """
+    request = {"base_url": base_url.rstrip("/"), "path": path, "body": body}
+    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+_KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
+FILE_MIN_BYTES = 2**15  # answers from 32 KB up are stored as files
+DEFAULT_SIZE_LIMIT = 5 * 1000**3  # of a new cache; a cache keeps the limit it was last given
+CULL_EVERY = 4096  # answers stored between checks of the size limit
+WRITE_WAIT = 5.0  # seconds to wait for another process writing the same cache
+_UPDATE_ROW = (
+    "UPDATE Cache SET store_time = ?, expire_time = ?, access_time = ?, access_count = 0,"
+    " tag = ?, size = 0, mode = ?, filename = NULL, value = ?"
+    " WHERE key = ? AND raw = 1 AND filename IS NULL"
+)
+_INSERT_ROW = (
+    "INSERT INTO Cache (store_time, expire_time, access_time, access_count, tag, size,"
+    " mode, filename, value, key, raw) VALUES (?, ?, ?, 0, ?, 0, ?, NULL, ?, ?, 1)"
+)
+
+
+class CacheUnavailable(Exception):
+    """The cache directory or its database cannot be opened; run without a cache."""
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    directory: str
+    entries: int
+    size_bytes: int
+    size_limit: int
+
+
+class ResponseCache:
+    """Answer bytes by `cache_key`, younger than `ttl` seconds when a ttl is given."""
+
+    def __init__(
+        self,
+        directory: str,
+        size_limit: int | None,
+        ttl: float | None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        """`size_limit=None` keeps the limit the cache was last given (a new one gets 5 GB)."""
+        self.directory = directory
+        self._ttl = ttl
+        self._now = now
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._since_cull = 0
+        # Settings passed here are written into the database and win over
+        # whatever a previous (or planted) database holds.
+        settings: dict[str, Any] = {
+            "eviction_policy": "least-recently-stored",
+            "disk_min_file_size": FILE_MIN_BYTES,
+        }
+        try:
+            # Answers can be private: only the owner may read them.
+            private_directory(directory)
+            if private_database(directory) and size_limit is None:
+                size_limit = DEFAULT_SIZE_LIMIT
+            if size_limit is not None:
+                settings["size_limit"] = size_limit
+            self._cache = diskcache.Cache(directory, disk=BytesOnlyDisk, **settings)
+        except (sqlite3.Error, OSError, diskcache.Timeout) as error:
+            message = f"cannot open the response cache in {directory}: {error}"
+            raise CacheUnavailable(message) from error
+
+    def get(self, key: str) -> bytes | None:
+        """The stored answer, or None. Never raises: a damaged entry is a miss."""
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The stored answers among `keys`; one query for a whole batch.
+
+        Reads diskcache's table directly: a lookup per item through `Cache.get`
+        cost more than everything else on a cached run put together. Only rows
+        our Disk could have written are used (raw str keys, bytes in the row or
+        in a file inside the cache); anything else is a miss, never unpickled.
+        """
+        found: dict[str, bytes] = {}
+        try:
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[start : start + _KEYS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                rows = (
+                    self._reading()
+                    .execute(
+                        "SELECT key, mode, filename, value, tag FROM Cache WHERE raw = 1 AND "
+                        f"key IN ({marks}) AND (expire_time IS NULL OR expire_time > ?)",
+                        (*chunk, time.time()),  # diskcache itself expires by the real clock
+                    )
+                    .fetchall()
+                )
+                for key, mode, filename, value, stored_at in rows:
+                    payload = self._payload(mode, filename, value)
+                    if payload is not None and self._young_enough(stored_at):
+                        found[key] = payload
+        except sqlite3.ProgrammingError:
+            raise  # our own misuse, not a damaged cache
+        except sqlite3.Error:
+            return {}  # a damaged or locked database: every lookup is a miss
+        return found
+
+    def _reading(self) -> sqlite3.Connection:
+        """Our own connection for lookups, opened on first use (and again after close)."""
+        if self._reader is None:
+            # Lookups run in the reader thread (see prepare/preparer.py), one thread at a time.
+            database = os.path.join(self.directory, DBNAME)
+            self._reader = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        return self._reader
+
+    def _payload(self, mode: Any, filename: Any, value: Any) -> bytes | None:
+        if mode == MODE_RAW:
+            return value if type(value) is bytes else None
+        if mode != MODE_BINARY or not isinstance(filename, str) or not inside(filename):
+            return None
+        try:
+            with open(os.path.join(self.directory, filename), "rb") as handle:
+                return handle.read()
+        except OSError:
+            return None
+
+    def _young_enough(self, stored_at: Any) -> bool:
+        # The age is checked when reading, so --cache-ttl means "answers
+        # younger than this" even for entries written without a ttl.
+        if self._ttl is None:
+            return True
+        if not isinstance(stored_at, int | float):
+            return False
+        return self._now() - stored_at <= self._ttl
+
+    def put(self, key: str, payload: bytes) -> bool:
+        """Store an answer; False when the disk refused (full, read-only, locked)."""
+        return self.put_many([(key, payload)]) == 1
+
+    def put_many(self, answers: list[tuple[str, bytes]]) -> int:
+        """Store answers in one transaction; how many were stored (0 when the disk refused).
+
+        Rows are written with SQL of our own into diskcache's table, as diskcache
+        itself would write them: `Cache.set` costs ~170 us an answer (a transaction
+        and a cull check each), a third of the event loop's time at latency 0. Its
+        triggers keep the entry count and size; the size limit is enforced by
+        `cull` every CULL_EVERY answers and on close. Answers too large for a row,
+        and rows that hold a file, go through `Cache.set` as usual.
+        """
+        if any(type(payload) is not bytes for _, payload in answers):
+            raise TypeError("the response cache stores bytes only")
+        through_diskcache = [entry for entry in answers if len(entry[1]) >= FILE_MIN_BYTES]
+        rows = [entry for entry in answers if len(entry[1]) < FILE_MIN_BYTES]
+        try:
+            through_diskcache += self._insert(rows)
+            for key, payload in through_diskcache:
+                self._cache.set(key, payload, expire=self._ttl, tag=int(self._now()))
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            return 0
+        self._since_cull += len(answers)
+        if self._since_cull >= CULL_EVERY:
+            self._cull()
+        return len(answers)
+
+    def _insert(self, rows: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        """Write rows in one transaction; those whose key holds a file are returned."""
+        if not rows:
+            return []
+        database = self._writing()
+        now, tag = time.time(), int(self._now())  # diskcache's own times are the real clock's
+        expire = None if self._ttl is None else now + self._ttl
+        holding_files = []
+        database.execute("BEGIN IMMEDIATE")
+        try:
+            for key, payload in rows:
+                values = (now, expire, now, tag, MODE_RAW, payload, key)
+                if database.execute(_UPDATE_ROW, values).rowcount == 0:
+                    try:
+                        database.execute(_INSERT_ROW, values)
+                    except sqlite3.IntegrityError:
+                        holding_files.append((key, payload))
+            database.execute("COMMIT")
+        except BaseException:
+            database.execute("ROLLBACK")
+            raise
+        return holding_files
+
+    def _writing(self) -> sqlite3.Connection:
+        if self._writer is None:
+            database = os.path.join(self.directory, DBNAME)
+            self._writer = sqlite3.connect(database, isolation_level=None, timeout=WRITE_WAIT)
+            # As diskcache sets its own: in WAL mode a commit then survives a killed
+            # process without waiting for the disk (only a power cut can lose it).
+            self._writer.execute("PRAGMA synchronous = NORMAL")
+        return self._writer
+
+    def _cull(self) -> None:
+        self._since_cull = 0
+        with contextlib.suppress(sqlite3.Error, OSError, diskcache.Timeout):
+            self._cache.cull()
+
+    def stats(self) -> CacheStats:
+        return CacheStats(
+            directory=self.directory,
+            entries=len(self._cache),
+            size_bytes=self._cache.volume(),
+            size_limit=self._cache.size_limit,
+        )
+
+    def clear(self) -> int:
+        """Remove every entry; the number removed."""
+        removed: int = self._cache.clear()
+        return removed
+
+    def prune(self) -> int:
+        """Remove expired entries, then the oldest until under the size limit."""
+        expired: int = self._cache.expire()
+        culled: int = self._cache.cull()
+        return expired + culled
+
+    def close(self) -> None:
+        if self._since_cull:
+            self._cull()
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
+        self._reader = self._writer = None
+        self._cache.close()
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,144 @@
+"""Run configuration, built once by the CLI; the engine never reads argv or the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MAX_RESPONSE_SIZE = 32_000_000  # bytes; `--max-response-size 32MB`
+STDIO = "-"
+
+
+class Endpoint(StrEnum):
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+    RAW = "raw"
+
+
+ENDPOINT_PATHS: dict[Endpoint, str] = {
+    Endpoint.CHAT: "/chat/completions",
+    Endpoint.EMBEDDINGS: "/embeddings",
+}
+
+
+class Secret:
+    """An API key that cannot leak through repr, str, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestConfig:
+    """Everything that shapes the request body (and so the answer)."""
+
+    endpoint: Endpoint | None  # None: detect raw batch lines, else chat
+    model: str | None = None
+    prompt: str | None = None
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    body_options: dict[str, Any] = field(default_factory=dict)
+    input_field: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_invalid_output_retries: int = 2
+    max_rate_limited_retries: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficConfig:
+    """How hard to push the provider; None limits are learned from its headers."""
+
+    rpm: float | None = None
+    tpm: float | None = None
+    retry_budget: float = 0.2
+    breaker_timeout: float = 300.0
+    adaptive_timeout: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The response cache: where, how big, how old an answer may be, whether to read it."""
+
+    directory: str
+    size_limit: int | None  # None: keep the limit the cache has (5 GB for a new cache)
+    ttl: float | None = None
+    read: bool = True  # False with --refresh-cache: ask again, store the new answers
+
+
+@dataclass(frozen=True, slots=True)
+class ResultFields:
+    """The names of the fields sluice adds to each result row (`--result-prefix`)."""
+
+    output: str = "output"
+    usage: str = "usage"
+    cached: str = "cached"
+
+    @classmethod
+    def prefixed(cls, prefix: str) -> ResultFields:
+        return cls(f"{prefix}output", f"{prefix}usage", f"{prefix}cached")
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        return (self.output, self.usage, self.cached)
+
+    def clash(self, fields: Container[str]) -> str | None:
+        """The item's first field that a result field would replace, if any."""
+        return next((name for name in self.names if name in fields), None)
+
+
+RESULT_FIELDS = ResultFields()
+
+
+def result_field_clash(field: str) -> str:
+    return (
+        f"the item has a field {field!r}, which the answer would replace in the results; "
+        "keep both with --result-prefix (e.g. --result-prefix sluice_ writes sluice_output)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    inputs: tuple[str, ...]
+    output: str
+    quarantine: str
+    request: RequestConfig
+    base_url: str = DEFAULT_BASE_URL
+    api_key: Secret | None = None
+    id_field: str = "id"
+    concurrency: int = 16
+    batch_size: int = 50
+    timeout: float = 60.0
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE  # one answer's body; beyond: invalid_output
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    max_error_rate: float = 0.0
+    summary_path: str | None = None  # a file, a device, or - for stdout
+    state_dir: str | None = None  # None: no checkpoints, nothing to resume
+    fresh: bool = False
+    grace: float = 10.0
+    cache: CacheConfig | None = None
+    requeue: bool = False  # the inputs are quarantine files (`sluice retry`)
+    result_fields: ResultFields = RESULT_FIELDS

@@ -1,0 +1,95 @@
+"""The values that flow through a run: items in, outcomes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.core.errors import ErrorKind
+
+ItemId = str | int
+
+
+@dataclass(slots=True)
+class Record:
+    """One line, JSON array element or Parquet row as read, before ids are assigned.
+
+    `line` counts from 1: the line of JSONL, the element of an array, the row of Parquet.
+    """
+
+    source: str
+    line: int
+    row: dict[str, Any] | None
+    raw: str | None = None
+    problem: str | None = None
+    id: Any = None  # an id given with the record (a quarantine row's), not read from the row
+    without_id: bool = False  # a quarantine row's item that had no valid id (its id is null)
+
+
+@dataclass(slots=True)
+class Item:
+    """One input record, with where it came from so errors can name it.
+
+    `row` is the parsed object, or None when the line could not be parsed; `raw`
+    keeps the original text in that case so the quarantine row can show it.
+    `problem` is set when the item is invalid and must never be sent. `id` is
+    None when the item's id field holds no valid id: such an item is known by
+    its source and line alone, so it can never take another item's id.
+    """
+
+    position: int
+    source: str
+    line: int
+    row: dict[str, Any] | None
+    id: ItemId | None
+    raw: str | None = None
+    problem: str | None = None
+
+    @property
+    def original(self) -> Any:
+        """What the user gave us, to be written back in quarantine rows."""
+        return self.row if self.row is not None else self.raw
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    item: Item
+    output: Any
+    usage: Usage
+    cached: bool = False
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    item: Item
+    kind: ErrorKind
+    message: str
+    status: int | None = None
+    attempts: int = 0
+
+
+Outcome = Success | Failure
+
+
+@dataclass(slots=True)
+class Batch:
+    """Items are dispatched one by one; batches are the unit of writing."""
+
+    index: int
+    items: list[Item] = field(default_factory=list)
+    digest: str = ""  # of the items as read; a resume checks the input still holds them

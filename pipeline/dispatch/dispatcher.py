@@ -1,0 +1,240 @@
+"""One item's journey: admit, send, classify, retry, until a Success or a Failure.
+
+This is the only retry loop in sluice. Traffic control decides when each
+attempt may go; the retry policy decides whether and when to try again.
+Run-fatal answers (401/403, exhausted quota, an unknown model, redirects, a
+server asking for a very long wait) raise, so the engine stops the whole run
+instead of failing every item the same way; so does an endpoint that nobody
+answers at (refused, unresolvable) before it has ever answered.
+
+Every message made here from what the server or the network said is redacted
+as a whole, then cut (`Redactor.clip`), before anything stores or prints it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+from pipeline.cache.memo import ResponseMemo
+from pipeline.core.clock import Clock
+from pipeline.core.config import Endpoint, RetryConfig
+from pipeline.core.counters import RunStats
+from pipeline.core.errors import (
+    AuthRefused,
+    ConfigError,
+    ErrorKind,
+    QuotaExhausted,
+    ServiceUnavailable,
+    SluiceError,
+    error_kind_for_status,
+)
+from pipeline.core.models import Failure, Item, Outcome, Success
+from pipeline.core.redact import Redactor
+from pipeline.dispatch.first_contact import CONNECT_FAILED, FirstContact
+from pipeline.dispatch.transport import AnswerTooLarge, Response, Transport, TransportError
+from pipeline.prepare.request_builder import Request
+from pipeline.protocol.answers import InvalidAnswer, parse_answer
+from pipeline.protocol.headers import error_details, retry_after, should_retry
+from pipeline.traffic.control import Ticket, TrafficControl
+from pipeline.traffic.retry_policy import Verdict, backoff, retry_delay, retry_kind
+from pipeline.traffic.stalls import Holdup
+from pipeline.traffic.tokens import expected_tokens
+
+
+class DispatchStopped(Exception):
+    """The run is stopping: the item was not sent again and stays unfinished."""
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        transport: Transport,
+        traffic: TrafficControl,
+        retry: RetryConfig,
+        stats: RunStats,
+        redact: Redactor,
+        clock: Clock,
+        rng: random.Random | None = None,
+        memo: ResponseMemo | None = None,
+    ) -> None:
+        self._transport = transport
+        self._memo = memo
+        self._traffic = traffic
+        self._retry = retry
+        self._stats = stats
+        self._redact = redact
+        self.clock = clock
+        self._rng = rng or random.Random()
+        self._first_contact = FirstContact(transport.base_url)
+        self._retrying = 0  # items sleeping out a backoff
+        self._stopping = False
+        self._sending = 0
+        self.idle = asyncio.Event()  # set once stopping and no request is on the wire
+
+    def stop(self) -> None:
+        """No new attempt starts from now on; requests already sent may still answer."""
+        self._stopping = True
+        if not self._sending:
+            self.idle.set()
+
+    async def dispatch(self, item: Item, request: Request, cache_key: str | None = None) -> Outcome:
+        """Send until a Success or a Failure; a reusable answer is stored under `cache_key`."""
+        failures: Counter[ErrorKind] = Counter()
+        attempt = 0
+        while True:
+            if self._stopping:
+                raise DispatchStopped
+            ticket = await self._admit(request, first_attempt=attempt == 0)
+            if self._stopping:
+                self._traffic.release(ticket)
+                raise DispatchStopped
+            attempt += 1
+            try:
+                outcome, storing = await self._attempt(item, request, ticket, attempt, cache_key)
+                if storing is not None:
+                    await storing  # the slot is held until the answer is on disk
+            finally:
+                self._traffic.release(ticket)
+            if not isinstance(outcome, Verdict):
+                return outcome
+            delay = self._retry_delay(outcome, failures)
+            if delay is None:
+                return Failure(item, outcome.kind, outcome.message, outcome.status, attempt)
+            self._stats.retries += 1
+            await self._wait_to_retry(outcome, delay)
+
+    def holdup(self) -> Holdup:
+        """What sending waits for right now, for the stall reports."""
+        return self._traffic.holdup(self._retrying)
+
+    async def _admit(self, request: Request, first_attempt: bool) -> Ticket:
+        try:
+            return await self._traffic.admit(self._tokens(request), first_attempt)
+        except ServiceUnavailable as down:  # the breaker gave up: say where
+            raise ServiceUnavailable(f"{self._transport.base_url}: {down.message}") from None
+
+    def _retry_delay(self, verdict: Verdict, failures: Counter[ErrorKind]) -> float | None:
+        if self._first_contact.unreached(verdict):
+            # Not the item's fault; FirstContact stops the run after a few.
+            return backoff(self._first_contact.failed_connections, self._retry, self._rng)
+        kind = retry_kind(verdict) or verdict.kind
+        failures[kind] += 1
+        return retry_delay(verdict, failures[kind], self._retry, self._rng)
+
+    async def _wait_to_retry(self, verdict: Verdict, delay: float) -> None:
+        if verdict.kind is ErrorKind.RATE_LIMITED:
+            return  # a 429 already paused everyone
+        self._retrying += 1
+        try:
+            if not self._first_contact.unreached(verdict):
+                await self._traffic.retry_permit()
+            await self.clock.sleep(delay)
+        finally:
+            self._retrying -= 1
+
+    def _tokens(self, request: Request) -> float:
+        """What the request is expected to cost, when a tokens limit is kept at all."""
+        if not self._traffic.counts_tokens:
+            return 0.0
+        chat = request.endpoint is Endpoint.CHAT
+        return expected_tokens(request.body, self._traffic.completions, chat)
+
+    async def _attempt(
+        self, item: Item, request: Request, ticket: Ticket, attempt: int, cache_key: str | None
+    ) -> tuple[Outcome | Verdict, asyncio.Future[None] | None]:
+        """The outcome of one request, and the storing of its answer when it is reusable."""
+        self._stats.requests += 1
+        self._sending += 1
+        try:
+            response = await self._transport.send(
+                request.path, request.payload, self._traffic.attempt_timeout()
+            )
+        except TransportError as exc:
+            verdict = self._failed_exchange(exc)
+            self._traffic.record(ticket, None, verdict)
+            self._first_contact.check_connection(verdict)
+            return verdict, None
+        finally:
+            self._sending -= 1
+            if self._stopping and not self._sending:
+                self.idle.set()
+        self._first_contact.on_response()
+        self._stats.latencies.add(response.latency)
+        if 200 <= response.status < 300:
+            return self._answer(item, request, ticket, attempt, response, cache_key)
+        verdict = self._refusal(response)
+        self._traffic.record(ticket, response.headers, verdict)
+        return verdict, None
+
+    def _answer(
+        self,
+        item: Item,
+        request: Request,
+        ticket: Ticket,
+        attempt: int,
+        response: Response,
+        cache_key: str | None,
+    ) -> tuple[Outcome | Verdict, asyncio.Future[None] | None]:
+        try:
+            output, usage, reusable = parse_answer(request.endpoint, response.payload)
+        except InvalidAnswer as exc:
+            message = self._redact.clip(str(exc))
+            verdict = Verdict(ErrorKind.INVALID_OUTPUT, message, response.status)
+            self._traffic.record(ticket, response.headers, verdict)
+            return verdict, None
+        self._first_contact.on_answer()
+        storing = None
+        if reusable and cache_key is not None and self._memo is not None:
+            storing = self._memo.remember(cache_key, response.payload)
+        chat = request.endpoint is Endpoint.CHAT
+        self._traffic.record(ticket, response.headers, None, usage, response.latency, chat)
+        return Success(item, output, usage, cached=False, attempts=attempt), storing
+
+    def _refusal(self, response: Response) -> Verdict:
+        status = response.status
+        if 300 <= status < 400:
+            raise ConfigError(
+                f"the server answered with a redirect ({status}); sluice does not follow "
+                "redirects, since they would resend the key elsewhere: check --base-url"
+            )
+        code, message = error_details(response.payload, self._redact)
+        kind = error_kind_for_status(status, code)
+        if kind is ErrorKind.FATAL:
+            raise _fatal_error(status, code, message)
+        if kind is ErrorKind.RATE_LIMITED:
+            self._stats.rate_limited += 1
+        wait = retry_after(response.headers, self.clock.wall())
+        if wait is not None and wait > self._traffic.longest_wait:
+            raise QuotaExhausted(
+                f"the server asks to wait {wait:,.0f}s before trying again (HTTP {status}), "
+                f"longer than --breaker-timeout; run the same command again later"
+            )
+        verdict = Verdict(
+            kind, f"HTTP {status}: {message}", status, code, wait, should_retry(response.headers)
+        )
+        if kind is ErrorKind.PERMANENT:
+            self._first_contact.check_refusal(verdict)
+        return verdict
+
+    def _failed_exchange(self, exc: TransportError) -> Verdict:
+        message = self._redact.clip(str(exc))
+        if isinstance(exc, AnswerTooLarge):  # never stored, retried like any unusable answer
+            return Verdict(ErrorKind.INVALID_OUTPUT, message, exc.status)
+        code = CONNECT_FAILED if exc.connect_failed else None
+        return Verdict(ErrorKind.TRANSIENT, message, code=code, timed_out=exc.timed_out)
+
+
+def _fatal_error(status: int, code: str | None, message: str) -> SluiceError:
+    if code == "insufficient_quota":
+        return QuotaExhausted(
+            f"the account's quota is exhausted (HTTP {status}): {message} "
+            "Add credit or raise the limit, then run the same command again."
+        )
+    if code == "model_not_found":
+        return ConfigError(f"the server does not serve that model (HTTP {status}): {message}")
+    return AuthRefused(
+        f"the server refused the API key (HTTP {status}): {message} "
+        "Check the key in the environment variable named by --api-key-env."
+    )

@@ -1,0 +1,179 @@
+"""HTTP to the provider: the only place the engine touches aiohttp.
+
+aiohttp's exceptions stop here and become `TransportError`, which the dispatcher
+treats as transient. Bodies are read in chunks up to a cap, so memory never
+follows a server's whim: a 2xx larger than the cap raises `AnswerTooLarge`,
+an error answer is kept only up to `ERROR_BODY_LIMIT` (enough for its message).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol
+
+import aiohttp
+
+from pipeline.core.config import DEFAULT_MAX_RESPONSE_SIZE, Secret
+
+USER_AGENT = "sluice/0.1"
+ERROR_BODY_LIMIT = 64 * 1024  # an error's message fits; redacting more would cost for nothing
+CHUNK_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    payload: bytes
+    latency: float
+
+
+class TransportError(Exception):
+    """No usable HTTP answer: refused, reset, timed out or cut short."""
+
+    def __init__(self, message: str, timed_out: bool = False, connect_failed: bool = False):
+        super().__init__(message)
+        self.timed_out = timed_out
+        self.connect_failed = connect_failed  # refused, unresolvable, TLS: the request never left
+
+
+class AnswerTooLarge(TransportError):
+    """A 2xx body beyond the cap: cut off, the connection closed rather than drained."""
+
+    def __init__(self, status: int, limit: int) -> None:
+        super().__init__(f"the answer was larger than --max-response-size ({limit:,} bytes)")
+        self.status = status
+
+
+class Transport(Protocol):
+    base_url: str  # where requests go, for messages
+
+    async def send(self, path: str, payload: bytes, timeout: float) -> Response: ...
+
+
+class HttpTransport:
+    """One aiohttp session whose connection pool matches the concurrency."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret | None,
+        concurrency: int,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._max_response_size = max_response_size
+        self._headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key.reveal()}"
+        self._concurrency = concurrency
+        self._timeout: aiohttp.ClientTimeout | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> HttpTransport:
+        connector = aiohttp.TCPConnector(limit=self._concurrency, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers=self._headers,
+            # Cookies from one answer must never ride along on the next request.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _client_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        # The adaptive timeout moves a little with every answer; reuse one object
+        # per tenth of a second (rounded up) rather than building one per request.
+        # Float noise first: 0.3 * 10 is 3.0000000000000004, which must not become 0.4.
+        seconds = math.ceil(round(seconds * 10, 6)) / 10
+        if self._timeout is None or self._timeout.total != seconds:
+            self._timeout = aiohttp.ClientTimeout(total=seconds)
+        return self._timeout
+
+    async def send(self, path: str, payload: bytes, timeout: float) -> Response:
+        """POST `payload`; the whole exchange must finish within `timeout` seconds."""
+        assert self._session is not None, "use HttpTransport as an async context manager"
+        started = time.perf_counter()
+        try:
+            async with self._session.post(
+                self.base_url + path,
+                data=payload,
+                allow_redirects=False,
+                timeout=self._client_timeout(timeout),
+            ) as answer:
+                body = await self._body(answer)
+                return Response(answer.status, answer.headers, body, time.perf_counter() - started)
+        except TimeoutError as exc:
+            raise TransportError(f"no answer within {timeout:.3g}s", timed_out=True) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError(_cannot_connect(exc), connect_failed=True) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise TransportError("server closed the connection without answering") from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise TransportError(f"answer was cut short: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _body(self, answer: aiohttp.ClientResponse) -> bytes:
+        declared = answer.content_length
+        if not 200 <= answer.status < 300:
+            # An error's message is at its start; the rest is not worth memory or redaction.
+            limit = min(self._max_response_size, ERROR_BODY_LIMIT)
+            if declared is not None and declared <= limit:
+                return await answer.read()
+            body, _ = await _read_at_most(answer, limit)
+            return body
+        limit = self._max_response_size
+        if declared is not None and declared > limit:
+            answer.close()  # no need to read a byte of it
+            raise AnswerTooLarge(answer.status, limit)
+        if declared is not None:
+            # The common case, in one read: aiohttp stops at the declared length.
+            return await answer.read()
+        body, complete = await _read_at_most(answer, limit)
+        if not complete:
+            raise AnswerTooLarge(answer.status, limit)
+        return body
+
+
+async def _read_at_most(answer: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Up to `limit` bytes of the body, and whether that was all of it. When it was
+    not, the connection is closed: draining an endless body would never end."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in answer.content.iter_chunked(CHUNK_SIZE):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            answer.close()
+            return b"".join(chunks)[:limit], False
+    return b"".join(chunks), True
+
+
+def _cannot_connect(exc: aiohttp.ClientConnectorError) -> str:
+    """`cannot connect to host:port: Connection refused`, without asyncio's noise."""
+    error = exc.os_error
+    if isinstance(error, socket.gaierror):
+        reason = f"cannot resolve the host name ({error.strerror})"
+    elif isinstance(error, ssl.SSLError):
+        reason = f"TLS failed ({getattr(error, 'verify_message', None) or error.reason or error})"
+    elif error.errno is not None and error.errno > 0:
+        reason = os.strerror(error.errno)
+    else:
+        reason = str(error) or type(error).__name__
+    return f"cannot connect to {exc.host}:{exc.port}: {reason}"

@@ -1,0 +1,1 @@
+"""Engines drive prepared batches through dispatch into a writer. Today: the asyncio worker pool."""

@@ -1,0 +1,302 @@
+"""The worker pool: batches in, outcomes written in input order, memory bounded.
+
+    producer ──(item, request)──► work queue ──► N workers (dispatch) ──┐
+        └──────── batch ────────► order queue (window) ──► writer ◄─────┘
+
+Batches arrive with their requests rendered and stored answers found (in the
+reader thread, see prepare/preparer.py); the producer settles invalid and already
+answered items at once, and workers only send. The writer takes batches in
+input order and waits for each to finish, so output order equals input order
+while later batches are already in flight. Both queues are bounded, so at most
+`window` batches are ever held in memory.
+
+`stop()` is the graceful way out: nothing new is sent, requests already on the
+wire get a grace period to answer, the batches they complete are still written
+(in order, up to the first incomplete one), and `run` returns.
+
+Beside the pool, a watch on the dispatcher's clock reports stalls (see traffic/stalls.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
+from typing import Protocol
+
+from pipeline.cache.memo import ResponseMemo, served
+from pipeline.core.counters import RunStats
+from pipeline.core.errors import ConfigError, ErrorKind, SluiceError
+from pipeline.core.models import Batch, Failure, Item, Outcome
+from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
+from pipeline.prepare.preparer import PreparedBatch
+from pipeline.prepare.request_builder import Request
+from pipeline.traffic.stalls import CHECK_EVERY, Stall, StallWatch
+
+
+class OutcomeWriter(Protocol):
+    async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
+        """Write (commit) complete batches, given in input order."""
+
+
+class Progress(Protocol):
+    def update(self, stats: RunStats) -> None: ...
+
+    def stalled(self, stall: Stall) -> None:
+        """Nothing finished for a while, or the endpoint is failing: say what the run waits for."""
+
+
+class _BatchInFlight:
+    __slots__ = ("abandoned", "batch", "done", "outcomes", "pending")
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        self.outcomes: list[Outcome | None] = [None] * len(batch.items)
+        self.pending = len(batch.items)
+        self.done = asyncio.Event()
+        self.abandoned = False
+        if self.pending == 0:
+            self.done.set()
+
+    def abandon(self) -> None:
+        """The run stopped before this batch completed: it must not be written."""
+        self.abandoned = True
+        self.done.set()
+
+    def settle(self, index: int, outcome: Outcome) -> None:
+        self.outcomes[index] = outcome
+        self.pending -= 1
+        if self.pending == 0:
+            self.done.set()
+
+
+# An item to send: its batch, its place in it, the item, its request and cache key.
+ToSend = tuple[_BatchInFlight, int, Item, Request, str | None]
+WRITE_GROUP = 64  # at most this many complete batches share one commit
+NextBatch = Callable[[], Awaitable[PreparedBatch | None]]
+
+
+class Engine:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        writer: OutcomeWriter,
+        stats: RunStats,
+        progress: Progress,
+        concurrency: int,
+        window: int,
+        memo: ResponseMemo | None = None,
+    ) -> None:
+        self._memo = memo
+        self._dispatcher = dispatcher
+        self._writer = writer
+        self._stats = stats
+        self._progress = progress
+        # More workers than slots: items sleeping out a retry backoff hold a worker
+        # but no slot, and must not leave the slots idle meanwhile. Not many more:
+        # each extra worker queues for a slot on every request when all is well.
+        self._workers = concurrency + max(4, concurrency // 4)
+        self._work: asyncio.Queue[ToSend | None] = asyncio.Queue(maxsize=concurrency * 2)
+        self._order: asyncio.Queue[_BatchInFlight | None] = asyncio.Queue(maxsize=window)
+        self._checked_templates = False
+        self._unwritten: set[_BatchInFlight] = set()
+        self._group: asyncio.TaskGroup | None = None
+        self._producer: asyncio.Task[None] | None = None
+        self._senders: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._fatal: SluiceError | None = None
+        self._finished = 0  # items whose outcome is known, written or not
+
+    async def run(self, next_batch: NextBatch) -> None:
+        """Drive the pool until the input ends (or `stop`); `next_batch` gives each batch."""
+        watch = asyncio.create_task(self._watch_for_stalls())
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                self._producer = group.create_task(self._produce(next_batch))
+                self._senders = [group.create_task(self._send()) for _ in range(self._workers)]
+                group.create_task(self._write())
+        except BaseExceptionGroup as failures:
+            raise _most_telling(failures) from None
+        finally:
+            watch.cancel()
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _watch_for_stalls(self) -> None:
+        clock, traffic = self._dispatcher.clock, self._stats.traffic
+        watch = StallWatch(clock.now())
+        while True:
+            await clock.sleep(CHECK_EVERY)
+            holdup = self._dispatcher.holdup()
+            stall = watch.check(
+                clock.now(), self._finished, holdup, traffic.last_error, traffic.last_error_at
+            )
+            if stall is not None:
+                self._progress.stalled(stall)
+
+    def _end_run(self, error: SluiceError) -> None:
+        """A run-ending error (401, quota, bad settings): stop sending at once, but
+        still write the batches already complete, so a re-run need not redo them."""
+        self._fatal = self._fatal or error
+        self.stop(grace=0)
+
+    @property
+    def running(self) -> bool:
+        return self._group is not None
+
+    def stop(self, grace: float) -> None:
+        """Send nothing new; wait up to `grace` seconds for requests on the wire; write
+        the batches completed by then, in order; then let `run` return."""
+        if self._stopping or self._group is None or self._producer is None:
+            return
+        self._stopping = True
+        self._dispatcher.stop()
+        self._producer.cancel()
+        self._group.create_task(self._drain(grace))
+
+    async def _drain(self, grace: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._dispatcher.idle.wait(), grace)
+        for sender in self._senders:
+            sender.cancel()
+        incomplete = [b for b in self._unwritten if not b.done.is_set()]
+        for in_flight in incomplete:
+            in_flight.abandon()
+        if not incomplete:  # else the writer stops at the first incomplete batch by itself
+            await self._order.put(None)
+
+    async def _produce(self, next_batch: NextBatch) -> None:
+        try:
+            await self._produce_all(next_batch)
+        except SluiceError as error:
+            self._end_run(error)
+
+    async def _produce_all(self, next_batch: NextBatch) -> None:
+        while (prepared := await next_batch()) is not None:
+            in_flight = _BatchInFlight(prepared.batch)
+            await self._order.put(in_flight)
+            self._unwritten.add(in_flight)
+            for job in self._prepare(in_flight, prepared):
+                await self._work.put(job)
+        await self._order.put(None)
+        for _ in range(self._workers):
+            await self._work.put(None)
+
+    def _prepare(self, in_flight: _BatchInFlight, prepared: PreparedBatch) -> list[ToSend]:
+        """Settle the invalid and the already answered items; the rest are to be sent."""
+        settled: list[tuple[int, Outcome]] = []
+        rendered: list[tuple[int, Item, Request, str | None]] = []
+        render_failures: list[str] = []
+        for index, item in enumerate(in_flight.batch.items):
+            request = prepared.requests[index]
+            if isinstance(request, Request):
+                rendered.append((index, item, request, prepared.keys[index]))
+                continue
+            if request is not None:
+                render_failures.append(request)
+            why = item.problem if request is None else request
+            settled.append((index, Failure(item, ErrorKind.INVALID_INPUT, why or "invalid item")))
+        # Before settling anything: a batch completed by a wrong template must not be written.
+        self._check_templates(len(rendered), render_failures, in_flight.batch)
+        jobs = self._to_send(in_flight, rendered, prepared.stored, settled)
+        for index, outcome in settled:
+            in_flight.settle(index, outcome)
+        self._finished += len(settled)
+        return jobs
+
+    def _to_send(
+        self,
+        in_flight: _BatchInFlight,
+        rendered: list[tuple[int, Item, Request, str | None]],
+        stored: dict[str, bytes],
+        settled: list[tuple[int, Outcome]],
+    ) -> list[ToSend]:
+        """What the cache cannot answer and no identical request in flight will."""
+        memo = self._memo
+        if memo is None:
+            return [(in_flight, index, item, request, None) for index, item, request, _ in rendered]
+        known = memo.recall([(request, key) for _, _, request, key in rendered if key], stored)
+        jobs: list[ToSend] = []
+        for index, item, request, key in rendered:
+            if key is None:
+                jobs.append((in_flight, index, item, request, None))
+            elif key in known:
+                settled.append((index, served(item, known[key])))
+            elif not memo.join(key, item, partial(in_flight.settle, index)):
+                jobs.append((in_flight, index, item, request, key))
+        return jobs
+
+    def _check_templates(self, rendered: int, failures: list[str], batch: Batch) -> None:
+        """If no item of the first batch renders, the template is wrong, not the data."""
+        if self._checked_templates or not (rendered or failures):
+            return
+        self._checked_templates = True
+        if failures and not rendered:
+            fields = next((sorted(i.row) for i in batch.items if i.row is not None), [])
+            raise ConfigError(
+                f"no item of the first batch could be rendered: {failures[0]}; "
+                f"the items have the fields: {', '.join(fields) or '(none)'}"
+            )
+
+    async def _send(self) -> None:
+        while (job := await self._work.get()) is not None:
+            in_flight, index, item, request, key = job
+            try:
+                outcome = await self._dispatcher.dispatch(item, request, key)
+            except DispatchStopped:
+                return
+            except SluiceError as error:
+                self._end_run(error)
+                return
+            in_flight.settle(index, outcome)
+            self._finished += 1
+            if key is not None and self._memo is not None:
+                self._memo.landed(key, outcome)
+
+    async def _write(self) -> None:
+        carried: list[_BatchInFlight | None] = []  # taken from the queue, not yet writable
+        while True:
+            first = carried.pop() if carried else await self._order.get()
+            if first is None:
+                return
+            await first.done.wait()
+            if first.abandoned:
+                return
+            group = [first]
+            # Complete batches right behind it go in the same commit: one round of fsyncs.
+            while len(group) < WRITE_GROUP:
+                try:
+                    follower = self._order.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if follower is None or not follower.done.is_set() or follower.abandoned:
+                    carried.append(follower)
+                    break
+                group.append(follower)
+            await self._commit(group)
+
+    async def _commit(self, group: list[_BatchInFlight]) -> None:
+        written = [(b.batch, [o for o in b.outcomes if o is not None]) for b in group]
+        await self._writer.write(written)
+        for in_flight, (_, outcomes) in zip(group, written, strict=True):
+            self._unwritten.discard(in_flight)
+            for outcome in outcomes:
+                self._stats.count(outcome)
+        self._progress.update(self._stats)
+
+
+def _most_telling(group: BaseExceptionGroup) -> BaseException:
+    """The error to report for a failed pool: a run-ending SluiceError first, else the first."""
+    leaves = list(_leaves(group))
+    telling = (e for e in leaves if isinstance(e, SluiceError | KeyboardInterrupt))
+    return next(telling, leaves[0])
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error

@@ -1,0 +1,69 @@
+"""Rendering each batch's requests and finding their stored answers, in the reader thread.
+
+This is the CPU- and disk-heavy part of getting an item ready, done off the event
+loop and one batch ahead of it: SQLite drops the GIL on every row it steps
+through, and a lookup made on the loop while another thread computes waits out
+the interpreter's switch interval each time (measured: 6 us a key alone, 26 us
+beside the reader, 1 ms beside a busy thread).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from pipeline.core.config import RESULT_FIELDS, ResultFields, result_field_clash
+from pipeline.core.models import Batch, Item
+from pipeline.prepare.request_builder import InvalidItem, Request, RequestBuilder
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    batch: Batch
+    # Per item: its request; why it could not be rendered; or None when the item
+    # itself is invalid (item.problem) and never gets one.
+    requests: list[Request | str | None] = field(default_factory=list)
+    keys: list[str | None] = field(default_factory=list)  # cache keys; None without a cache
+    stored: dict[str, bytes] = field(default_factory=dict)  # answers found, by cache key
+
+
+class Preparer:
+    def __init__(
+        self,
+        builder: RequestBuilder,
+        key: Callable[[Request], str] | None = None,
+        lookup: Callable[[list[str]], dict[str, bytes]] | None = None,
+        result_fields: ResultFields = RESULT_FIELDS,
+    ) -> None:
+        self._builder = builder
+        self._key = key
+        self._lookup = lookup
+        self._result_fields = result_fields
+        self._reserved = frozenset(result_fields.names)  # a set test per item, in C
+
+    def __call__(self, batches: Iterator[Batch]) -> Iterator[PreparedBatch]:
+        for batch in batches:
+            yield self.prepare(batch)
+
+    def prepare(self, batch: Batch) -> PreparedBatch:
+        prepared = PreparedBatch(batch)
+        for item in batch.items:
+            request: Request | str | None = None
+            if item.problem is None:
+                request = self._request(item)
+            prepared.requests.append(request)
+            key = self._key(request) if self._key and isinstance(request, Request) else None
+            prepared.keys.append(key)
+        if self._lookup is not None:
+            prepared.stored = self._lookup([key for key in prepared.keys if key is not None])
+        return prepared
+
+    def _request(self, item: Item) -> Request | str:
+        """The item's request, or why it cannot have one."""
+        # A user's field is never dropped: one the answer would overwrite stops the item.
+        if item.row is not None and not self._reserved.isdisjoint(item.row):
+            return result_field_clash(self._result_fields.clash(item.row) or "")
+        try:
+            return self._builder.build(item)
+        except InvalidItem as exc:
+            return str(exc)

@@ -1,0 +1,125 @@
+"""Turning an item into the exact request body that will be sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.core.config import ENDPOINT_PATHS, Endpoint, RequestConfig
+from pipeline.core.errors import UsageError
+from pipeline.core.jsonio import dumps
+from pipeline.core.models import Item
+from pipeline.prepare.templates import PromptTemplate, TemplateFieldError
+from pipeline.protocol.batch_lines import is_batch_line
+
+# Batch lines name their endpoint; only these two are answered, and always on our base URL.
+BATCH_URLS: dict[str, Endpoint] = {
+    "/v1/chat/completions": Endpoint.CHAT,
+    "/chat/completions": Endpoint.CHAT,
+    "/v1/embeddings": Endpoint.EMBEDDINGS,
+    "/embeddings": Endpoint.EMBEDDINGS,
+}
+
+
+class InvalidItem(Exception):
+    """The item cannot become a request; it is quarantined as invalid_input."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    endpoint: Endpoint  # chat or embeddings: how to read the answer
+    path: str
+    body: dict[str, Any]
+    payload: bytes
+
+
+def detect_endpoint(first_row: dict[str, Any] | None) -> Endpoint:
+    """Raw when the first readable line is already in OpenAI batch form, else chat."""
+    return Endpoint.RAW if first_row is not None and is_batch_line(first_row) else Endpoint.CHAT
+
+
+class RequestBuilder:
+    def __init__(self, config: RequestConfig) -> None:
+        self.config = config
+        self.endpoint: Endpoint | None = None
+        if config.endpoint is not None:
+            self._settle_endpoint(config.endpoint)
+        self._prompt = PromptTemplate(config.prompt, "prompt") if config.prompt else None
+        self._system = PromptTemplate(config.system, "system") if config.system else None
+        self._overrides = self._body_overrides()
+
+    def build(self, item: Item) -> Request:
+        row = item.row
+        if row is None:
+            raise InvalidItem(item.problem or "item has no fields")
+        if self.endpoint is None:
+            self._settle_endpoint(detect_endpoint(row))
+        try:
+            endpoint, body = self._body_for(row)
+        except TemplateFieldError as exc:
+            raise InvalidItem(str(exc)) from exc
+        return Request(endpoint, ENDPOINT_PATHS[endpoint], body, dumps(body))
+
+    def _settle_endpoint(self, endpoint: Endpoint) -> None:
+        if endpoint is not Endpoint.RAW and not self.config.model:
+            raise UsageError(f"--model is required for the {endpoint} endpoint")
+        self.endpoint = endpoint
+
+    def _body_for(self, row: dict[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
+        if self.endpoint is Endpoint.RAW:
+            return self._batch_line_body(row)
+        if self.endpoint is Endpoint.EMBEDDINGS:
+            return Endpoint.EMBEDDINGS, self._embeddings_body(row)
+        return Endpoint.CHAT, self._chat_body(row)
+
+    def _chat_body(self, row: dict[str, Any]) -> dict[str, Any]:
+        messages = []
+        if self._system is not None:
+            messages.append({"role": "system", "content": self._system.render(row)})
+        user = self._prompt.render(row) if self._prompt is not None else _default_user_text(row)
+        messages.append({"role": "user", "content": user})
+        return {"model": self.config.model, "messages": messages, **self._overrides}
+
+    def _embeddings_body(self, row: dict[str, Any]) -> dict[str, Any]:
+        field = self.config.input_field
+        if field not in row:
+            raise InvalidItem(f"item has no {field!r} field to embed (see --input-field)")
+        text = row[field]
+        if not isinstance(text, str) or not text:
+            raise InvalidItem(f"field {field!r} must be a non-empty string to embed")
+        return {"model": self.config.model, "input": text, **self._overrides}
+
+    def _batch_line_body(self, row: dict[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
+        if not is_batch_line(row):
+            raise InvalidItem("line is not in batch form: it needs custom_id, method, url and body")
+        method = str(row.get("method", "POST")).upper()
+        endpoint = BATCH_URLS.get(str(row["url"]))
+        if method != "POST" or endpoint is None:
+            known = ", ".join(sorted(u for u in BATCH_URLS if u.startswith("/v1")))
+            raise InvalidItem(
+                f"batch line must be POST to one of {known}, not {method} {row['url']}"
+            )
+        body = row["body"]
+        if not isinstance(body, dict):
+            raise InvalidItem("batch line 'body' must be a JSON object")
+        merged = {**body, **self._overrides}
+        if self.config.model:
+            merged["model"] = self.config.model
+        if "model" not in merged:
+            raise InvalidItem("batch line body has no 'model' and no --model was given")
+        return endpoint, merged
+
+    def _body_overrides(self) -> dict[str, Any]:
+        config = self.config
+        overrides: dict[str, Any] = {}
+        if config.max_tokens is not None:
+            overrides["max_tokens"] = config.max_tokens
+        if config.temperature is not None:
+            overrides["temperature"] = config.temperature
+        overrides.update(config.body_options)
+        return overrides
+
+
+def _default_user_text(row: dict[str, Any]) -> str:
+    """Without a prompt template the item itself, as JSON, is the user message."""
+    return dumps(row).decode()

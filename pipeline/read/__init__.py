@@ -1,0 +1,1 @@
+"""Stage 1, inputs -> items: file formats read as streams, ids, the reader thread."""

@@ -1,0 +1,138 @@
+"""Requests and tokens per minute, configured or learned from the server (pure).
+
+Configured limits (`--rpm`, `--tpm`) give the rate; unconfigured ones are
+learned from the `x-ratelimit-limit-*` headers. How big a burst the server
+allows is learned from its `x-ratelimit-remaining-*` counts (the most it has
+ever shown us); until then a configured bucket assumes `DEFAULT_BURST_SECONDS`
+worth, as a per-minute bucket refilled continuously allows. The server's
+remaining count can only lower our level, never raise it, and a 429 pauses
+everyone at once until the server's reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from pipeline.protocol.headers import LIMIT_KINDS, LimitReading
+from pipeline.traffic.buckets import TokenBucket
+
+DEFAULT_BURST_SECONDS = 10.0
+# How late a busy server may count a request after we sent it. While its bucket
+# sits full, such requests earn it nothing, so our copy keeps this much below
+# its burst or it would run ahead of the server's.
+LAG_ALLOWANCE_SECONDS = 0.05
+
+
+def usable_burst(burst: float, rate: float) -> float:
+    return max(1.0, burst - 1 - rate * LAG_ALLOWANCE_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-minute limits the user configured; None means learn it from the server."""
+
+    rpm: float | None = None
+    tpm: float | None = None
+
+    def of(self, kind: str) -> float | None:
+        return self.rpm if kind == "requests" else self.tpm
+
+
+class RateLimiter:
+    def __init__(
+        self, configured: Limits, now: float, burst_seconds: float = DEFAULT_BURST_SECONDS
+    ) -> None:
+        self._configured = configured
+        self._buckets: dict[str, TokenBucket] = {}
+        for kind in LIMIT_KINDS:
+            per_minute = configured.of(kind)
+            if per_minute is not None:
+                rate = per_minute / 60
+                burst = usable_burst(rate * burst_seconds, rate)
+                self._buckets[kind] = TokenBucket(rate, burst, now)
+        self._paused_until = now
+        self._heard_from_server = False
+        self._most_remaining: dict[str, float] = {}
+        self._burst_shrunk: set[str] = set()
+
+    @property
+    def awaiting_first_answer(self) -> bool:
+        """True until the server's first answer has had its chance to tell us its limits."""
+        return not self._heard_from_server
+
+    @property
+    def counts_tokens(self) -> bool:
+        return "tokens" in self._buckets
+
+    def per_minute(self, kind: str) -> float | None:
+        bucket = self._buckets.get(kind)
+        return None if bucket is None else bucket.rate * 60
+
+    def reserve(self, tokens: float, now: float) -> float:
+        """Take one request and `tokens`; seconds to wait before sending."""
+        wait = self.paused_for(now)
+        for kind, cost in (("requests", 1.0), ("tokens", tokens)):
+            bucket = self._buckets.get(kind)
+            if bucket is not None:
+                wait = max(wait, bucket.reserve(cost, now))
+        return wait
+
+    def paused_for(self, now: float) -> float:
+        return max(0.0, self._paused_until - now)
+
+    def settle_tokens(self, reserved: float, used: float, now: float) -> None:
+        """Refund what a request did not use, or charge what it used beyond the estimate."""
+        bucket = self._buckets.get("tokens")
+        if bucket is not None:
+            bucket.adjust(reserved - used, now)
+
+    def observe(self, readings: Mapping[str, LimitReading], now: float) -> None:
+        """Learn from an answer's `x-ratelimit-*` headers (any answer, even an error)."""
+        self._heard_from_server = True
+        for kind, reading in readings.items():
+            if reading.per_minute is not None:
+                self._set_rate(kind, reading, now)
+            bucket = self._buckets.get(kind)
+            if bucket is not None and reading.remaining is not None:
+                self._learn_burst(kind, bucket, reading.remaining, now)
+                bucket.lower_to(reading.remaining, now)
+
+    def pause(self, seconds: float, kinds: Iterable[str], now: float) -> None:
+        """A 429: nobody sends until the server's reset, and the limits it names are empty."""
+        self._paused_until = max(self._paused_until, now + seconds)
+        for kind in kinds:
+            bucket = self._buckets.get(kind)
+            if bucket is None:
+                continue
+            if bucket.sent_level(now) >= 1:
+                # We thought there was room: the server allows smaller bursts than its
+                # counts suggest (some enforce per second). Halve, and stop trusting them.
+                capacity = max(bucket.rate, bucket.capacity / 2)
+                self._burst_shrunk.add(kind)
+                bucket.retune(bucket.rate, capacity, now)
+            bucket.lower_to(0.0, now)
+
+    def _learn_burst(self, kind: str, bucket: TokenBucket, remaining: float, now: float) -> None:
+        """The bucket holds the most the server has ever shown us as remaining."""
+        if kind in self._burst_shrunk:
+            return
+        most = max(self._most_remaining.get(kind, 0.0), remaining)
+        self._most_remaining[kind] = most
+        capacity = usable_burst(most, bucket.rate)
+        if capacity != bucket.capacity:
+            bucket.retune(bucket.rate, capacity, now)
+
+    def _set_rate(self, kind: str, reading: LimitReading, now: float) -> None:
+        assert reading.per_minute is not None
+        configured = self._configured.of(kind)
+        # A configured limit above the account's real one would only earn 429s.
+        per_minute = min(reading.per_minute, configured or reading.per_minute)
+        rate = per_minute / 60
+        bucket = self._buckets.get(kind)
+        if bucket is None:
+            remaining = reading.remaining if reading.remaining is not None else rate
+            burst = usable_burst(remaining, rate)
+            self._buckets[kind] = TokenBucket(rate, burst, now, level=remaining)
+        elif rate != bucket.rate:
+            bucket.retune(rate, bucket.capacity, now)

@@ -1,0 +1,91 @@
+"""When to try a request again, and how long to wait first (pure: no clock, no sleep).
+
+    kind             retried?                               wait
+    rate_limited     yes, up to max_rate_limited_retries    the server's hint, shared by all
+    transient        yes, up to --max-retries               full jitter, at least the hint
+    invalid_output   yes, up to max_invalid_output_retries  full jitter
+    permanent        no (x-should-retry: true makes it transient, except context length)
+    invalid_input    never sent
+    fatal            stops the run
+
+429s count against their own cap, not the item's attempts: a busy account is
+not the item's fault. `x-should-retry: false` from the server always wins.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from pipeline.core.config import RetryConfig
+from pipeline.core.errors import ErrorKind
+
+NEVER_RETRIED_CODES = frozenset({"context_length_exceeded"})
+# A 429 without any hint from the server pauses everyone this long.
+DEFAULT_RATE_LIMIT_PAUSE = 1.0
+# A reset counts the time to a full bucket, not to the next request; past a
+# minute, the limiter's own pacing from empty is the better guide.
+MAX_RESET_PAUSE = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why an attempt did not produce an answer, and what the server said about retrying."""
+
+    kind: ErrorKind
+    message: str
+    status: int | None = None
+    code: str | None = None
+    server_wait: float | None = None
+    server_says_retry: bool | None = None
+    timed_out: bool = False
+
+
+def retry_kind(verdict: Verdict) -> ErrorKind | None:
+    """The kind whose retry rules apply, or None when the attempt must not be repeated."""
+    if verdict.server_says_retry is False or verdict.code in NEVER_RETRIED_CODES:
+        return None
+    if verdict.server_says_retry and verdict.kind is ErrorKind.PERMANENT:
+        return ErrorKind.TRANSIENT
+    if verdict.kind in (ErrorKind.TRANSIENT, ErrorKind.RATE_LIMITED, ErrorKind.INVALID_OUTPUT):
+        return verdict.kind
+    return None
+
+
+def retry_delay(
+    verdict: Verdict, failures: int, config: RetryConfig, rng: random.Random
+) -> float | None:
+    """Seconds before the next attempt, or None to give up.
+
+    `failures` counts the attempts that failed under this verdict's cap (429s
+    or the rest). Full jitter (a uniform draw up to the exponential ceiling)
+    spreads retries so that workers failing together do not return together.
+    """
+    kind = retry_kind(verdict)
+    if kind is None or failures > allowed_retries(kind, config):
+        return None
+    if kind is ErrorKind.RATE_LIMITED:
+        return rate_limit_pause(verdict)
+    return max(backoff(failures, config, rng), verdict.server_wait or 0.0)
+
+
+def rate_limit_pause(verdict: Verdict, reset: float | None = None) -> float:
+    """How long a 429 pauses everyone: the server's wait, else its limits' reset, else a second."""
+    if verdict.server_wait is not None:
+        return verdict.server_wait
+    if reset is not None:
+        return min(reset, MAX_RESET_PAUSE)
+    return DEFAULT_RATE_LIMIT_PAUSE
+
+
+def backoff(failures: int, config: RetryConfig, rng: random.Random) -> float:
+    ceiling = min(config.backoff_cap, config.backoff_base * 2 ** (failures - 1))
+    return rng.uniform(0, ceiling)
+
+
+def allowed_retries(kind: ErrorKind, config: RetryConfig) -> int:
+    if kind is ErrorKind.RATE_LIMITED:
+        return config.max_rate_limited_retries
+    if kind is ErrorKind.INVALID_OUTPUT:
+        return config.max_invalid_output_retries
+    return config.max_retries

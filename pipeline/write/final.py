@@ -1,0 +1,124 @@
+"""The final results and quarantine files of a run, written directly or from a checkpoint."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+
+from pipeline.core.config import Endpoint, RunConfig, result_field_clash
+from pipeline.core.errors import ConfigError, OutputError
+from pipeline.core.formats import FileFormat
+from pipeline.core.models import Batch, Outcome, Success
+from pipeline.protocol.batch_lines import is_batch_line
+from pipeline.read.sources import input_format, parquet_schema
+from pipeline.write.atomic import publish_together, sweep_stale_temps
+from pipeline.write.paths import Target, target_kind
+from pipeline.write.rows import quarantine_row, result_row
+from pipeline.write.writers import (
+    RowWriter,
+    open_quarantine_writer,
+    open_result_writer,
+    output_format,
+    result_schema,
+)
+
+
+def check_output_paths(config: RunConfig) -> None:
+    """Fail before any request is paid for if an output could not be written at the end.
+
+    Only looks: a run turned away by another's lock must not have touched a file.
+    """
+    for path in (config.output, config.quarantine, config.summary_path):
+        if path is not None:
+            check_writable(path)
+
+
+def check_writable(path: str) -> None:
+    kind = target_kind(path)
+    if kind is Target.STDOUT:
+        return
+    if kind is Target.DIRECT:
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"cannot write {path!r}: permission denied")
+        return
+    directory = os.path.dirname(os.path.realpath(path))
+    if not os.path.isdir(directory):
+        raise OutputError(f"cannot write {path!r}: directory {directory!r} does not exist")
+    if os.path.isdir(path):
+        raise OutputError(f"cannot write {path!r}: it is a directory")
+    if not os.access(directory, os.W_OK):
+        raise OutputError(f"cannot write {path!r}: directory {directory!r} is not writable")
+
+
+def sweep_output_temps(config: RunConfig) -> None:
+    """Temp files left beside the outputs by a run killed while writing them."""
+    for path in (config.output, config.quarantine, config.summary_path):
+        if path is not None:
+            sweep_stale_temps(path)
+
+
+class FinalWriters:
+    """The results and quarantine files, published together or not at all."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.results = open_result_writer(config.output, parquet_result_schema(config))
+        try:
+            self.quarantine: RowWriter = open_quarantine_writer(config.quarantine)
+        except BaseException:
+            self.results.abort()
+            raise
+
+    def commit(self) -> None:
+        """Both files complete and on disk first; only then is either renamed into place."""
+        self.results.finish()
+        self.quarantine.finish()
+        publish_together([self.results.target, self.quarantine.target])
+
+    def abort(self) -> None:
+        self.results.abort()
+        self.quarantine.abort()
+
+
+class DirectWriter:
+    """Without a state directory: each batch goes straight into the final files."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.files = FinalWriters(config)
+        self._id_field = config.id_field
+        self._fields = config.result_fields
+
+    async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
+        for _, outcomes in batches:
+            good = [
+                result_row(o, self._id_field, self._fields)
+                for o in outcomes
+                if isinstance(o, Success)
+            ]
+            bad = [quarantine_row(o) for o in outcomes if not isinstance(o, Success)]
+            if good:
+                self.files.results.write_rows(good)
+            if bad:
+                self.files.quarantine.write_rows(bad)
+
+
+def parquet_result_schema(config: RunConfig) -> pa.Schema | None:
+    """For Parquet in and out, the result schema follows the input's, fixed up front."""
+    if output_format(config.output) is not FileFormat.PARQUET:
+        return None
+    if not all(input_format(path) is FileFormat.PARQUET for path in config.inputs):
+        return None
+    try:
+        schema = pa.unify_schemas([parquet_schema(path) for path in config.inputs])
+    except (pa.ArrowException, OSError):
+        return None  # reading will report the unreadable input with its own message
+    endpoint = config.request.endpoint
+    if endpoint is None and not is_batch_line(schema.names):
+        endpoint = Endpoint.CHAT
+    if endpoint is None or endpoint is Endpoint.RAW:
+        return None
+    names = config.result_fields
+    if clash := names.clash(schema.names):
+        raise ConfigError(result_field_clash(clash))
+    output_type = pa.list_(pa.float64()) if endpoint is Endpoint.EMBEDDINGS else pa.string()
+    return result_schema(schema, config.id_field, output_type, names)

@@ -1,0 +1,39 @@
+"""The shape of result and quarantine rows (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.core.config import RESULT_FIELDS, ResultFields
+from pipeline.core.models import Failure, Success
+from pipeline.protocol.batch_lines import is_batch_line
+
+
+def result_row(
+    success: Success, id_field: str, fields: ResultFields = RESULT_FIELDS
+) -> dict[str, Any]:
+    """The item's fields, plus its id when it had none, plus the answer."""
+    item = success.item
+    row = dict(item.row or {})
+    # A batch line's id is its custom_id; any other item's goes under id_field.
+    if id_field not in row and not is_batch_line(row):
+        row[id_field] = item.id
+    row[fields.output] = success.output
+    row[fields.usage] = success.usage.as_dict()
+    row[fields.cached] = success.cached
+    return row
+
+
+def quarantine_row(failure: Failure) -> dict[str, Any]:
+    """Enough to see what went wrong, and the original row so the file can be fed back.
+
+    An item without a valid id has "id": null; its source file and line tell it apart.
+    """
+    item = failure.item
+    return {
+        "id": item.id,
+        "item": item.original,
+        "error": {"kind": str(failure.kind), "status": failure.status, "message": failure.message},
+        "attempts": failure.attempts,
+        "source": {"file": item.source, "line": item.line},
+    }
