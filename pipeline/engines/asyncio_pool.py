@@ -21,30 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
-from typing import Protocol
 
 from pipeline.cache.memo import ResponseMemo, served
 from pipeline.core.counters import RunStats
 from pipeline.core.errors import ConfigError, ErrorKind, SluiceError
 from pipeline.core.models import Batch, Failure, Item, Outcome
 from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
+from pipeline.engines.protocol import NextBatch, OutcomeWriter, Progress
 from pipeline.prepare.preparer import PreparedBatch
 from pipeline.prepare.request_builder import Request
-from pipeline.traffic.stalls import CHECK_EVERY, Stall, StallWatch
-
-
-class OutcomeWriter(Protocol):
-    async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
-        """Write (commit) complete batches, given in input order."""
-
-
-class Progress(Protocol):
-    def update(self, stats: RunStats) -> None: ...
-
-    def stalled(self, stall: Stall) -> None:
-        """Nothing finished for a while, or the endpoint is failing: say what the run waits for."""
+from pipeline.traffic.stalls import CHECK_EVERY, StallWatch
 
 
 class _BatchInFlight:
@@ -74,10 +62,11 @@ class _BatchInFlight:
 # An item to send: its batch, its place in it, the item, its request and cache key.
 ToSend = tuple[_BatchInFlight, int, Item, Request, str | None]
 WRITE_GROUP = 64  # at most this many complete batches share one commit
-NextBatch = Callable[[], Awaitable[PreparedBatch | None]]
 
 
-class Engine:
+class AsyncioEngine:
+    """The asyncio worker pool: today's one engine (see engines/protocol.py)."""
+
     def __init__(
         self,
         dispatcher: Dispatcher,

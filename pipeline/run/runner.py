@@ -22,7 +22,7 @@ from pipeline.core.counters import RunStats, error_rate_exceeded, summary_dict
 from pipeline.core.errors import InputUnreadable, OutputError, SluiceError
 from pipeline.core.formats import FileFormat
 from pipeline.dispatch.transport import HttpTransport
-from pipeline.engines.asyncio_pool import Progress
+from pipeline.engines.protocol import Progress
 from pipeline.prepare.request_builder import RequestBuilder
 from pipeline.read.sources import check_inputs
 from pipeline.run.interrupts import Interrupted

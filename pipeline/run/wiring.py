@@ -20,7 +20,8 @@ from pipeline.core.counters import CacheCounts, RunStats
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.dispatcher import Dispatcher
 from pipeline.dispatch.transport import Transport
-from pipeline.engines.asyncio_pool import Engine, OutcomeWriter, Progress
+from pipeline.engines.asyncio_pool import AsyncioEngine
+from pipeline.engines.protocol import Engine, OutcomeWriter, Progress
 from pipeline.prepare.batching import batched
 from pipeline.prepare.preparer import PreparedBatch, Preparer
 from pipeline.prepare.request_builder import RequestBuilder
@@ -122,4 +123,6 @@ class RunWiring:
         # Enough batches ahead of the writer that one slow item does not idle the pool,
         # and that commits can take several complete batches at once.
         window = max(16, 4 * -(-config.concurrency // config.batch_size))
-        return Engine(dispatcher, writer, stats, self.progress, config.concurrency, window, memo)
+        return AsyncioEngine(
+            dispatcher, writer, stats, self.progress, config.concurrency, window, memo
+        )

@@ -14,7 +14,7 @@ from pipeline.core.models import Batch, Item, Outcome
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.dispatcher import Dispatcher
 from pipeline.dispatch.transport import Response, TransportError
-from pipeline.engines.asyncio_pool import Engine
+from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.prepare.preparer import PreparedBatch
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.control import TrafficControl
@@ -85,7 +85,7 @@ class _Discard:
 class _StopAtFirstStall:
     def __init__(self) -> None:
         self.stalls: list[Stall] = []
-        self.engine: Engine | None = None
+        self.engine: AsyncioEngine | None = None
 
     def update(self, stats: RunStats) -> None:
         pass
@@ -112,7 +112,7 @@ def _stalls_of(script: ScriptedTransport) -> list[Stall]:
             script, traffic, RetryConfig(), stats, redact, clock, random.Random(0)
         )
         progress = _StopAtFirstStall()
-        engine = progress.engine = Engine(dispatcher, _Discard(), stats, progress, 4, 2)
+        engine = progress.engine = AsyncioEngine(dispatcher, _Discard(), stats, progress, 4, 2)
         items = [Item(n, "in.jsonl", n + 1, {"id": n}, n) for n in range(3)]
         batches = [PreparedBatch(Batch(0, items), [REQUEST] * 3, [None] * 3)]
 

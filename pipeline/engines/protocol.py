@@ -1,0 +1,44 @@
+"""What an engine is, to the run that drives it; and what it drives into.
+
+An engine takes prepared batches one at a time (`next_batch`), gets every item an
+outcome, and hands complete batches, in input order, to an `OutcomeWriter`. It
+can be asked to stop: nothing new is sent, requests in flight may land for a
+grace period, and complete batches are still written. The asyncio worker pool
+is one engine; a provider Batch-API engine or a Ray engine would be others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from pipeline.core.counters import RunStats
+from pipeline.core.models import Batch, Outcome
+from pipeline.prepare.preparer import PreparedBatch
+from pipeline.traffic.stalls import Stall
+
+NextBatch = Callable[[], Awaitable[PreparedBatch | None]]  # None once the input ends
+
+
+class OutcomeWriter(Protocol):
+    async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
+        """Write (commit) complete batches, given in input order."""
+
+
+class Progress(Protocol):
+    def update(self, stats: RunStats) -> None: ...
+
+    def stalled(self, stall: Stall) -> None:
+        """Nothing finished for a while, or the endpoint is failing: say what the run waits for."""
+
+
+class Engine(Protocol):
+    async def run(self, next_batch: NextBatch) -> None:
+        """Until the input ends or `stop` is called; raises a run-ending SluiceError."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def stop(self, grace: float) -> None:
+        """Send nothing new; let requests in flight land for `grace` seconds; write what is
+        complete; then let `run` return."""

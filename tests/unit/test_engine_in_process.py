@@ -1,0 +1,98 @@
+"""The engine and dispatcher driven through the in-process Transport: the real seam, no HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import orjson
+
+from pipeline.core.config import Endpoint, RetryConfig, TrafficConfig
+from pipeline.core.counters import RunStats
+from pipeline.core.models import Batch, Failure, Item, Outcome, Success
+from pipeline.core.redact import Redactor
+from pipeline.dispatch.dispatcher import Dispatcher
+from pipeline.dispatch.in_process import InProcessTransport
+from pipeline.dispatch.transport import Response
+from pipeline.engines.asyncio_pool import AsyncioEngine
+from pipeline.prepare.preparer import PreparedBatch
+from pipeline.prepare.request_builder import Request
+from pipeline.traffic.control import TrafficControl
+from pipeline.traffic.stalls import Stall
+from tests.fakes.clock import FakeClock
+
+
+class _Written:
+    def __init__(self) -> None:
+        self.batches: list[tuple[Batch, list[Outcome]]] = []
+
+    async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
+        self.batches.extend(batches)
+
+
+class _Quiet:
+    def update(self, stats: RunStats) -> None:
+        pass
+
+    def stalled(self, stall: Stall) -> None:
+        pass
+
+
+async def _answer(path: str, payload: bytes) -> Response:
+    """Echo the user message back; refuse the one that asks for it (HTTP 400)."""
+    text = orjson.loads(payload)["messages"][0]["content"]
+    if text == "refuse me":
+        body = {"error": {"message": "no", "code": "invalid_request"}}
+        return Response(400, {}, orjson.dumps(body), 0.0)
+    answer = {
+        "choices": [{"message": {"content": text.upper()}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }
+    return Response(200, {}, orjson.dumps(answer), 0.0)
+
+
+def _request(text: str) -> Request:
+    body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+    return Request(Endpoint.CHAT, "/chat/completions", body, orjson.dumps(body))
+
+
+def _run(texts: list[list[str]]) -> tuple[list[tuple[Batch, list[Outcome]]], int, RunStats]:
+    async def scenario() -> tuple[list[tuple[Batch, list[Outcome]]], int, RunStats]:
+        clock, stats, written = FakeClock(), RunStats(), _Written()
+        transport = InProcessTransport(_answer)
+        traffic = TrafficControl(TrafficConfig(), 4, 60.0, clock, stats.traffic, random.Random(0))
+        dispatcher = Dispatcher(
+            transport, traffic, RetryConfig(), stats, Redactor(None), clock, random.Random(0)
+        )
+        engine = AsyncioEngine(dispatcher, written, stats, _Quiet(), 4, 4)
+        pending = []
+        for index, batch_texts in enumerate(texts):
+            items = [
+                Item(n, "in.jsonl", n + 1, {"t": t}, f"{index}-{n}")
+                for n, t in enumerate(batch_texts)
+            ]
+            requests: list[Request | str | None] = [_request(t) for t in batch_texts]
+            pending.append(PreparedBatch(Batch(index, items), requests, [None] * len(items)))
+        pending.reverse()
+
+        async def next_batch() -> PreparedBatch | None:
+            return pending.pop() if pending else None
+
+        await engine.run(next_batch)
+        return written.batches, transport.sent, stats
+
+    return asyncio.run(scenario())
+
+
+def test_every_item_gets_one_outcome_written_in_input_order() -> None:
+    texts = [["a", "b", "refuse me"], ["c"], [], ["d", "e"]]
+    written, sent, stats = _run(texts)
+    assert [batch.index for batch, _ in written] == [0, 1, 2, 3]
+    outputs = [
+        o.output if isinstance(o, Success) else o.kind for _, outcomes in written for o in outcomes
+    ]
+    assert outputs == ["A", "B", "permanent", "C", "D", "E"]
+    refused = written[0][1][2]
+    assert isinstance(refused, Failure) and refused.status == 400 and refused.attempts == 1
+    assert sent == 6 and stats.requests == 6
+    assert stats.succeeded == 5 and stats.prompt_tokens == 15
