@@ -37,10 +37,9 @@ from pipeline.dispatch.transport import AnswerTooLarge, Response, Transport, Tra
 from pipeline.prepare.request_builder import Request
 from pipeline.protocol.answers import InvalidAnswer, parse_answer
 from pipeline.protocol.headers import error_details, retry_after, should_retry
-from pipeline.traffic.control import Ticket, TrafficControl
+from pipeline.traffic.protocol import Limiter, Ticket
 from pipeline.traffic.retry_policy import Verdict, backoff, retry_delay, retry_kind
 from pipeline.traffic.stalls import Holdup
-from pipeline.traffic.tokens import expected_tokens
 
 
 class DispatchStopped(Exception):
@@ -51,7 +50,7 @@ class Dispatcher:
     def __init__(
         self,
         transport: Transport,
-        traffic: TrafficControl,
+        traffic: Limiter,
         retry: RetryConfig,
         stats: RunStats,
         redact: Redactor,
@@ -110,8 +109,9 @@ class Dispatcher:
         return self._traffic.holdup(self._retrying)
 
     async def _admit(self, request: Request, first_attempt: bool) -> Ticket:
+        chat = request.endpoint is Endpoint.CHAT
         try:
-            return await self._traffic.admit(self._tokens(request), first_attempt)
+            return await self._traffic.admit_request(request.body, chat, first_attempt)
         except ServiceUnavailable as down:  # the breaker gave up: say where
             raise ServiceUnavailable(f"{self._transport.base_url}: {down.message}") from None
 
@@ -133,13 +133,6 @@ class Dispatcher:
             await self.clock.sleep(delay)
         finally:
             self._retrying -= 1
-
-    def _tokens(self, request: Request) -> float:
-        """What the request is expected to cost, when a tokens limit is kept at all."""
-        if not self._traffic.counts_tokens:
-            return 0.0
-        chat = request.endpoint is Endpoint.CHAT
-        return expected_tokens(request.body, self._traffic.completions, chat)
 
     async def _attempt(
         self, item: Item, request: Request, ticket: Ticket, attempt: int, cache_key: str | None

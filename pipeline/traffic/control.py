@@ -13,7 +13,7 @@ import asyncio
 import random
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Any
 
 from pipeline.core.clock import Clock
 from pipeline.core.config import TrafficConfig
@@ -25,18 +25,11 @@ from pipeline.traffic.adaptive_timeout import LatencyTracker
 from pipeline.traffic.aimd import ConcurrencyLimit, Congestion
 from pipeline.traffic.breaker import BreakerState, CircuitBreaker
 from pipeline.traffic.limiter import Limits, RateLimiter
+from pipeline.traffic.protocol import Ticket
 from pipeline.traffic.retry_budget import RetryBudget
 from pipeline.traffic.retry_policy import Verdict, rate_limit_pause
 from pipeline.traffic.stalls import Holdup, holdup
-from pipeline.traffic.tokens import CompletionAverage
-
-
-@dataclass(slots=True)
-class Ticket:
-    """One admitted attempt: what it reserved, and whether it probes an open breaker."""
-
-    tokens: float
-    probe: bool
+from pipeline.traffic.tokens import CompletionAverage, expected_tokens
 
 
 class TrafficControl:
@@ -69,6 +62,11 @@ class TrafficControl:
     @property
     def counts_tokens(self) -> bool:
         return self.limiter.counts_tokens
+
+    async def admit_request(self, body: dict[str, Any], chat: bool, first_attempt: bool) -> Ticket:
+        """`admit`, reserving what the request is expected to cost in tokens."""
+        tokens = expected_tokens(body, self.completions, chat) if self.counts_tokens else 0.0
+        return await self.admit(tokens, first_attempt)
 
     async def admit(self, tokens: float, first_attempt: bool) -> Ticket:
         # The common case (breaker closed, a slot free, no wait) awaits nothing.
