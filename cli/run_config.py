@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from cli.units import parse_duration, parse_size
 from pipeline.core.config import (
     STDIO,
     CacheConfig,
+    Endpoint,
     RequestConfig,
     ResultFields,
     RetryConfig,
@@ -27,15 +29,61 @@ from pipeline.write.paths import Target, check_distinct, target_kind
 from pipeline.write.writers import output_format
 
 
-def build_config(flags: dict[str, Any], requeue: bool = False) -> RunConfig:
-    base_url = checked_base_url(flags["base_url"], flags["allow_insecure_http"])
-    output = flags["output"]
+@dataclass(frozen=True, slots=True)
+class RunFlags:
+    """The flags of `sluice run` (and `sluice retry`) as given, before they are checked."""
+
+    inputs: list[str]
+    output: str
+    quarantine: str | None
+    summary: str | None
+    result_prefix: str
+    model: str | None
+    prompt: str | None
+    prompt_file: Path | None
+    system: str | None
+    system_file: Path | None
+    endpoint: Endpoint | None
+    input_field: str
+    id_field: str
+    max_tokens: int | None
+    temperature: float | None
+    option: list[str] | None
+    concurrency: int
+    batch_size: int
+    timeout: float
+    max_response_size: str
+    adaptive_timeout: bool
+    rpm: float | None
+    tpm: float | None
+    retry_budget: float
+    breaker_timeout: float
+    max_retries: int
+    retry_backoff: float
+    base_url: str
+    api_key_env: str
+    allow_insecure_http: bool
+    max_error_rate: float
+    state_dir: Path | None
+    state: bool
+    fresh: bool
+    grace: float
+    cache: bool
+    refresh_cache: bool
+    cache_dir: Path | None
+    cache_ttl: str | None
+    cache_size: str | None
+
+
+def build_config(flags: RunFlags, requeue: bool = False) -> RunConfig:
+    base_url = checked_base_url(flags.base_url, flags.allow_insecure_http)
+    output = flags.output
     output_format(output)  # an unknown extension is a usage error, found before any work
-    quarantine = flags["quarantine"] or default_quarantine_path(output)
+    quarantine = flags.quarantine or default_quarantine_path(output)
     state_dir = _state_dir(flags, output)
-    summary = str(flags["summary"]) if flags["summary"] is not None else None
+    summary = str(flags.summary) if flags.summary is not None else None
     check_distinct(
-        flags["inputs"],
+        flags.inputs,
         [
             ("--output", output),
             ("--quarantine", quarantine),
@@ -44,70 +92,70 @@ def build_config(flags: dict[str, Any], requeue: bool = False) -> RunConfig:
         ],
     )
     request = RequestConfig(
-        endpoint=flags["endpoint"],
-        model=flags["model"],
-        prompt=_text_or_file(flags["prompt"], flags["prompt_file"], "--prompt"),
-        system=_text_or_file(flags["system"], flags["system_file"], "--system"),
-        max_tokens=flags["max_tokens"],
-        temperature=flags["temperature"],
-        body_options=parse_body_options(flags["option"] or []),
-        input_field=flags["input_field"],
+        endpoint=flags.endpoint,
+        model=flags.model,
+        prompt=_text_or_file(flags.prompt, flags.prompt_file, "--prompt"),
+        system=_text_or_file(flags.system, flags.system_file, "--system"),
+        max_tokens=flags.max_tokens,
+        temperature=flags.temperature,
+        body_options=parse_body_options(flags.option or []),
+        input_field=flags.input_field,
     )
     return RunConfig(
-        inputs=tuple(flags["inputs"]),
+        inputs=tuple(flags.inputs),
         output=output,
         quarantine=quarantine,
         request=request,
         base_url=base_url,
-        api_key=api_key_from_env(flags["api_key_env"], base_url),
-        id_field=flags["id_field"],
-        concurrency=flags["concurrency"],
-        batch_size=flags["batch_size"],
-        timeout=flags["timeout"],
-        max_response_size=parse_size(flags["max_response_size"]),
-        retry=RetryConfig(max_retries=flags["max_retries"], backoff_base=flags["retry_backoff"]),
+        api_key=api_key_from_env(flags.api_key_env, base_url),
+        id_field=flags.id_field,
+        concurrency=flags.concurrency,
+        batch_size=flags.batch_size,
+        timeout=flags.timeout,
+        max_response_size=parse_size(flags.max_response_size),
+        retry=RetryConfig(max_retries=flags.max_retries, backoff_base=flags.retry_backoff),
         traffic=TrafficConfig(
-            rpm=flags["rpm"],
-            tpm=flags["tpm"],
-            retry_budget=flags["retry_budget"],
-            breaker_timeout=flags["breaker_timeout"],
-            adaptive_timeout=flags["adaptive_timeout"],
+            rpm=flags.rpm,
+            tpm=flags.tpm,
+            retry_budget=flags.retry_budget,
+            breaker_timeout=flags.breaker_timeout,
+            adaptive_timeout=flags.adaptive_timeout,
         ),
-        max_error_rate=flags["max_error_rate"],
+        max_error_rate=flags.max_error_rate,
         summary_path=summary,
         state_dir=state_dir,
-        fresh=flags["fresh"],
-        grace=flags["grace"],
+        fresh=flags.fresh,
+        grace=flags.grace,
         cache=_cache(flags),
         requeue=requeue,
-        result_fields=ResultFields.prefixed(flags["result_prefix"]),
+        result_fields=ResultFields.prefixed(flags.result_prefix),
     )
 
 
-def _cache(flags: dict[str, Any]) -> CacheConfig | None:
-    if not flags["cache"]:
-        if flags["refresh_cache"]:
+def _cache(flags: RunFlags) -> CacheConfig | None:
+    if not flags.cache:
+        if flags.refresh_cache:
             raise UsageError("give --refresh-cache or --no-cache, not both")
         return None
-    ttl = flags["cache_ttl"]
+    ttl = flags.cache_ttl
     return CacheConfig(
-        directory=str(flags["cache_dir"] or default_cache_dir()),
+        directory=str(flags.cache_dir or default_cache_dir()),
         # None keeps the limit the cache has (prune --max-size or an earlier --cache-size).
-        size_limit=parse_size(flags["cache_size"]) if flags["cache_size"] is not None else None,
+        size_limit=parse_size(flags.cache_size) if flags.cache_size is not None else None,
         ttl=parse_duration(ttl) if ttl is not None else None,
-        read=not flags["refresh_cache"],
+        read=not flags.refresh_cache,
     )
 
 
-def _state_dir(flags: dict[str, Any], output: str) -> str | None:
-    if not flags["state"]:
-        if flags["state_dir"] is not None:
+def _state_dir(flags: RunFlags, output: str) -> str | None:
+    if not flags.state:
+        if flags.state_dir is not None:
             raise UsageError("give --state-dir or --no-state, not both")
         return None
-    if flags["state_dir"] is not None:
-        if str(flags["state_dir"]) == STDIO:
+    if flags.state_dir is not None:
+        if str(flags.state_dir) == STDIO:
             raise UsageError("--state-dir names a directory; - (standard output) cannot be one")
-        return os.path.abspath(flags["state_dir"])
+        return os.path.abspath(flags.state_dir)
     if target_kind(output) is not Target.FILE:
         return None  # never a state directory in /dev beside /dev/stdout
     return default_state_dir(output)
