@@ -146,7 +146,7 @@ def _exists(directory: Path) -> bool:
     # Looking must not create anything: a mistyped --cache-dir (or ~) must not
     # gain a cache.db because someone asked for stats.
     try:
-        return (directory / DBNAME).is_file()
+        return (directory / str(DBNAME)).is_file()
     except OSError as error:
         fail(ConfigError(f"cannot look at the response cache in {directory}: {error}"))
 

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -31,7 +32,7 @@ def sluice(*args: str) -> int:
     return subprocess.call(command)
 
 
-def first_rows(path: Path, limit: int) -> list[dict]:
+def first_rows(path: Path, limit: int) -> list[dict[str, Any]]:
     with path.open("rb") as handle:
         return [orjson.loads(line) for _, line in zip(range(limit), handle, strict=False)]
 

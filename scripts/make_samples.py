@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ SCHEMA = pa.schema(
 def _load_phrases() -> dict[str, Any]:
     """The building blocks; tables keyed by star rating get their int keys back (JSON has
     only string keys)."""
-    phrases = json.loads((HERE / "sample_phrases.json").read_text(encoding="utf-8"))
+    phrases: dict[str, Any] = json.loads((HERE / "sample_phrases.json").read_text("utf-8"))
     for table in ("openers", "closers", "one_liners", "titles"):
         phrases[table] = {int(rating): texts for rating, texts in phrases[table].items()}
     phrases["typos"] = [tuple(pair) for pair in phrases["typos"]]
@@ -142,9 +143,11 @@ def random_date(rng: random.Random) -> str:
     return (FIRST_DAY + dt.timedelta(days=rng.randint(0, span))).isoformat()
 
 
-def make_reviews(n: int, rng: random.Random, specials: list | tuple = ()) -> list[dict]:
+def make_reviews(
+    n: int, rng: random.Random, specials: Sequence[tuple[str, int, str, str]] = ()
+) -> list[dict[str, Any]]:
     """n reviews (specials first) with unique texts, ordered by date, ids r-0001 onwards."""
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for product, rating, title, text in specials:
         seen.add(text)
@@ -188,7 +191,7 @@ def make_bad_lines(rng: random.Random) -> list[bytes]:
     """
     pool = make_reviews(20, rng)  # ordinary reviews only; line N takes pool[N - 1]
 
-    def row(line: int, **overrides: object) -> dict:
+    def row(line: int, **overrides: object) -> dict[str, Any]:
         base = dict(pool[line - 1])
         base["id"] = f"b-{line:04d}"
         base.update(overrides)

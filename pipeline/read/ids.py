@@ -15,9 +15,8 @@ from collections.abc import Iterable, Iterator
 
 import orjson
 
-from pipeline.core.models import Item, ItemId
+from pipeline.core.models import Item, ItemId, Record
 from pipeline.protocol.batch_lines import RAW_ID_FIELD, is_batch_line
-from pipeline.read.sources import Record
 
 IDS_PER_CHECK = 256  # ids checked against those seen in one go (at most SQLite's bound params)
 

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pipeline.core.errors import ErrorKind
-from pipeline.read.sources import Record, read_records
+from pipeline.core.models import Record
+from pipeline.read.sources import read_records
 
 NOT_SENT = str(ErrorKind.INVALID_INPUT)
 

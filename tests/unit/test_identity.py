@@ -1,8 +1,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.core.models import Record
 from pipeline.read.ids import SeenIds, identify
-from pipeline.read.sources import Record
 
 NO_FIELD = "<no id field>"
 INVALID = [None, 1.5, True, False, "", [1]]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pipeline.core.models import Record
 from pipeline.read.requeue import requeued
-from pipeline.read.sources import Record
 
 
 def _row(item: object, kind: str = "transient", **extra: object) -> Record:

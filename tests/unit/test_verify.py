@@ -16,9 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.errors import ErrorKind, InputMissing, InputUnreadable, UsageError
-from pipeline.core.models import Failure, Success, Usage
+from pipeline.core.models import Failure, Record, Success, Usage
 from pipeline.read.ids import SeenIds, identify
-from pipeline.read.sources import Record
 from pipeline.run.verify import Misplaced, VerifyReport, verify
 from pipeline.write.rows import quarantine_row, result_row
 from tests.conftest import write_jsonl
