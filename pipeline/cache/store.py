@@ -50,14 +50,22 @@ FILE_MIN_BYTES = 2**15  # answers from 32 KB up are stored as files
 DEFAULT_SIZE_LIMIT = 5 * 1000**3  # of a new cache; a cache keeps the limit it was last given
 CULL_EVERY = 4096  # answers stored between checks of the size limit
 WRITE_WAIT = 5.0  # seconds to wait for another process writing the same cache
+# diskcache's own table, written and read with our SQL (see put_many and get_many for why:
+# Cache.set and Cache.get per item cost more than the rest of a cached run). These are
+# private to diskcache, so pyproject.toml pins diskcache to 5.x, and
+# tests/unit/test_cache_schema.py fails if an upgrade changes the columns used here.
+_CACHE_COLUMNS = (
+    "store_time", "expire_time", "access_time", "access_count", "tag", "size",
+    "mode", "filename", "value", "key", "raw",
+)  # fmt: skip
 _UPDATE_ROW = (
     "UPDATE Cache SET store_time = ?, expire_time = ?, access_time = ?, access_count = 0,"
     " tag = ?, size = 0, mode = ?, filename = NULL, value = ?"
     " WHERE key = ? AND raw = 1 AND filename IS NULL"
 )
 _INSERT_ROW = (
-    "INSERT INTO Cache (store_time, expire_time, access_time, access_count, tag, size,"
-    " mode, filename, value, key, raw) VALUES (?, ?, ?, 0, ?, 0, ?, NULL, ?, ?, 1)"
+    f"INSERT INTO Cache ({', '.join(_CACHE_COLUMNS)})"
+    " VALUES (?, ?, ?, 0, ?, 0, ?, NULL, ?, ?, 1)"
 )
 
 
