@@ -64,8 +64,7 @@ _UPDATE_ROW = (
     " WHERE key = ? AND raw = 1 AND filename IS NULL"
 )
 _INSERT_ROW = (
-    f"INSERT INTO Cache ({', '.join(_CACHE_COLUMNS)})"
-    " VALUES (?, ?, ?, 0, ?, 0, ?, NULL, ?, ?, 1)"
+    f"INSERT INTO Cache ({', '.join(_CACHE_COLUMNS)}) VALUES (?, ?, ?, 0, ?, 0, ?, NULL, ?, ?, 1)"
 )
 
 
