@@ -56,6 +56,10 @@ class AtomicFile:
         if os.path.isdir(self.path):
             # Found out now; the rename at the very end would fail after all was paid for.
             raise OutputError(f"cannot write {path!r}: it is a directory")
+        if target_kind(path) is not Target.FILE:
+            # Only a regular file is ever replaced by rename (open_output sends the rest
+            # to DirectFile); a state file that turned into a device or pipe is refused.
+            raise OutputError(f"cannot write {path!r}: it is not a regular file")
         directory, name = os.path.split(self.path)
         try:
             fd, self.temp_path = tempfile.mkstemp(

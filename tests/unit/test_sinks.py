@@ -11,7 +11,7 @@ from pipeline.core.config import Secret
 from pipeline.core.errors import ErrorKind, OutputError
 from pipeline.core.models import Failure, Item, Success, Usage
 from pipeline.core.redact import Redactor
-from pipeline.write.atomic import user_file_mode
+from pipeline.write.atomic import AtomicFile, user_file_mode
 from pipeline.write.rows import quarantine_row, result_row
 from pipeline.write.writers import JsonlWriter, ParquetWriter
 
@@ -126,3 +126,15 @@ def test_jsonl_round_trips_any_rows(tmp_path: Path, rows: list[dict]) -> None:
     writer.write_rows(rows)
     writer.commit()
     assert [orjson.loads(line) for line in target.read_bytes().splitlines()] == rows
+
+
+def test_a_rename_never_replaces_a_device_or_a_pipe(tmp_path: Path) -> None:
+    fifo = tmp_path / "parts.fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "fingerprint.json"
+    link.symlink_to("/dev/null")
+    for target in (fifo, link, Path("/dev/stdout")):
+        with pytest.raises(OutputError, match="not a regular file"):
+            AtomicFile(str(target))
+    assert fifo.is_fifo() and link.is_symlink()
+    assert _partials(tmp_path) == []
