@@ -20,7 +20,8 @@ from pipeline.cache.store import CacheUnavailable, ResponseCache
 from pipeline.core.errors import ConfigError, OutputError, SluiceError
 from pipeline.core.words import counted
 
-DEFAULT_CACHE_SIZE = "5GB"  # a new cache's limit (pipeline.cache.DEFAULT_SIZE_LIMIT)
+# A new cache's limit, as a flag value; a test holds it equal to the store's DEFAULT_SIZE_LIMIT.
+DEFAULT_CACHE_SIZE = "5GB"
 
 # Errors the store itself raises once open: a damaged database, a vanished
 # directory, another process holding the lock for too long.

@@ -22,7 +22,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cli.errors import say
 from pipeline.core.counters import RunStats
+from pipeline.core.words import counted
 from pipeline.traffic.stalls import Stall
 
 PLAIN_INTERVAL_SECONDS = 5.0
@@ -43,7 +45,7 @@ class QuietProgress:
         said = self._stall_said_at
         if stall.failing and (said is None or stall.at - said >= QUIET_STALL_SECONDS):
             self._stall_said_at = stall.at
-            _say(stall.describe())
+            say(stall.describe())
 
     def __enter__(self) -> QuietProgress:
         return self
@@ -76,15 +78,14 @@ class PlainProgress(QuietProgress):
             return
         self._last = now
         rate = stats.items / max(now - self._started, 1e-9)
-        of_total = f"/{self._total:,}" if self._total else ""
-        _say(
-            f"{stats.items:,}{of_total} {'item' if stats.items == 1 and not of_total else 'items'}"
-            f" done, {stats.failed:,} quarantined, "
+        done = f"{stats.items:,}/{self._total:,} items" if self._total else None
+        say(
+            f"{done or counted(stats.items, 'item')} done, {stats.failed:,} quarantined, "
             f"{rate:,.0f} items/s"
         )
 
     def stalled(self, stall: Stall) -> None:
-        _say(stall.describe())
+        say(stall.describe())
 
 
 class BarProgress(QuietProgress):
@@ -134,7 +135,3 @@ def progress_for(quiet: bool) -> QuietProgress:
     if sys.stderr.isatty():
         return BarProgress()
     return PlainProgress()
-
-
-def _say(message: str) -> None:
-    print(f"sluice: {message}", file=sys.stderr, flush=True)
