@@ -29,9 +29,8 @@ def check_output_paths(config: RunConfig) -> None:
 
     Only looks: a run turned away by another's lock must not have touched a file.
     """
-    for path in (config.output, config.quarantine, config.summary_path):
-        if path is not None:
-            check_writable(path)
+    for path in _output_files(config):
+        check_writable(path)
 
 
 def check_writable(path: str) -> None:
@@ -53,9 +52,12 @@ def check_writable(path: str) -> None:
 
 def sweep_output_temps(config: RunConfig) -> None:
     """Temp files left beside the outputs by a run killed while writing them."""
-    for path in (config.output, config.quarantine, config.summary_path):
-        if path is not None:
-            sweep_stale_temps(path)
+    for path in _output_files(config):
+        sweep_stale_temps(path)
+
+
+def _output_files(config: RunConfig) -> list[str]:
+    return [p for p in (config.output, config.quarantine, config.summary_path) if p is not None]
 
 
 class FinalWriters:
