@@ -23,9 +23,9 @@ from rich.progress import (
 )
 
 from cli.errors import say
-from pipeline.core.counters import RunStats
+from pipeline.core.events import Stalled
 from pipeline.core.words import counted
-from pipeline.traffic.stalls import Stall
+from pipeline.observe.counters import RunStats
 
 PLAIN_INTERVAL_SECONDS = 5.0
 QUIET_STALL_SECONDS = 30.0
@@ -41,7 +41,7 @@ class QuietProgress:
     def set_total(self, total: int | None) -> None:
         pass
 
-    def stalled(self, stall: Stall) -> None:
+    def stalled(self, stall: Stalled) -> None:
         said = self._stall_said_at
         if stall.failing and (said is None or stall.at - said >= QUIET_STALL_SECONDS):
             self._stall_said_at = stall.at
@@ -84,7 +84,7 @@ class PlainProgress(QuietProgress):
             f"{rate:,.0f} items/s"
         )
 
-    def stalled(self, stall: Stall) -> None:
+    def stalled(self, stall: Stalled) -> None:
         say(stall.describe())
 
 
@@ -113,7 +113,7 @@ class BarProgress(QuietProgress):
         rate = stats.items / max(time.monotonic() - self._started, 1e-9)
         self._bar.update(self._task, completed=stats.items, rate=rate, failed=stats.failed)
 
-    def stalled(self, stall: Stall) -> None:
+    def stalled(self, stall: Stalled) -> None:
         self._bar.console.print(f"sluice: {stall.describe()}", markup=False, highlight=False)
 
     def __enter__(self) -> BarProgress:

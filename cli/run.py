@@ -25,7 +25,7 @@ from pipeline.core.config import (
 )
 from pipeline.core.errors import SluiceError
 from pipeline.read.sources import count_items
-from pipeline.run.runner import run as run_pipeline
+from pipeline.run.root import run as run_pipeline
 
 RUN_HELP = (
     "Send every item of the inputs to an OpenAI-compatible API, one result row per item.\n\n"
@@ -378,7 +378,7 @@ def _count_in_background(config: RunConfig, progress: QuietProgress) -> None:
     def count() -> None:
         # No total means no ETA; the run itself reports unreadable inputs.
         with contextlib.suppress(OSError, SluiceError, ValueError):
-            progress.set_total(count_items(config.inputs))
+            progress.set_total(count_items(config.read.inputs))
 
     threading.Thread(target=count, name="sluice-count", daemon=True).start()
 

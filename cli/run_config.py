@@ -15,11 +15,15 @@ from cli.units import parse_duration, parse_size
 from pipeline.core.config import (
     STDIO,
     CacheConfig,
+    ConnectionConfig,
     Endpoint,
+    OutputConfig,
+    ReadConfig,
     RequestConfig,
     ResultFields,
     RetryConfig,
     RunConfig,
+    StateConfig,
     TrafficConfig,
 )
 from pipeline.core.errors import InputMissing, InputUnreadable, UsageError
@@ -102,33 +106,38 @@ def build_config(flags: RunFlags, requeue: bool = False) -> RunConfig:
         input_field=flags.input_field,
     )
     return RunConfig(
-        inputs=tuple(flags.inputs),
-        output=output,
-        quarantine=quarantine,
+        read=ReadConfig(
+            inputs=tuple(flags.inputs),
+            id_field=flags.id_field,
+            batch_size=flags.batch_size,
+            requeue=requeue,
+        ),
         request=request,
-        base_url=base_url,
-        api_key=api_key_from_env(flags.api_key_env, base_url),
-        id_field=flags.id_field,
-        concurrency=flags.concurrency,
-        batch_size=flags.batch_size,
-        timeout=flags.timeout,
-        max_response_size=parse_size(flags.max_response_size),
-        retry=RetryConfig(max_retries=flags.max_retries, backoff_base=flags.retry_backoff),
+        output=OutputConfig(
+            results=output,
+            quarantine=quarantine,
+            summary=summary,
+            result_fields=ResultFields.prefixed(flags.result_prefix),
+        ),
+        connection=ConnectionConfig(
+            base_url=base_url,
+            api_key=api_key_from_env(flags.api_key_env, base_url),
+            max_response_size=parse_size(flags.max_response_size),
+        ),
         traffic=TrafficConfig(
             rpm=flags.rpm,
             tpm=flags.tpm,
+            concurrency=flags.concurrency,
+            timeout=flags.timeout,
             retry_budget=flags.retry_budget,
             breaker_timeout=flags.breaker_timeout,
             adaptive_timeout=flags.adaptive_timeout,
         ),
-        max_error_rate=flags.max_error_rate,
-        summary_path=summary,
-        state_dir=state_dir,
-        fresh=flags.fresh,
-        grace=flags.grace,
+        retry=RetryConfig(max_retries=flags.max_retries, backoff_base=flags.retry_backoff),
         cache=_cache(flags),
-        requeue=requeue,
-        result_fields=ResultFields.prefixed(flags.result_prefix),
+        state=StateConfig(directory=state_dir, fresh=flags.fresh),
+        max_error_rate=flags.max_error_rate,
+        grace=flags.grace,
     )
 
 

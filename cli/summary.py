@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline.core.config import STDIO, RunConfig
 from pipeline.core.words import counted
-from pipeline.run.runner import RunResult
+from pipeline.run.result import RunResult
 from pipeline.write.paths import Target, target_kind
 
 COMMITTED_EXIT_CODES = (0, 1)
@@ -36,10 +36,10 @@ def summary_lines(result: RunResult, config: RunConfig) -> list[str]:
         _traffic_line(data["traffic"]),
     ]
     if result.exit_code in COMMITTED_EXIT_CODES:
-        if config.output != STDIO:
-            lines.append(f"results:    {config.output}")
-        if config.quarantine != STDIO:
-            lines.append(f"quarantine: {config.quarantine}")
+        if config.output.results != STDIO:
+            lines.append(f"results:    {config.output.results}")
+        if config.output.quarantine != STDIO:
+            lines.append(f"quarantine: {config.output.quarantine}")
         if result.exit_code == 1:
             lines.append(
                 f"more than {config.max_error_rate:.1%} of items were quarantined "
@@ -63,8 +63,9 @@ def _tokens(data: dict[str, Any]) -> str:
 
 def what_was_written(config: RunConfig) -> str:
     """Only regular files are held back until the end; a stream already has rows."""
-    files = [p for p in (config.output, config.quarantine) if target_kind(p) is Target.FILE]
-    streams = [p for p in (config.output, config.quarantine) if p not in files]
+    both = (config.output.results, config.output.quarantine)
+    files = [p for p in both if target_kind(p) is Target.FILE]
+    streams = [p for p in both if p not in files]
     said = []
     if files:
         said.append(f"{' and '.join(files)} not written (an earlier file is left as it was)")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from pipeline.cache.store import cache_key
-from pipeline.core.counters import CacheCounts
+from pipeline.core.events import CACHE_JOINED, CacheLookedUp, CacheStored, EventSink
 from pipeline.core.models import Failure, Item, Outcome, Success
 from pipeline.prepare.request_builder import Request
 from pipeline.protocol.answers import Answer, InvalidAnswer, parse_answer
@@ -31,11 +31,11 @@ class AnswerStore(Protocol):
 
 
 class ResponseMemo:
-    def __init__(self, store: AnswerStore, base_url: str, read: bool, counts: CacheCounts) -> None:
+    def __init__(self, store: AnswerStore, base_url: str, read: bool, events: EventSink) -> None:
         self._store = store
         self._base_url = base_url
         self._read = read  # False with --refresh-cache: ask again, but keep the new answers
-        self._counts = counts
+        self._events = events
         self._waiting: dict[str, list[tuple[Item, Settle]]] = {}
         self._unsaved: list[tuple[str, bytes, asyncio.Future[None]]] = []
 
@@ -54,11 +54,10 @@ class ResponseMemo:
         for request, key in wanted:
             payload = stored.get(key)
             answer = _reusable(request, payload) if payload is not None else None
-            if answer is None:
-                self._counts.misses += 1
-            else:
-                self._counts.hits += 1
+            if answer is not None:
                 answers[key] = answer
+        if wanted:
+            self._events.emit(CacheLookedUp(len(answers), len(wanted) - len(answers)))
         return answers
 
     def join(self, key: str, item: Item, settle: Settle) -> bool:
@@ -68,7 +67,7 @@ class ResponseMemo:
             self._waiting[key] = []
             return False
         waiters.append((item, settle))
-        self._counts.shared += 1
+        self._events.emit(CACHE_JOINED)
         return True
 
     def remember(self, key: str, payload: bytes) -> asyncio.Future[None]:
@@ -90,9 +89,9 @@ class ResponseMemo:
         if not unsaved:
             return
         if self._store.put_many([(key, payload) for key, payload, _ in unsaved]):
-            self._counts.stored += len(unsaved)
+            self._events.emit(CacheStored(stored=len(unsaved), failed=0))
         else:
-            self._counts.store_failures += len(unsaved)
+            self._events.emit(CacheStored(stored=0, failed=len(unsaved)))
         for _, _, stored in unsaved:
             if not stored.done():
                 stored.set_result(None)

@@ -73,6 +73,8 @@ class TrafficConfig:
 
     rpm: float | None = None
     tpm: float | None = None
+    concurrency: int = 16  # requests in flight at most (AIMD may lower it)
+    timeout: float = 60.0  # one attempt's longest wait (the adaptive timeout stays under it)
     retry_budget: float = 0.2
     breaker_timeout: float = 300.0
     adaptive_timeout: bool = True
@@ -120,25 +122,57 @@ def result_field_clash(field: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class RunConfig:
+class ReadConfig:
+    """What to read and how to cut it into batches."""
+
     inputs: tuple[str, ...]
-    output: str
-    quarantine: str
-    request: RequestConfig
+    id_field: str = "id"
+    batch_size: int = 50
+    requeue: bool = False  # the inputs are quarantine files (`sluice retry`)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionConfig:
+    """Where requests go, with which key, and how large an answer may be."""
+
     base_url: str = DEFAULT_BASE_URL
     api_key: Secret | None = None
-    id_field: str = "id"
-    concurrency: int = 16
-    batch_size: int = 50
-    timeout: float = 60.0
     max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE  # one answer's body; beyond: invalid_output
-    retry: RetryConfig = field(default_factory=RetryConfig)
-    traffic: TrafficConfig = field(default_factory=TrafficConfig)
-    max_error_rate: float = 0.0
-    summary_path: str | None = None  # a file, a device, or - for stdout
-    state_dir: str | None = None  # None: no checkpoints, nothing to resume
-    fresh: bool = False
-    grace: float = 10.0
-    cache: CacheConfig | None = None
-    requeue: bool = False  # the inputs are quarantine files (`sluice retry`)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfig:
+    """The run's output files: each a path, a device, or - for stdout."""
+
+    results: str
+    quarantine: str
+    summary: str | None = None
     result_fields: ResultFields = RESULT_FIELDS
+
+    @property
+    def paths(self) -> list[str]:
+        return [p for p in (self.results, self.quarantine, self.summary) if p is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    """Checkpoints: where (None: none, nothing to resume), and whether to start over."""
+
+    directory: str | None = None
+    fresh: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """A whole run, one sub-config per stage; each stage is handed only its own."""
+
+    read: ReadConfig
+    request: RequestConfig
+    output: OutputConfig
+    connection: ConnectionConfig = field(default_factory=ConnectionConfig)
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    cache: CacheConfig | None = None
+    state: StateConfig = field(default_factory=StateConfig)
+    max_error_rate: float = 0.0
+    grace: float = 10.0  # seconds requests in flight may take to land after a stop

@@ -20,7 +20,6 @@ from collections import Counter
 from pipeline.cache.memo import ResponseMemo
 from pipeline.core.clock import Clock
 from pipeline.core.config import Endpoint, RetryConfig
-from pipeline.core.counters import RunStats
 from pipeline.core.errors import (
     AuthRefused,
     ConfigError,
@@ -30,6 +29,7 @@ from pipeline.core.errors import (
     SluiceError,
     error_kind_for_status,
 )
+from pipeline.core.events import REQUEST_SENT, EventSink, ResponseReceived, RetryScheduled
 from pipeline.core.models import Failure, Item, Outcome, Success
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.first_contact import CONNECT_FAILED, FirstContact
@@ -52,7 +52,7 @@ class Dispatcher:
         transport: Transport,
         traffic: Limiter,
         retry: RetryConfig,
-        stats: RunStats,
+        events: EventSink,
         redact: Redactor,
         clock: Clock,
         rng: random.Random | None = None,
@@ -62,7 +62,7 @@ class Dispatcher:
         self._memo = memo
         self._traffic = traffic
         self._retry = retry
-        self._stats = stats
+        self._events = events
         self._redact = redact
         self.clock = clock
         self._rng = rng or random.Random()
@@ -101,7 +101,7 @@ class Dispatcher:
             delay = self._retry_delay(outcome, failures)
             if delay is None:
                 return Failure(item, outcome.kind, outcome.message, outcome.status, attempt)
-            self._stats.retries += 1
+            self._events.emit(RetryScheduled(str(outcome.kind), delay))
             await self._wait_to_retry(outcome, delay)
 
     def holdup(self) -> Holdup:
@@ -138,7 +138,7 @@ class Dispatcher:
         self, item: Item, request: Request, ticket: Ticket, attempt: int, cache_key: str | None
     ) -> tuple[Outcome | Verdict, asyncio.Future[None] | None]:
         """The outcome of one request, and the storing of its answer when it is reusable."""
-        self._stats.requests += 1
+        self._events.emit(REQUEST_SENT)
         self._sending += 1
         try:
             response = await self._transport.send(
@@ -154,8 +154,8 @@ class Dispatcher:
             if self._stopping and not self._sending:
                 self.idle.set()
         self._first_contact.on_response()
-        self._stats.latencies.add(response.latency)
         if 200 <= response.status < 300:
+            self._events.emit(ResponseReceived(response.latency, rate_limited=False))
             return self._answer(item, request, ticket, attempt, response, cache_key)
         verdict = self._refusal(response)
         self._traffic.record(ticket, response.headers, verdict)
@@ -187,17 +187,16 @@ class Dispatcher:
 
     def _refusal(self, response: Response) -> Verdict:
         status = response.status
+        code, message = error_details(response.payload, self._redact)
+        kind = error_kind_for_status(status, code)
+        self._events.emit(ResponseReceived(response.latency, kind is ErrorKind.RATE_LIMITED))
         if 300 <= status < 400:
             raise ConfigError(
                 f"the server answered with a redirect ({status}); sluice does not follow "
                 "redirects, since they would resend the key elsewhere: check --base-url"
             )
-        code, message = error_details(response.payload, self._redact)
-        kind = error_kind_for_status(status, code)
         if kind is ErrorKind.FATAL:
             raise _fatal_error(status, code, message)
-        if kind is ErrorKind.RATE_LIMITED:
-            self._stats.rate_limited += 1
         wait = retry_after(response.headers, self.clock.wall())
         if wait is not None and wait > self._traffic.longest_wait:
             raise QuotaExhausted(

@@ -15,6 +15,7 @@ wire get a grace period to answer, the batches they complete are still written
 (in order, up to the first incomplete one), and `run` returns.
 
 Beside the pool, a watch on the dispatcher's clock reports stalls (see traffic/stalls.py).
+What the pool does is told to the run's event sink (core/events.py): commits and stalls.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from collections.abc import Iterator
 from functools import partial
 
 from pipeline.cache.memo import ResponseMemo, served
-from pipeline.core.counters import RunStats
 from pipeline.core.errors import ConfigError, ErrorKind, SluiceError
+from pipeline.core.events import BatchesCommitted, EventSink
 from pipeline.core.models import Batch, Failure, Item, Outcome
 from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
-from pipeline.engines.protocol import NextBatch, OutcomeWriter, Progress
+from pipeline.engines.protocol import NextBatch, OutcomeWriter
 from pipeline.prepare.preparer import PreparedBatch
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.stalls import CHECK_EVERY, StallWatch
@@ -71,8 +72,7 @@ class AsyncioEngine:
         self,
         dispatcher: Dispatcher,
         writer: OutcomeWriter,
-        stats: RunStats,
-        progress: Progress,
+        events: EventSink,
         concurrency: int,
         window: int,
         memo: ResponseMemo | None = None,
@@ -80,8 +80,7 @@ class AsyncioEngine:
         self._memo = memo
         self._dispatcher = dispatcher
         self._writer = writer
-        self._stats = stats
-        self._progress = progress
+        self._events = events
         # More workers than slots: items sleeping out a retry backoff hold a worker
         # but no slot, and must not leave the slots idle meanwhile. Not many more:
         # each extra worker queues for a slot on every request when all is well.
@@ -114,16 +113,16 @@ class AsyncioEngine:
             raise self._fatal
 
     async def _watch_for_stalls(self) -> None:
-        clock, traffic = self._dispatcher.clock, self._stats.traffic
+        clock = self._dispatcher.clock
         watch = StallWatch(clock.now())
         while True:
             await clock.sleep(CHECK_EVERY)
             holdup = self._dispatcher.holdup()
             stall = watch.check(
-                clock.now(), self._finished, holdup, traffic.last_error, traffic.last_error_at
+                clock.now(), self._finished, holdup, holdup.last_error, holdup.last_error_at
             )
             if stall is not None:
-                self._progress.stalled(stall)
+                self._events.emit(stall)
 
     def _end_run(self, error: SluiceError) -> None:
         """A run-ending error (401, quota, bad settings): stop sending at once, but
@@ -269,11 +268,9 @@ class AsyncioEngine:
     async def _commit(self, group: list[_BatchInFlight]) -> None:
         written = [(b.batch, [o for o in b.outcomes if o is not None]) for b in group]
         await self._writer.write(written)
-        for in_flight, (_, outcomes) in zip(group, written, strict=True):
+        for in_flight in group:
             self._unwritten.discard(in_flight)
-            for outcome in outcomes:
-                self._stats.count(outcome)
-        self._progress.update(self._stats)
+        self._events.emit(BatchesCommitted([o for _, outcomes in written for o in outcomes]))
 
 
 def _most_telling(group: BaseExceptionGroup) -> BaseException:

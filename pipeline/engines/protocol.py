@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from pipeline.core.counters import RunStats
 from pipeline.core.models import Batch, Outcome
 from pipeline.prepare.preparer import PreparedBatch
-from pipeline.traffic.stalls import Stall
 
 NextBatch = Callable[[], Awaitable[PreparedBatch | None]]  # None once the input ends
 
@@ -23,13 +21,6 @@ NextBatch = Callable[[], Awaitable[PreparedBatch | None]]  # None once the input
 class OutcomeWriter(Protocol):
     async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
         """Write (commit) complete batches, given in input order."""
-
-
-class Progress(Protocol):
-    def update(self, stats: RunStats) -> None: ...
-
-    def stalled(self, stall: Stall) -> None:
-        """Nothing finished for a while, or the endpoint is failing: say what the run waits for."""
 
 
 class Engine(Protocol):

@@ -1,2 +1,2 @@
-"""Whole-job entry points the CLI calls: a run from its inputs to its exit code, its wiring,
-interrupts, and verifying a finished run."""
+"""Whole-job entry points the CLI calls: the composition root that wires and runs one job
+(root.py), its result, interrupts, and verifying a finished run."""

@@ -50,8 +50,8 @@ def run_fingerprint(config: RunConfig, inputs: list[dict[str, Any]]) -> dict[str
     return {
         "version": FINGERPRINT_VERSION,
         "inputs": inputs,
-        "requeue": config.requeue,
-        "base_url": config.base_url.rstrip("/"),
+        "requeue": config.read.requeue,
+        "base_url": config.connection.base_url.rstrip("/"),
         "endpoint": str(request.endpoint) if request.endpoint else "auto",
         "model": request.model,
         "prompt": _text_digest(request.prompt),
@@ -60,10 +60,10 @@ def run_fingerprint(config: RunConfig, inputs: list[dict[str, Any]]) -> dict[str
         "temperature": request.temperature,
         "options": request.body_options,
         "input_field": request.input_field,
-        "id_field": config.id_field,
-        "batch_size": config.batch_size,
-        "output_format": str(output_format(config.output) or "stdout"),
-        "result_fields": list(config.result_fields.names),
+        "id_field": config.read.id_field,
+        "batch_size": config.read.batch_size,
+        "output_format": str(output_format(config.output.results) or "stdout"),
+        "result_fields": list(config.output.result_fields.names),
     }
 
 

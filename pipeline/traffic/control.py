@@ -17,8 +17,14 @@ from typing import Any
 
 from pipeline.core.clock import Clock
 from pipeline.core.config import TrafficConfig
-from pipeline.core.counters import TrafficStats
 from pipeline.core.errors import ErrorKind, ServiceUnavailable
+from pipeline.core.events import (
+    ATTEMPT_TIMED_OUT,
+    RETRY_BUDGET_WAITED,
+    EventSink,
+    RateLimitPaused,
+    TrafficReadings,
+)
 from pipeline.core.models import Usage
 from pipeline.protocol.headers import LIMIT_KINDS, LimitReading, exhausted_reset, read_limits
 from pipeline.traffic.adaptive_timeout import LatencyTracker
@@ -36,20 +42,21 @@ class TrafficControl:
     def __init__(
         self,
         config: TrafficConfig,
-        concurrency: int,
-        timeout: float,
         clock: Clock,
-        stats: TrafficStats,
+        events: EventSink,
         rng: random.Random | None = None,
     ) -> None:
         now = clock.now()
         self._config = config
-        self._timeout = timeout
+        self._timeout = config.timeout
         self._clock = clock
-        self._stats = stats
+        self._events = events
+        self.last_error: str | None = None  # redacted; for stall reports and the breaker
+        self.last_error_at: float | None = None  # on the run's clock
+        self._readings: TrafficReadings | None = None
         self._rng = rng or random.Random()
         self.limiter = RateLimiter(Limits(config.rpm, config.tpm), now)
-        self.concurrency = ConcurrencyLimit(concurrency)
+        self.concurrency = ConcurrencyLimit(config.concurrency)
         self.breaker = CircuitBreaker()
         self.budget = RetryBudget(config.retry_budget, now)
         self.latency = LatencyTracker()
@@ -118,7 +125,7 @@ class TrafficControl:
     async def retry_permit(self) -> None:
         """Wait until the retry budget allows one more retry."""
         while not self.budget.try_spend(self._clock.now()):
-            self._stats.budget_waits += 1
+            self._events.emit(RETRY_BUDGET_WAITED)
             wait = self.budget.seconds_until_available(self._clock.now())
             await self._clock.sleep(wait * self._rng.uniform(0.5, 1.5))
 
@@ -140,10 +147,9 @@ class TrafficControl:
         if verdict is None:
             self._on_answer(ticket, usage, latency, chat, now)
         else:
-            self._stats.last_error, self._stats.last_error_at = verdict.message, now
+            self.last_error, self.last_error_at = verdict.message, now
             self._on_refusal(ticket, verdict, readings or {}, now)
-        if readings or verdict is not None or self.concurrency.current != self._stats.concurrency:
-            self._publish()
+        self._publish()
         if self.breaker.state is not breaker_state:
             self._announce()
         self._hand_over_slots()
@@ -176,7 +182,7 @@ class TrafficControl:
         failed = verdict.kind in (ErrorKind.TRANSIENT, ErrorKind.INVALID_OUTPUT)
         self.breaker.record(not failed, now, ticket.probe)
         if verdict.timed_out:
-            self._stats.timeouts += 1
+            self._events.emit(ATTEMPT_TIMED_OUT)
             self.latency.on_timeout()
         if verdict.kind is ErrorKind.TRANSIENT:
             self.concurrency.on_congestion(Congestion.SERVER_ERROR, now, round_trip)
@@ -188,9 +194,7 @@ class TrafficControl:
         self.limiter.pause(wait, exhausted, now)
         extension = self.limiter.paused_for(now) - already
         if extension > 0:
-            self._stats.paused_seconds += extension
-            if already == 0:
-                self._stats.pauses += 1
+            self._events.emit(RateLimitPaused(extension, new_pause=already == 0))
 
     async def _pass_breaker(self) -> bool:
         while True:
@@ -202,7 +206,7 @@ class TrafficControl:
             if left <= 0:
                 raise ServiceUnavailable(
                     f"the endpoint kept failing for {self._config.breaker_timeout:g}s "
-                    f"(see --breaker-timeout); last error: {self._stats.last_error}. "
+                    f"(see --breaker-timeout); last error: {self.last_error}. "
                     "Run the same command again once it is back."
                 )
             await self._wait_for_news(min(admission.wait, left))
@@ -213,7 +217,8 @@ class TrafficControl:
         closed = self.breaker.state is BreakerState.CLOSED
         down_for = None if closed else self.breaker.outage_seconds(now)
         paused = self.limiter.paused_for(now)
-        return holdup(down_for, self._config.breaker_timeout, self._in_flight, paused, retrying)
+        found = holdup(down_for, self._config.breaker_timeout, self._in_flight, paused, retrying)
+        return Holdup(found.waiting_for, found.failing, self.last_error, self.last_error_at)
 
     async def _wait_for_slot(self) -> None:
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -259,10 +264,13 @@ class TrafficControl:
         self._news = asyncio.Event()
 
     def _publish(self) -> None:
-        stats = self._stats
-        stats.concurrency = self.concurrency.current
-        lowest = stats.lowest_concurrency or stats.concurrency
-        stats.lowest_concurrency = min(lowest, stats.concurrency)
-        stats.rpm = self.limiter.per_minute("requests")
-        stats.tpm = self.limiter.per_minute("tokens")
-        stats.breaker_outages = self.breaker.outages
+        """Emit the readings when one of them moved since they were last emitted."""
+        readings = TrafficReadings(
+            self.concurrency.current,
+            self.limiter.per_minute("requests"),
+            self.limiter.per_minute("tokens"),
+            self.breaker.outages,
+        )
+        if readings != self._readings:
+            self._readings = readings
+            self._events.emit(readings)

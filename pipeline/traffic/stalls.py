@@ -1,7 +1,7 @@
 """Stalls are never silent: while nothing finishes, say what the run waits for.
 
 `StallWatch` is pure (it is handed `now`); the engine asks it once a second on
-the injected clock and hands any `Stall` it returns to the progress display.
+the injected clock and emits any `Stalled` it returns as an event, for the progress display.
 A run is stalled when no item has finished for `STALL_AFTER` seconds, or at
 once when it is held back by failures (the circuit breaker is open).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.core.events import Stalled
 from pipeline.core.words import counted
 
 CHECK_EVERY = 1.0
@@ -23,21 +24,8 @@ class Holdup:
 
     waiting_for: str
     failing: bool = False  # held back by failures (the breaker is open), not mere slowness
-
-
-@dataclass(frozen=True, slots=True)
-class Stall:
-    at: float  # the clock's time of the report
-    seconds: float  # since an item last finished (or the run began)
-    waiting_for: str
-    last_error: str | None
-    failing: bool  # held back by failures, or an error came since an item last finished
-
-    def describe(self) -> str:
-        return (
-            f"stalled for {self.seconds:.0f}s, waiting for {self.waiting_for}; "
-            f"last error: {self.last_error or 'none'}"
-        )
+    last_error: str | None = None  # redacted; the latest failed attempt's message
+    last_error_at: float | None = None  # on the run's clock
 
 
 def holdup(
@@ -75,7 +63,7 @@ class StallWatch:
         holdup: Holdup,
         last_error: str | None = None,
         last_error_at: float | None = None,
-    ) -> Stall | None:
+    ) -> Stalled | None:
         """A report when one is due: stalled, and none given for REPORT_EVERY seconds."""
         if finished != self._finished:
             self._finished, self._progress_at = finished, now
@@ -86,4 +74,4 @@ class StallWatch:
             return None
         self._reported_at = now
         errored = last_error_at is not None and last_error_at >= self._progress_at
-        return Stall(now, seconds, holdup.waiting_for, last_error, holdup.failing or errored)
+        return Stalled(now, seconds, holdup.waiting_for, last_error, holdup.failing or errored)

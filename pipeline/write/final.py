@@ -6,7 +6,7 @@ import os
 
 import pyarrow as pa
 
-from pipeline.core.config import Endpoint, RunConfig, result_field_clash
+from pipeline.core.config import Endpoint, OutputConfig, RequestConfig, result_field_clash
 from pipeline.core.errors import ConfigError, OutputError
 from pipeline.core.formats import FileFormat
 from pipeline.core.models import Batch, Outcome, Success
@@ -24,12 +24,12 @@ from pipeline.write.writers import (
 )
 
 
-def check_output_paths(config: RunConfig) -> None:
+def check_output_paths(output: OutputConfig) -> None:
     """Fail before any request is paid for if an output could not be written at the end.
 
     Only looks: a run turned away by another's lock must not have touched a file.
     """
-    for path in _output_files(config):
+    for path in output.paths:
         check_writable(path)
 
 
@@ -50,23 +50,19 @@ def check_writable(path: str) -> None:
         raise OutputError(f"cannot write {path!r}: directory {directory!r} is not writable")
 
 
-def sweep_output_temps(config: RunConfig) -> None:
+def sweep_output_temps(output: OutputConfig) -> None:
     """Temp files left beside the outputs by a run killed while writing them."""
-    for path in _output_files(config):
+    for path in output.paths:
         sweep_stale_temps(path)
-
-
-def _output_files(config: RunConfig) -> list[str]:
-    return [p for p in (config.output, config.quarantine, config.summary_path) if p is not None]
 
 
 class FinalWriters:
     """The results and quarantine files, published together or not at all."""
 
-    def __init__(self, config: RunConfig) -> None:
-        self.results = open_result_writer(config.output, parquet_result_schema(config))
+    def __init__(self, output: OutputConfig, result_schema: pa.Schema | None) -> None:
+        self.results = open_result_writer(output.results, result_schema)
         try:
-            self.quarantine: RowWriter = open_quarantine_writer(config.quarantine)
+            self.quarantine: RowWriter = open_quarantine_writer(output.quarantine)
         except BaseException:
             self.results.abort()
             raise
@@ -85,10 +81,12 @@ class FinalWriters:
 class DirectWriter:
     """Without a state directory: each batch goes straight into the final files."""
 
-    def __init__(self, config: RunConfig) -> None:
-        self.files = FinalWriters(config)
-        self._id_field = config.id_field
-        self._fields = config.result_fields
+    def __init__(
+        self, output: OutputConfig, id_field: str, result_schema: pa.Schema | None
+    ) -> None:
+        self.files = FinalWriters(output, result_schema)
+        self._id_field = id_field
+        self._fields = output.result_fields
 
     async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
         for _, outcomes in batches:
@@ -104,23 +102,25 @@ class DirectWriter:
                 self.files.quarantine.write_rows(bad)
 
 
-def parquet_result_schema(config: RunConfig) -> pa.Schema | None:
+def parquet_result_schema(
+    output: OutputConfig, inputs: tuple[str, ...], id_field: str, request: RequestConfig
+) -> pa.Schema | None:
     """For Parquet in and out, the result schema follows the input's, fixed up front."""
-    if output_format(config.output) is not FileFormat.PARQUET:
+    if output_format(output.results) is not FileFormat.PARQUET:
         return None
-    if not all(input_format(path) is FileFormat.PARQUET for path in config.inputs):
+    if not all(input_format(path) is FileFormat.PARQUET for path in inputs):
         return None
     try:
-        schema = pa.unify_schemas([parquet_schema(path) for path in config.inputs])
+        schema = pa.unify_schemas([parquet_schema(path) for path in inputs])
     except (pa.ArrowException, OSError):
         return None  # reading will report the unreadable input with its own message
-    endpoint = config.request.endpoint
+    endpoint = request.endpoint
     if endpoint is None and not is_batch_line(schema.names):
         endpoint = Endpoint.CHAT
     if endpoint is None or endpoint is Endpoint.RAW:
         return None
-    names = config.result_fields
+    names = output.result_fields
     if clash := names.clash(schema.names):
         raise ConfigError(result_field_clash(clash))
     output_type = pa.list_(pa.float64()) if endpoint is Endpoint.EMBEDDINGS else pa.string()
-    return result_schema(schema, config.id_field, output_type, names)
+    return result_schema(schema, id_field, output_type, names)

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.core import errors
 from pipeline.run.interrupts import SIGNAL_EXIT_CODES
-from pipeline.run.runner import EXIT_ERROR_RATE, EXIT_OK
+from pipeline.run.result import EXIT_ERROR_RATE, EXIT_OK
 from tests.conftest import run_cli, write_jsonl
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -1,6 +1,6 @@
 from cli.progress import QUIET_STALL_SECONDS, PlainProgress, QuietProgress
-from pipeline.core.counters import RunStats
-from pipeline.traffic.stalls import Stall
+from pipeline.core.events import Stalled
+from pipeline.observe.counters import RunStats
 
 
 def test_plain_progress_prints_one_line_per_interval(capsys) -> None:
@@ -18,8 +18,8 @@ def test_plain_progress_prints_one_line_per_interval(capsys) -> None:
     assert lines == ["sluice: 600/1,000 items done, 0 quarantined, 100 items/s"]
 
 
-def _stall(at: float, failing: bool) -> Stall:
-    return Stall(at, at, "the endpoint to recover", "HTTP 503: overloaded", failing)
+def _stall(at: float, failing: bool) -> Stalled:
+    return Stalled(at, at, "the endpoint to recover", "HTTP 503: overloaded", failing)
 
 
 def test_plain_progress_says_every_stall_it_is_told(capsys) -> None:

@@ -9,13 +9,13 @@ import orjson
 import pytest
 
 from pipeline.core.config import Endpoint, RetryConfig, Secret, TrafficConfig
-from pipeline.core.counters import RunStats
 from pipeline.core.errors import AuthRefused, ErrorKind, ServiceUnavailable
 from pipeline.core.models import Failure, Item, Success
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.dispatcher import Dispatcher
 from pipeline.dispatch.first_contact import UNREACHABLE_LIMIT
 from pipeline.dispatch.transport import AnswerTooLarge, Response, TransportError
+from pipeline.observe.counters import RunStats
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.control import TrafficControl
 from tests.fakes.clock import FakeClock
@@ -37,7 +37,7 @@ def _dispatcher(
     script: Script, retry: RetryConfig, key: Secret | None = None
 ) -> tuple[Dispatcher, ScriptedTransport]:
     clock, stats = FakeClock(), RunStats()
-    traffic = TrafficControl(TrafficConfig(), 4, 60.0, clock, stats.traffic, random.Random(0))
+    traffic = TrafficControl(TrafficConfig(concurrency=4), clock, stats, random.Random(0))
     transport = ScriptedTransport(script)
     redact = Redactor(key)
     return Dispatcher(transport, traffic, retry, stats, redact, clock, random.Random(0)), transport

@@ -8,17 +8,16 @@ import random
 import orjson
 
 from pipeline.core.config import Endpoint, RetryConfig, TrafficConfig
-from pipeline.core.counters import RunStats
 from pipeline.core.models import Batch, Failure, Item, Outcome, Success
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.dispatcher import Dispatcher
 from pipeline.dispatch.in_process import InProcessTransport
 from pipeline.dispatch.transport import Response
 from pipeline.engines.asyncio_pool import AsyncioEngine
+from pipeline.observe.counters import RunStats
 from pipeline.prepare.preparer import PreparedBatch
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.control import TrafficControl
-from pipeline.traffic.stalls import Stall
 from tests.fakes.clock import FakeClock
 
 
@@ -28,14 +27,6 @@ class _Written:
 
     async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
         self.batches.extend(batches)
-
-
-class _Quiet:
-    def update(self, stats: RunStats) -> None:
-        pass
-
-    def stalled(self, stall: Stall) -> None:
-        pass
 
 
 async def _answer(path: str, payload: bytes) -> Response:
@@ -60,11 +51,11 @@ def _run(texts: list[list[str]]) -> tuple[list[tuple[Batch, list[Outcome]]], int
     async def scenario() -> tuple[list[tuple[Batch, list[Outcome]]], int, RunStats]:
         clock, stats, written = FakeClock(), RunStats(), _Written()
         transport = InProcessTransport(_answer)
-        traffic = TrafficControl(TrafficConfig(), 4, 60.0, clock, stats.traffic, random.Random(0))
+        traffic = TrafficControl(TrafficConfig(concurrency=4), clock, stats, random.Random(0))
         dispatcher = Dispatcher(
             transport, traffic, RetryConfig(), stats, Redactor(None), clock, random.Random(0)
         )
-        engine = AsyncioEngine(dispatcher, written, stats, _Quiet(), 4, 4)
+        engine = AsyncioEngine(dispatcher, written, stats, 4, 4)
         pending = []
         for index, batch_texts in enumerate(texts):
             items = [

@@ -14,11 +14,15 @@ from hypothesis import strategies as st
 
 from pipeline.core.config import (
     CacheConfig,
+    ConnectionConfig,
     Endpoint,
+    OutputConfig,
+    ReadConfig,
     RequestConfig,
     RetryConfig,
     RunConfig,
     Secret,
+    StateConfig,
     TrafficConfig,
 )
 from pipeline.state.fingerprint import (
@@ -29,9 +33,8 @@ from pipeline.state.fingerprint import (
 )
 
 BASE = RunConfig(
-    inputs=("in.jsonl",),
-    output="out.jsonl",
-    quarantine="quarantine.jsonl",
+    read=ReadConfig(inputs=("in.jsonl",)),
+    output=OutputConfig(results="out.jsonl", quarantine="quarantine.jsonl"),
     request=RequestConfig(
         endpoint=Endpoint.CHAT,
         model="gpt-4o",
@@ -41,8 +44,9 @@ BASE = RunConfig(
         temperature=0.2,
         body_options={"top_p": 0.9},
     ),
-    base_url="https://api.example.com/v1",
-    api_key=Secret("sk-secret-123"),
+    connection=ConnectionConfig(
+        base_url="https://api.example.com/v1", api_key=Secret("sk-secret-123")
+    ),
 )
 INPUTS: list[dict[str, Any]] = [
     {"path": "/data/in.jsonl", "size": 1000, "sample": "a" * 32},
@@ -67,9 +71,16 @@ def _in_request(name: str, values: st.SearchStrategy[Any]) -> st.SearchStrategy[
     )
 
 
-def _in_run(name: str, values: st.SearchStrategy[Any]) -> st.SearchStrategy[Change]:
-    before = getattr(BASE, name)
-    return values.filter(lambda v: v != before).map(lambda v: (replace(BASE, **{name: v}), INPUTS))
+def _changed(section: str, **fields: Any) -> RunConfig:
+    """BASE with `fields` of one of its sub-configs changed."""
+    return replace(BASE, **{section: replace(getattr(BASE, section), **fields)})
+
+
+def _in_run(section: str, name: str, values: st.SearchStrategy[Any]) -> st.SearchStrategy[Change]:
+    before = getattr(getattr(BASE, section), name)
+    return values.filter(lambda v: v != before).map(
+        lambda v: (_changed(section, **{name: v}), INPUTS)
+    )
 
 
 def _with_input(change: dict[str, Any]) -> Change:
@@ -88,11 +99,14 @@ _inputs_changes = (
 # Each component, a strategy that changes only it, and how the user knows it.
 CHANGES: dict[str, tuple[st.SearchStrategy[Change], str]] = {
     "model": (_in_request("model", words), "--model"),
-    "base_url": (_in_run("base_url", words.map(lambda w: f"https://{w}.test/v1")), "--base-url"),
+    "base_url": (
+        _in_run("connection", "base_url", words.map(lambda w: f"https://{w}.test/v1")),
+        "--base-url",
+    ),
     "prompt": (_in_request("prompt", st.text()), "--prompt"),
     "system": (_in_request("system", st.none() | st.text()), "--system"),
     "options": (_in_request("body_options", st.dictionaries(words, json_scalars)), "-O"),
-    "batch_size": (_in_run("batch_size", st.integers(1, 100_000)), "--batch-size"),
+    "batch_size": (_in_run("read", "batch_size", st.integers(1, 100_000)), "--batch-size"),
     "temperature": (
         _in_request("temperature", st.none() | st.floats(0, 2, allow_nan=False)),
         "--temperature",
@@ -103,9 +117,9 @@ CHANGES: dict[str, tuple[st.SearchStrategy[Change], str]] = {
         "--endpoint",
     ),
     "input_field": (_in_request("input_field", words), "--input-field"),
-    "id_field": (_in_run("id_field", words), "--id-field"),
+    "id_field": (_in_run("read", "id_field", words), "--id-field"),
     "output_format": (
-        _in_run("output", st.sampled_from(["out.parquet", "out.jsonl.gz", "-"])),
+        _in_run("output", "results", st.sampled_from(["out.parquet", "out.jsonl.gz", "-"])),
         "output format",
     ),
     "inputs": (_inputs_changes, "input"),
@@ -175,20 +189,23 @@ def test_the_api_key_is_never_in_the_fingerprint() -> None:
     assert "sk-secret-123" not in repr(fp)
 
 
+SPEED_ONLY_NAMES = "concurrency timeout traffic retry max_error_rate grace api_key fresh cache"
+
+
 @pytest.mark.parametrize(
     "speed_only",
     [
-        {"concurrency": 200},
-        {"timeout": 5.0},
+        {"traffic": TrafficConfig(concurrency=200)},
+        {"traffic": TrafficConfig(timeout=5.0)},
         {"traffic": TrafficConfig(rpm=60, tpm=10_000, retry_budget=0.5, adaptive_timeout=False)},
         {"retry": RetryConfig(max_retries=0, backoff_cap=1.0)},
         {"max_error_rate": 0.5},
         {"grace": 1.0},
-        {"api_key": Secret("sk-other-456")},
-        {"fresh": True},
+        {"connection": replace(BASE.connection, api_key=Secret("sk-other-456"))},
+        {"state": StateConfig(directory="/tmp/state", fresh=True)},
         {"cache": CacheConfig(directory="/tmp/cache", size_limit=1 << 20)},
     ],
-    ids=lambda change: next(iter(change)),
+    ids=SPEED_ONLY_NAMES.split(),
 )
 def test_options_that_only_change_speed_keep_the_fingerprint(speed_only: dict[str, Any]) -> None:
     assert run_fingerprint(replace(BASE, **speed_only), INPUTS) == run_fingerprint(BASE, INPUTS)

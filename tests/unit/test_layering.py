@@ -20,6 +20,7 @@ LAYERS = (
     "write",
     "state",
     "engines",
+    "observe",
     "run",
 )
 # The simulator stands beside the client: it may share the wire format, never the

@@ -9,9 +9,9 @@ import pytest
 
 from pipeline.cache.memo import ResponseMemo
 from pipeline.core.config import Endpoint
-from pipeline.core.counters import CacheCounts
 from pipeline.core.errors import ErrorKind
 from pipeline.core.models import Failure, Item, Outcome, Success, Usage
+from pipeline.observe.counters import CacheCounts, RunStats
 from pipeline.prepare.request_builder import Request
 
 
@@ -48,8 +48,9 @@ def _answer(content: str, finish_reason: str = "stop") -> bytes:
 
 
 def _memo(read: bool = True) -> tuple[ResponseMemo, DictStore, CacheCounts]:
-    store, counts = DictStore(), CacheCounts()
-    return ResponseMemo(store, "http://127.0.0.1:1/v1", read, counts), store, counts
+    store, stats = DictStore(), RunStats(cache=CacheCounts())
+    assert stats.cache is not None
+    return ResponseMemo(store, "http://127.0.0.1:1/v1", read, stats), store, stats.cache
 
 
 def _remember(memo: ResponseMemo, answers: list[tuple[str, bytes]]) -> None:

@@ -9,16 +9,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.config import Endpoint, RetryConfig, TrafficConfig
-from pipeline.core.counters import RunStats
+from pipeline.core.events import Stalled
 from pipeline.core.models import Batch, Item, Outcome
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.dispatcher import Dispatcher
 from pipeline.dispatch.transport import Response, TransportError
 from pipeline.engines.asyncio_pool import AsyncioEngine
+from pipeline.observe.broadcast import Broadcast
+from pipeline.observe.counters import RunStats
+from pipeline.observe.progress import ProgressFeed
 from pipeline.prepare.preparer import PreparedBatch
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.control import TrafficControl
-from pipeline.traffic.stalls import REPORT_EVERY, STALL_AFTER, Holdup, Stall, StallWatch
+from pipeline.traffic.stalls import REPORT_EVERY, STALL_AFTER, Holdup, StallWatch
 from tests.fakes.clock import FakeClock
 from tests.fakes.transport import ScriptedTransport
 
@@ -84,13 +87,13 @@ class _Discard:
 
 class _StopAtFirstStall:
     def __init__(self) -> None:
-        self.stalls: list[Stall] = []
+        self.stalls: list[Stalled] = []
         self.engine: AsyncioEngine | None = None
 
     def update(self, stats: RunStats) -> None:
         pass
 
-    def stalled(self, stall: Stall) -> None:
+    def stalled(self, stall: Stalled) -> None:
         self.stalls.append(stall)
         assert self.engine is not None
         self.engine.stop(grace=0)
@@ -101,18 +104,19 @@ async def _hang() -> Response:
     raise AssertionError("unreachable")
 
 
-def _stalls_of(script: ScriptedTransport) -> list[Stall]:
+def _stalls_of(script: ScriptedTransport) -> list[Stalled]:
     """Run three items through the engine until its first stall report."""
 
-    async def scenario() -> list[Stall]:
+    async def scenario() -> list[Stalled]:
         clock, stats = FakeClock(), RunStats()
-        traffic = TrafficControl(TrafficConfig(), 4, 60.0, clock, stats.traffic, random.Random(0))
+        traffic = TrafficControl(TrafficConfig(concurrency=4), clock, stats, random.Random(0))
         redact = Redactor(None)
         dispatcher = Dispatcher(
             script, traffic, RetryConfig(), stats, redact, clock, random.Random(0)
         )
         progress = _StopAtFirstStall()
-        engine = progress.engine = AsyncioEngine(dispatcher, _Discard(), stats, progress, 4, 2)
+        events = Broadcast(stats, ProgressFeed(progress, stats))
+        engine = progress.engine = AsyncioEngine(dispatcher, _Discard(), events, 4, 2)
         items = [Item(n, "in.jsonl", n + 1, {"id": n}, n) for n in range(3)]
         batches = [PreparedBatch(Batch(0, items), [REQUEST] * 3, [None] * 3)]
 

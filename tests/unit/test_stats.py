@@ -1,9 +1,10 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.core.counters import LatencySample, RunStats, error_rate_exceeded, summary_dict
 from pipeline.core.errors import ErrorKind
 from pipeline.core.models import Failure, Item, Success, Usage
+from pipeline.observe.counters import LatencySample, RunStats
+from pipeline.observe.summary import error_rate_exceeded, summary_dict
 
 
 @given(st.lists(st.floats(0, 100), max_size=300), st.integers(1, 50))

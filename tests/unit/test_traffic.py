@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from pipeline.core.config import TrafficConfig
-from pipeline.core.counters import TrafficStats
 from pipeline.core.errors import ErrorKind, ServiceUnavailable
+from pipeline.core.events import DISCARD
 from pipeline.core.models import Usage
 from pipeline.traffic.control import Ticket, TrafficControl
 from pipeline.traffic.retry_policy import Verdict
@@ -25,7 +25,7 @@ def _run(scenario: Coroutine[Any, Any, None]) -> None:
 
 
 def _traffic(clock: FakeClock, concurrency: int, **config: Any) -> TrafficControl:
-    return TrafficControl(TrafficConfig(**config), concurrency, 60.0, clock, TrafficStats())
+    return TrafficControl(TrafficConfig(concurrency=concurrency, **config), clock, DISCARD)
 
 
 async def _settle() -> None:

@@ -1,12 +1,33 @@
-"""Counters kept during a run, and the summary and exit code made from them."""
+"""The run's counters, kept by reading its events: what the summary and progress report.
+
+`RunStats` is one consumer of the event stream (see core/events.py). No stage
+updates it directly; each handler below turns one kind of event into counts.
+"""
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from pipeline.core.events import (
+    AttemptTimedOut,
+    BatchesCommitted,
+    CacheJoined,
+    CacheLookedUp,
+    CacheOpened,
+    CacheStored,
+    Event,
+    JobResumed,
+    RateLimitPaused,
+    RequestSent,
+    ResponseReceived,
+    RetryBudgetWaited,
+    RetryScheduled,
+    TrafficReadings,
+)
 from pipeline.core.models import Outcome, Success
 
 LATENCY_SAMPLE_SIZE = 4096
@@ -68,8 +89,6 @@ class TrafficStats:
     paused_seconds: float = 0.0
     budget_waits: int = 0
     breaker_outages: int = 0
-    last_error: str | None = None  # redacted; for stall reports, not the summary
-    last_error_at: float | None = None  # on the run's clock
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,19 +108,10 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-class Committed(Protocol):
-    """What earlier attempts of a job committed (the state's totals)."""
-
-    items: int
-    succeeded: int
-    cached: int
-    prompt_tokens: int
-    completion_tokens: int
-    quarantined: Counter[str]
-
-
 @dataclass(slots=True)
 class RunStats:
+    """Counts for the whole job (earlier attempts included) and this attempt's traffic."""
+
     items: int = 0
     resumed: int = 0  # items committed by earlier runs of the same job
     succeeded: int = 0
@@ -115,7 +125,12 @@ class RunStats:
     latencies: LatencySample = field(default_factory=LatencySample)
     traffic: TrafficStats = field(default_factory=TrafficStats)
     cache: CacheCounts | None = None  # None when the run used no cache
-    earlier: Committed | None = None  # what earlier attempts of the job committed
+    earlier: JobResumed | None = None  # what earlier attempts of the job committed
+
+    def emit(self, event: Event) -> None:
+        handle = _HANDLERS.get(type(event))
+        if handle is not None:
+            handle(self, event)
 
     def count(self, outcome: Outcome) -> None:
         self.items += 1
@@ -129,7 +144,7 @@ class RunStats:
         else:
             self.quarantined[str(outcome.kind)] += 1
 
-    def resume_from(self, totals: Committed) -> None:
+    def resume_from(self, totals: JobResumed) -> None:
         """Count what earlier runs committed, so the counts describe the whole job."""
         self.earlier = totals
         self.items += totals.items
@@ -138,82 +153,93 @@ class RunStats:
         self.cached += totals.cached
         self.prompt_tokens += totals.prompt_tokens
         self.completion_tokens += totals.completion_tokens
-        self.quarantined.update(totals.quarantined)
+        self.quarantined.update(dict(totals.quarantined))
 
     @property
     def failed(self) -> int:
         return sum(self.quarantined.values())
 
 
-def error_rate_exceeded(stats: RunStats, max_error_rate: float) -> bool:
-    if stats.items == 0:
-        return False
-    return stats.failed / stats.items > max_error_rate
+def _committed(stats: RunStats, event: BatchesCommitted) -> None:
+    for outcome in event.outcomes:
+        stats.count(outcome)
 
 
-def summary_dict(stats: RunStats, wall_seconds: float, exit_code: int) -> dict[str, Any]:
-    """The job's counts (which match the output files), this attempt's traffic and cost.
-
-    `tokens`, `requests` and `retries` count this attempt alone, so summaries of
-    the attempts of one job add up; `whole_job` holds the totals across them.
-    """
-
-    def ms(fraction: float) -> float | None:
-        value = stats.latencies.percentile(fraction)
-        return None if value is None else round(value * 1000, 1)
-
-    job = _job_totals(stats)
-    attempt = _this_attempt(stats)
-    return {
-        "items": stats.items,
-        "resumed": stats.resumed,
-        "succeeded": stats.succeeded,
-        "cached": stats.cached,
-        "quarantined": stats.failed,
-        "quarantined_by_kind": job["quarantined_by_kind"],
-        "requests": stats.requests,
-        "retries": stats.retries,
-        "rate_limited_responses": stats.rate_limited,
-        "tokens": attempt["tokens"],
-        "wall_seconds": round(wall_seconds, 3),
-        # This run's pace: items that earlier runs committed took none of its time.
-        "items_per_second": round(attempt["items"] / wall_seconds, 1) if wall_seconds > 0 else None,
-        "latency_ms": {"p50": ms(0.50), "p95": ms(0.95), "p99": ms(0.99)},
-        "traffic": stats.traffic.as_dict(),
-        "cache": None if stats.cache is None else stats.cache.as_dict(),
-        "this_attempt": attempt,
-        "whole_job": job,
-        "exit_code": exit_code,
-    }
+def _sent(stats: RunStats, event: RequestSent) -> None:
+    stats.requests += 1
 
 
-def _job_totals(stats: RunStats) -> dict[str, Any]:
-    return {
-        "items": stats.items,
-        "succeeded": stats.succeeded,
-        "cached": stats.cached,
-        "quarantined": stats.failed,
-        "quarantined_by_kind": dict(sorted(stats.quarantined.items())),
-        "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens},
-    }
+def _received(stats: RunStats, event: ResponseReceived) -> None:
+    stats.latencies.add(event.latency)
+    if event.rate_limited:
+        stats.rate_limited += 1
 
 
-def _this_attempt(stats: RunStats) -> dict[str, Any]:
-    earlier = stats.earlier
-    if earlier is None:
-        job = _job_totals(stats)
-        return {**job, "requests": stats.requests, "retries": stats.retries}
-    quarantined = stats.quarantined - earlier.quarantined
-    return {
-        "items": stats.items - earlier.items,
-        "succeeded": stats.succeeded - earlier.succeeded,
-        "cached": stats.cached - earlier.cached,
-        "quarantined": sum(quarantined.values()),
-        "quarantined_by_kind": dict(sorted(quarantined.items())),
-        "tokens": {
-            "prompt": stats.prompt_tokens - earlier.prompt_tokens,
-            "completion": stats.completion_tokens - earlier.completion_tokens,
-        },
-        "requests": stats.requests,
-        "retries": stats.retries,
-    }
+def _retry(stats: RunStats, event: RetryScheduled) -> None:
+    stats.retries += 1
+
+
+def _timed_out(stats: RunStats, event: AttemptTimedOut) -> None:
+    stats.traffic.timeouts += 1
+
+
+def _paused(stats: RunStats, event: RateLimitPaused) -> None:
+    stats.traffic.paused_seconds += event.extended_by
+    if event.new_pause:
+        stats.traffic.pauses += 1
+
+
+def _budget_wait(stats: RunStats, event: RetryBudgetWaited) -> None:
+    stats.traffic.budget_waits += 1
+
+
+def _readings(stats: RunStats, event: TrafficReadings) -> None:
+    traffic = stats.traffic
+    traffic.concurrency = event.concurrency
+    traffic.lowest_concurrency = min(
+        traffic.lowest_concurrency or event.concurrency, event.concurrency
+    )
+    traffic.rpm, traffic.tpm = event.rpm, event.tpm
+    traffic.breaker_outages = event.breaker_outages
+
+
+def _cache_opened(stats: RunStats, event: CacheOpened) -> None:
+    stats.cache = CacheCounts()
+
+
+def _looked_up(stats: RunStats, event: CacheLookedUp) -> None:
+    if stats.cache is not None:
+        stats.cache.hits += event.hits
+        stats.cache.misses += event.misses
+
+
+def _joined(stats: RunStats, event: CacheJoined) -> None:
+    if stats.cache is not None:
+        stats.cache.shared += 1
+
+
+def _stored(stats: RunStats, event: CacheStored) -> None:
+    if stats.cache is not None:
+        stats.cache.stored += event.stored
+        stats.cache.store_failures += event.failed
+
+
+def _resumed(stats: RunStats, event: JobResumed) -> None:
+    stats.resume_from(event)
+
+
+_HANDLERS: dict[type, Callable[[RunStats, Any], None]] = {
+    BatchesCommitted: _committed,
+    RequestSent: _sent,
+    ResponseReceived: _received,
+    RetryScheduled: _retry,
+    AttemptTimedOut: _timed_out,
+    RateLimitPaused: _paused,
+    RetryBudgetWaited: _budget_wait,
+    TrafficReadings: _readings,
+    CacheOpened: _cache_opened,
+    CacheLookedUp: _looked_up,
+    CacheJoined: _joined,
+    CacheStored: _stored,
+    JobResumed: _resumed,
+}

@@ -1,0 +1,173 @@
+"""What happens during a run, as small immutable events; and the sink they go to.
+
+Every stage reports what it did here instead of updating shared counters: the
+dispatcher its requests and answers, traffic control its pauses and readings,
+the cache its hits and stores, the engine its commits and stalls. The run's
+consumers (the counters behind the summary, the progress display, and later
+traces and metrics) each read the same stream, and no stage knows which of them
+listen (see pipeline/observe/).
+
+Events are emitted on the event loop's thread only, one at a time, so a
+consumer needs no lock. They are few per request (about three) and one per
+commit, never one per byte or per retry-loop turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pipeline.core.models import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSent:
+    """One attempt went on the wire."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """A response came back (any status); a network failure has none."""
+
+    latency: float  # seconds, from sending to the last byte
+    rate_limited: bool  # HTTP 429, or an error code that says the same
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    """An item will be tried again after `delay` seconds."""
+
+    kind: str  # the ErrorKind of the failed attempt
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptTimedOut:
+    """An attempt got no complete answer within its timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitPaused:
+    """Sending is paused (a 429); `extended_by` seconds were added to the pause."""
+
+    extended_by: float
+    new_pause: bool  # False when it lengthened a pause already running
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudgetWaited:
+    """A retry waited because retries were using too large a share of the traffic."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficReadings:
+    """Traffic control's settings right now, sent whenever one of them may have moved."""
+
+    concurrency: int
+    rpm: float | None  # the request limit in force, learned or given; None: none known
+    tpm: float | None
+    breaker_outages: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheOpened:
+    """The run reads and stores answers in the response cache in `directory`."""
+
+    directory: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLookedUp:
+    """The cache was asked about a batch's requests."""
+
+    hits: int
+    misses: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheJoined:
+    """An item identical to a request in flight waits for that request's answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStored:
+    """Answers written to the cache (`stored`), or refused by its disk (`failed`)."""
+
+    stored: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobResumed:
+    """Earlier attempts of the same job committed these (the state's totals)."""
+
+    items: int
+    succeeded: int
+    cached: int
+    prompt_tokens: int
+    completion_tokens: int
+    quarantined: tuple[tuple[str, int], ...]  # (error kind, count)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchesCommitted:
+    """Complete batches were committed; their outcomes, in input order."""
+
+    outcomes: Sequence[Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class Stalled:
+    """Nothing finished for a while, or the endpoint is failing: what the run waits for."""
+
+    at: float  # the clock's time of the report
+    seconds: float  # since an item last finished (or the run began)
+    waiting_for: str
+    last_error: str | None
+    failing: bool  # held back by failures, or an error came since an item last finished
+
+    def describe(self) -> str:
+        return (
+            f"stalled for {self.seconds:.0f}s, waiting for {self.waiting_for}; "
+            f"last error: {self.last_error or 'none'}"
+        )
+
+
+Event = (
+    RequestSent
+    | ResponseReceived
+    | RetryScheduled
+    | AttemptTimedOut
+    | RateLimitPaused
+    | RetryBudgetWaited
+    | TrafficReadings
+    | CacheOpened
+    | CacheLookedUp
+    | CacheJoined
+    | CacheStored
+    | JobResumed
+    | BatchesCommitted
+    | Stalled
+)
+
+
+class EventSink(Protocol):
+    def emit(self, event: Event) -> None:
+        """Take one event; called on the event loop's thread, must not block."""
+
+
+REQUEST_SENT = RequestSent()
+ATTEMPT_TIMED_OUT = AttemptTimedOut()
+RETRY_BUDGET_WAITED = RetryBudgetWaited()
+CACHE_JOINED = CacheJoined()
+
+
+class Discard:
+    """A sink for code run without observers (tools, tests that count nothing)."""
+
+    def emit(self, event: Event) -> None:
+        pass
+
+
+DISCARD = Discard()

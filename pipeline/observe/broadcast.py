@@ -1,0 +1,14 @@
+"""One event stream, several consumers: each gets every event, in the order given."""
+
+from __future__ import annotations
+
+from pipeline.core.events import Event, EventSink
+
+
+class Broadcast:
+    def __init__(self, *sinks: EventSink) -> None:
+        self._emitters = tuple(sink.emit for sink in sinks)
+
+    def emit(self, event: Event) -> None:
+        for emit in self._emitters:
+            emit(event)

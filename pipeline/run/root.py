@@ -1,0 +1,304 @@
+"""The composition root: one `sluice run`, wired from its config, to committed outputs.
+
+This is the only place that knows every stage. It checks what could turn the
+run away before touching a file, builds each stage from its own sub-config
+(read, prepare, cache, traffic, dispatch, engine, write, state), connects them
+to one event stream (the counters behind the summary, and the progress
+display), runs the engine until the input ends or a signal stops it, and turns
+what happened into an exit code and a summary.
+
+With a state directory each finished batch is committed there, and the final
+files are assembled from those parts once all are done; without one, rows go
+straight into the final files. Either way the outputs appear under their names
+complete, or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from pipeline.cache.memo import ResponseMemo
+from pipeline.cache.store import CacheUnavailable, ResponseCache
+from pipeline.core.clock import SystemClock
+from pipeline.core.config import RunConfig
+from pipeline.core.errors import InputUnreadable, OutputError, SluiceError
+from pipeline.core.events import CacheOpened, EventSink, JobResumed
+from pipeline.core.formats import FileFormat
+from pipeline.core.redact import Redactor
+from pipeline.dispatch.dispatcher import Dispatcher
+from pipeline.dispatch.transport import HttpTransport, Transport
+from pipeline.engines.asyncio_pool import AsyncioEngine
+from pipeline.engines.protocol import OutcomeWriter
+from pipeline.observe.broadcast import Broadcast
+from pipeline.observe.counters import RunStats
+from pipeline.observe.progress import Progress, ProgressFeed
+from pipeline.observe.summary import error_rate_exceeded, summary_dict
+from pipeline.prepare.batching import batched
+from pipeline.prepare.preparer import PreparedBatch, Preparer
+from pipeline.prepare.request_builder import RequestBuilder
+from pipeline.read.ids import SeenIds, identify
+from pipeline.read.reader_thread import ThreadFeed
+from pipeline.read.requeue import read_quarantine
+from pipeline.read.sources import check_inputs, read_records
+from pipeline.run.interrupts import Interrupted, run_until_signal
+from pipeline.run.result import EXIT_ERROR_RATE, EXIT_OK, RunResult
+from pipeline.state.checkpoint import ArrowEncoding, CheckpointWriter
+from pipeline.state.fingerprint import input_identity, run_fingerprint
+from pipeline.state.resume import ResumePoint, skip_committed, with_digests
+from pipeline.state.store import RunState
+from pipeline.traffic.control import TrafficControl
+from pipeline.write.atomic import open_output
+from pipeline.write.final import (
+    DirectWriter,
+    FinalWriters,
+    check_output_paths,
+    parquet_result_schema,
+    sweep_output_temps,
+)
+from pipeline.write.writers import output_format
+
+TransportFactory = Callable[[RunConfig], AbstractAsyncContextManager[Transport]]
+
+
+def http_transport(config: RunConfig) -> HttpTransport:
+    connection = config.connection
+    return HttpTransport(
+        connection.base_url,
+        connection.api_key,
+        config.traffic.concurrency,
+        connection.max_response_size,
+    )
+
+
+async def run(
+    config: RunConfig, progress: Progress, transport: TransportFactory = http_transport
+) -> RunResult:
+    """The whole run; `transport` is the HTTP client, or an in-process one in tests."""
+    started = time.perf_counter()
+    stats = RunStats()
+    try:
+        builder, state = _begin(config)
+    except SluiceError as exc:
+        # Refused before it began (bad input, unwritable output, lock held): a refused
+        # run touches nothing, not even the summary of the run it was refused for.
+        return RunResult(exc.exit_code, stats, time.perf_counter() - started, exc)
+    run = _Run(config, builder, Broadcast(stats, ProgressFeed(progress, stats)), transport)
+    try:
+        await run.until_done(state)
+        exit_code, error = _finished_exit_code(config, stats), None
+    except _Stopped as stop:
+        exit_code, error = stop.exit_code, None
+    except SluiceError as exc:
+        exit_code, error = exc.exit_code, exc
+    except Interrupted as exc:
+        exit_code, error = exc.exit_code, None
+    wall = time.perf_counter() - started
+    summary = summary_dict(stats, wall, exit_code)
+    result = RunResult(exit_code, stats, wall, error, summary, warnings=run.warnings)
+    resumable = error is None or error.resumable
+    if exit_code not in (EXIT_OK, EXIT_ERROR_RATE) and resumable and _has_state(config):
+        result.resumable_in = config.state.directory
+    if config.output.summary is not None:
+        write_summary(config.output.summary, result.summary)
+    return result
+
+
+def _begin(config: RunConfig) -> tuple[RequestBuilder, RunState | None]:
+    """Everything that can turn a run away, before it touches a file."""
+    check_inputs(config.read.inputs)
+    check_output_paths(config.output)
+    builder = RequestBuilder(config.request)
+    state = None
+    if config.state.directory is not None:
+        state = RunState(config.state.directory)
+        state.open(_fingerprint(config), config.state.fresh)
+    # Ours now (the lock is held, or there is no state): leftovers of killed runs can go.
+    sweep_output_temps(config.output)
+    return builder, state
+
+
+class _Stopped(Exception):
+    """A signal stopped the run gracefully: what was complete is committed, not the rest."""
+
+    def __init__(self, exit_code: int) -> None:
+        self.exit_code = exit_code
+
+
+class _Run:
+    """The stages of one run, built from the config and connected to its event stream."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        builder: RequestBuilder,
+        events: EventSink,
+        transport: TransportFactory,
+    ) -> None:
+        self.config = config
+        self.builder = builder
+        self.events = events
+        self.transport = transport
+        self.warnings: list[str] = []
+
+    async def until_done(self, state: RunState | None) -> None:
+        """Every item answered and the final files published; `_Stopped` when a signal
+        stopped it first."""
+        if state is None:
+            await self._without_state()
+            return
+        try:
+            self.warnings.extend(state.warnings)  # damaged parts found, and redone
+            self.events.emit(_resumed(state))
+            writer = CheckpointWriter(
+                state.parts_dir,
+                self.config.read.id_field,
+                self._arrow_encoding(state),
+                self.config.output.result_fields,
+            )
+            await self._drive(writer, state.resume)
+            self._finalize(state, state.resume.batches + writer.batches_written)
+        finally:
+            state.close()
+
+    async def _without_state(self) -> None:
+        writer = DirectWriter(self.config.output, self.config.read.id_field, self._result_schema())
+        try:
+            await self._drive(writer, None)
+            writer.files.commit()
+        except BaseException:
+            writer.files.abort()
+            raise
+
+    async def _drive(self, writer: OutcomeWriter, resume: ResumePoint | None) -> None:
+        """Read, prepare and dispatch until the input ends, writing into `writer`."""
+        seen = SeenIds()
+        with self._response_memo() as memo:
+            feed = ThreadFeed(self._prepared_batches(seen, resume, memo))
+            try:
+                async with self.transport(self.config) as transport:
+                    engine = self._engine(transport, writer, memo)
+                    work = engine.run(feed.next)
+                    stopped = await run_until_signal(work, engine, self.config.grace)
+            finally:
+                feed.close()
+                seen.close()
+        if stopped is not None:
+            raise _Stopped(stopped)
+
+    def _prepared_batches(
+        self, seen: SeenIds, resume: ResumePoint | None, memo: ResponseMemo | None
+    ) -> Iterator[PreparedBatch]:
+        read = self.config.read
+        records = read_quarantine(read.inputs) if read.requeue else read_records(read.inputs)
+        batches = batched(identify(records, read.id_field, seen), read.batch_size)
+        if resume is not None:
+            batches = skip_committed(with_digests(batches), resume)
+        fields = self.config.output.result_fields
+        if memo is None:
+            return Preparer(self.builder, result_fields=fields)(batches)
+        return Preparer(self.builder, memo.key, memo.lookup, fields)(batches)
+
+    @contextlib.contextmanager
+    def _response_memo(self) -> Iterator[ResponseMemo | None]:
+        settings = self.config.cache
+        if settings is None:
+            yield None
+            return
+        try:
+            cache = ResponseCache(settings.directory, settings.size_limit, settings.ttl)
+        except CacheUnavailable as exc:
+            self.warnings.append(f"{exc}; running without the cache")
+            yield None
+            return
+        self.events.emit(CacheOpened(settings.directory))
+        memo = ResponseMemo(cache, self.config.connection.base_url, settings.read, self.events)
+        try:
+            yield memo
+        finally:
+            memo.save()  # answers of requests cut short by a stop
+            cache.close()
+
+    def _engine(
+        self, transport: Transport, writer: OutcomeWriter, memo: ResponseMemo | None
+    ) -> AsyncioEngine:
+        config, events, clock = self.config, self.events, SystemClock()
+        traffic = TrafficControl(config.traffic, clock, events, random.Random())
+        redact = Redactor(config.connection.api_key)
+        dispatcher = Dispatcher(
+            transport, traffic, config.retry, events, redact, clock, random.Random(), memo
+        )
+        concurrency, batch_size = config.traffic.concurrency, config.read.batch_size
+        # Enough batches ahead of the writer that one slow item does not idle the pool,
+        # and that commits can take several complete batches at once.
+        window = max(16, 4 * -(-concurrency // batch_size))
+        return AsyncioEngine(dispatcher, writer, events, concurrency, window, memo)
+
+    def _result_schema(self) -> pa.Schema | None:
+        config = self.config
+        return parquet_result_schema(
+            config.output, config.read.inputs, config.read.id_field, config.request
+        )
+
+    def _arrow_encoding(self, state: RunState) -> ArrowEncoding | None:
+        if output_format(self.config.output.results) is not FileFormat.PARQUET:
+            return None
+        return ArrowEncoding(self._result_schema() or state.results_schema())
+
+    def _finalize(self, state: RunState, batches: int) -> None:
+        """Every batch is committed: assemble the final files in input order, atomically."""
+        files = FinalWriters(self.config.output, self._result_schema())
+        try:
+            state.assemble(files.results, files.quarantine, batches)
+            files.commit()
+        except BaseException:
+            files.abort()
+            raise
+        state.finish()
+
+
+def _resumed(state: RunState) -> JobResumed:
+    totals = state.totals
+    return JobResumed(
+        totals.items,
+        totals.succeeded,
+        totals.cached,
+        totals.prompt_tokens,
+        totals.completion_tokens,
+        tuple(sorted(totals.quarantined.items())),
+    )
+
+
+def _has_state(config: RunConfig) -> bool:
+    directory = config.state.directory
+    return directory is not None and os.path.isdir(directory)
+
+
+def _finished_exit_code(config: RunConfig, stats: RunStats) -> int:
+    return EXIT_ERROR_RATE if error_rate_exceeded(stats, config.max_error_rate) else EXIT_OK
+
+
+def _fingerprint(config: RunConfig) -> dict[str, Any]:
+    try:
+        inputs = [input_identity(path) for path in config.read.inputs]
+    except OSError as exc:  # unreadable (permissions, vanished since checked)
+        raise InputUnreadable(f"cannot read {exc.filename!r}: {exc.strerror}") from exc
+    return run_fingerprint(config, inputs)
+
+
+def write_summary(path: str, summary: dict[str, Any]) -> None:
+    target = open_output(path)
+    try:
+        target.handle.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    except (OSError, ValueError) as exc:
+        target.abort()
+        raise OutputError(f"cannot write the summary to {path!r}: {exc}") from exc
+    target.commit()
