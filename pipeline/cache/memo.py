@@ -1,33 +1,36 @@
-"""Answers already paid for: the response cache, and one request for identical ones in flight.
+"""Answers already paid for: the one owner of look-up, single flight and storing.
 
 The engine asks here before an item goes anywhere near the limiter, so a hit
-costs no request, no token and no slot. An item identical to one already on
-its way joins it and is settled with the same answer when it lands, instead of
-being sent again. Answers are stored in the turn of the event loop they
-arrive in, before their request gives up its slot and long before their batch
+costs no request, no token and no slot. Stored answers are looked up a batch
+ahead, in the reader thread (`lookup`), and checked on the loop (`recall`). An
+item identical to one already on its way joins it (`join`) and is settled with
+the same answer when it lands (`landed`), instead of being sent again.
+
+New answers (`remember`) are stored with the others that arrive in the same
+turn of the event loop, in one transaction. The loop itself only ever makes a
+write that needs no wait (`put_now`); one that would wait for a lock held by
+another process, a large answer's file, or a size-limit check goes to the
+cache's own thread (writer.py), so a slow or locked disk never holds up the loop.
+Each request keeps its slot until its answer is on disk, long before its batch
 commits, so a crash re-sends only what was on the wire.
 
-The store behind it is any object with `get_many` and `put_many`.
+The store behind it is any `AnswerStore` (writer.py): `get_many`, `put_many`, `put_now`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from functools import partial
 
 from pipeline.cache.store import cache_key
+from pipeline.cache.writer import AnswerStore, StoreThread
 from pipeline.core.events import CACHE_JOINED, CacheLookedUp, CacheStored, EventSink
 from pipeline.core.models import Failure, Item, Outcome, Success
 from pipeline.prepare.request_builder import Request
 from pipeline.protocol.answers import Answer, InvalidAnswer, parse_answer
 
 Settle = Callable[[Outcome], None]
-
-
-class AnswerStore(Protocol):
-    def get_many(self, keys: list[str]) -> dict[str, bytes]: ...
-    def put_many(self, answers: list[tuple[str, bytes]]) -> int: ...
 
 
 class ResponseMemo:
@@ -38,6 +41,9 @@ class ResponseMemo:
         self._events = events
         self._waiting: dict[str, list[tuple[Item, Settle]]] = {}
         self._unsaved: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self._writes: StoreThread | None = None  # started when a write first has to wait
+        self._queued = 0  # writes handed to that thread and not yet done
+        self._closed = False
 
     def key(self, request: Request) -> str:
         return cache_key(self._base_url, request.path, request.body)
@@ -51,13 +57,15 @@ class ResponseMemo:
     ) -> dict[str, Answer]:
         """The sound answers among those `lookup` found, by cache key."""
         answers: dict[str, Answer] = {}
+        hits = 0
         for request, key in wanted:
             payload = stored.get(key)
             answer = _reusable(request, payload) if payload is not None else None
             if answer is not None:
                 answers[key] = answer
+                hits += 1  # per item: twins in one batch are two hits
         if wanted:
-            self._events.emit(CacheLookedUp(len(answers), len(wanted) - len(answers)))
+            self._events.emit(CacheLookedUp(hits, len(wanted) - hits))
         return answers
 
     def join(self, key: str, item: Item, settle: Settle) -> bool:
@@ -77,24 +85,48 @@ class ResponseMemo:
         The dispatcher holds the request's slot until then, so the answers not yet
         on disk never outnumber the requests in flight: a kill re-sends at most those.
         """
-        stored = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        stored = loop.create_future()
         self._unsaved.append((key, payload, stored))
         if len(self._unsaved) == 1:
-            asyncio.get_running_loop().call_soon(self.save)
+            loop.call_soon(self._hand_over)
         return stored
 
-    def save(self) -> None:
-        """Store what `remember` has gathered (also called once more at the end)."""
+    def _hand_over(self) -> None:
+        """Store what arrived in this turn: at once when that needs no wait (and nothing
+        is queued before it), else in the cache's thread."""
         unsaved, self._unsaved = self._unsaved, []
-        if not unsaved:
+        if not unsaved or self._closed:
             return
-        if self._store.put_many([(key, payload) for key, payload, _ in unsaved]):
-            self._events.emit(CacheStored(stored=len(unsaved), failed=0))
-        else:
-            self._events.emit(CacheStored(stored=0, failed=len(unsaved)))
-        for _, _, stored in unsaved:
-            if not stored.done():
-                stored.set_result(None)
+        answers = [(key, payload) for key, payload, _ in unsaved]
+        futures = [future for *_, future in unsaved]
+        if not self._queued:
+            stored = self._store.put_now(answers)
+            if stored is not None:
+                self._stored(futures, stored)
+                return
+        if self._writes is None:
+            self._writes = StoreThread(self._store, asyncio.get_running_loop())
+        self._queued += 1
+        self._writes.put(answers, partial(self._stored_by_thread, futures))
+
+    def _stored_by_thread(self, futures: list[asyncio.Future[None]], stored: int) -> None:
+        self._queued -= 1
+        self._stored(futures, stored)
+
+    def _stored(self, futures: list[asyncio.Future[None]], stored: int) -> None:
+        self._events.emit(CacheStored(stored=stored, failed=len(futures) - stored))
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
+
+    def close(self) -> None:
+        """Store what is still on its way (answers of requests cut short by a stop), and
+        wait for it: on the loop's thread, once the engine has stopped."""
+        self._hand_over()
+        self._closed = True
+        if self._writes is not None:
+            self._writes.close()
 
     def landed(self, key: str, outcome: Outcome) -> None:
         """The request for `key` is settled: settle every item that waited for it."""

@@ -68,6 +68,22 @@ _INSERT_ROW = (
 )
 
 
+# Another connection holds a lock (SQLITE_BUSY and SQLITE_LOCKED, and their extended codes).
+_BUSY_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_BUSY_RECOVERY,
+        sqlite3.SQLITE_BUSY_SNAPSHOT,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_LOCKED_SHAREDCACHE,
+    }
+)
+
+
+class _WouldWait(Exception):
+    """put_now met an answer it cannot write without diskcache (and its waits)."""
+
+
 class CacheUnavailable(Exception):
     """The cache directory or its database cannot be opened; run without a cache."""
 
@@ -95,7 +111,8 @@ class ResponseCache:
         self._ttl = ttl
         self._now = now
         self._reader: sqlite3.Connection | None = None
-        self._writer: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None  # may wait for a lock (put_many)
+        self._writer_now: sqlite3.Connection | None = None  # never waits (put_now)
         self._since_cull = 0
         # Settings passed here are written into the database and win over
         # whatever a previous (or planted) database holds.
@@ -208,11 +225,45 @@ class ResponseCache:
             self._cull()
         return len(answers)
 
-    def _insert(self, rows: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-        """Write rows in one transaction; those whose key holds a file are returned."""
+    def put_now(self, answers: list[tuple[str, bytes]]) -> int | None:
+        """`put_many` if it needs no wait: None when it would (another process holds the
+        write lock, an answer needs a file, the size limit is due for a check); then
+        nothing was written, and `put_many` in a thread that may wait is the way.
+
+        This is the common case, cheap enough for the event loop: one short
+        transaction on a connection that never waits for a lock and never
+        checkpoints the WAL (an fsync); `put_many`'s connection does that.
+        """
+        if self._since_cull >= CULL_EVERY:
+            return None
+        if any(
+            type(payload) is not bytes or len(payload) >= FILE_MIN_BYTES for _, payload in answers
+        ):
+            return None
+        try:
+            self._insert(answers, self._writing_now(), all_or_nothing=True)
+        except _WouldWait:
+            return None
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode in _BUSY_CODES:
+                return None
+            return 0
+        except (sqlite3.Error, OSError):
+            return 0
+        self._since_cull += len(answers)  # may race with put_many's: only delays a cull
+        return len(answers)
+
+    def _insert(
+        self,
+        rows: list[tuple[str, bytes]],
+        database: sqlite3.Connection | None = None,
+        all_or_nothing: bool = False,
+    ) -> list[tuple[str, bytes]]:
+        """Write rows in one transaction; those whose key holds a file are returned
+        (with `all_or_nothing`, _WouldWait is raised instead and nothing is written)."""
         if not rows:
             return []
-        database = self._writing()
+        database = database or self._writing()
         now, tag = time.time(), int(self._now())  # diskcache's own times are the real clock's
         expire = None if self._ttl is None else now + self._ttl
         holding_files = []
@@ -224,6 +275,8 @@ class ResponseCache:
                     try:
                         database.execute(_INSERT_ROW, values)
                     except sqlite3.IntegrityError:
+                        if all_or_nothing:
+                            raise _WouldWait from None
                         holding_files.append((key, payload))
             database.execute("COMMIT")
         except BaseException:
@@ -231,10 +284,22 @@ class ResponseCache:
             raise
         return holding_files
 
+    def _writing_now(self) -> sqlite3.Connection:
+        if self._writer_now is None:
+            database = os.path.join(self.directory, DBNAME)
+            self._writer_now = sqlite3.connect(database, isolation_level=None, timeout=0)
+            self._writer_now.execute("PRAGMA synchronous = NORMAL")
+            self._writer_now.execute("PRAGMA wal_autocheckpoint = 0")
+        return self._writer_now
+
     def _writing(self) -> sqlite3.Connection:
         if self._writer is None:
             database = os.path.join(self.directory, DBNAME)
-            self._writer = sqlite3.connect(database, isolation_level=None, timeout=WRITE_WAIT)
+            # Writes run in the cache's own thread (writer.py); close() runs on the loop's,
+            # after that thread has ended.
+            self._writer = sqlite3.connect(
+                database, isolation_level=None, timeout=WRITE_WAIT, check_same_thread=False
+            )
             # As diskcache sets its own: in WAL mode a commit then survives a killed
             # process without waiting for the disk (only a power cut can lose it).
             self._writer.execute("PRAGMA synchronous = NORMAL")
@@ -267,10 +332,10 @@ class ResponseCache:
     def close(self) -> None:
         if self._since_cull:
             self._cull()
-        for connection in (self._reader, self._writer):
+        for connection in (self._reader, self._writer, self._writer_now):
             if connection is not None:
                 connection.close()
-        self._reader = self._writer = None
+        self._reader = self._writer = self._writer_now = None
         self._cache.close()
 
     def __enter__(self) -> ResponseCache:

@@ -14,6 +14,7 @@ run's counts are complete when its summary is made.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -25,7 +26,12 @@ Done = Callable[[int], None]
 
 class AnswerStore(Protocol):
     def get_many(self, keys: list[str]) -> dict[str, bytes]: ...
-    def put_many(self, answers: list[tuple[str, bytes]]) -> int: ...
+
+    def put_many(self, answers: list[tuple[str, bytes]]) -> int:
+        """Store answers, waiting for the disk as long as it takes; how many were stored."""
+
+    def put_now(self, answers: list[tuple[str, bytes]]) -> int | None:
+        """Store answers if that needs no wait; None (and nothing stored) when it would."""
 
 
 class StoreThread:
@@ -69,10 +75,8 @@ class StoreThread:
             stored = False
         for group, on_done in handed:
             self._done.put((on_done, len(group) if stored else 0))
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: close() reports instead
             self._loop.call_soon_threadsafe(self._report)
-        except RuntimeError:
-            pass  # the loop is closed; close() reports instead
 
     def _report(self) -> None:
         """On the loop's thread: tell each put how it went."""

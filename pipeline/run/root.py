@@ -224,7 +224,7 @@ class _Run:
         try:
             yield memo
         finally:
-            memo.save()  # answers of requests cut short by a stop
+            memo.close()  # stores the answers of requests cut short by a stop
             cache.close()
 
     def _engine(

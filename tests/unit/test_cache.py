@@ -402,3 +402,29 @@ def test_put_reports_failure_when_the_directory_became_read_only(directory: str)
         finally:
             for path in directories:
                 path.chmod(0o700)
+
+
+def test_a_write_that_would_wait_for_another_writer_is_not_made_now(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        cache.put("k", b"first")
+        other = sqlite3.connect(os.path.join(directory, "cache.db"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writing the same cache
+        try:
+            assert cache.put_now([("held", b"answer")]) is None
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert cache.get("held") is None
+        assert cache.put_now([("held", b"answer")]) == 1
+        assert cache.get("held") == b"answer"
+
+
+def test_answers_that_need_a_file_or_replace_one_are_not_written_now(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        assert cache.put_now([("big", b"x" * FILE_MIN_BYTES)]) is None
+        assert cache.put("was-big", b"y" * FILE_MIN_BYTES)
+        # All or nothing: the small answer beside it is not written either.
+        assert cache.put_now([("small", b"s"), ("was-big", b"now small")]) is None
+        assert cache.get("small") is None
+        assert cache.put_many([("small", b"s"), ("was-big", b"now small")]) == 2
+        assert cache.get("was-big") == b"now small"

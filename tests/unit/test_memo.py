@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import orjson
 import pytest
@@ -30,6 +31,9 @@ class DictStore:
         self.answers.update(answers)
         return len(answers)
 
+    def put_now(self, answers: list[tuple[str, bytes]]) -> int | None:
+        return self.put_many(answers)
+
 
 def _request(text: str) -> Request:
     body = {"model": "m", "messages": [{"role": "user", "content": text}]}
@@ -56,6 +60,7 @@ def _memo(read: bool = True) -> tuple[ResponseMemo, DictStore, CacheCounts]:
 def _remember(memo: ResponseMemo, answers: list[tuple[str, bytes]]) -> None:
     async def remember_all() -> None:
         await asyncio.gather(*(memo.remember(key, payload) for key, payload in answers))
+        memo.close()
 
     asyncio.run(remember_all())
 
@@ -141,3 +146,68 @@ def test_a_failed_request_fails_the_identical_ones_with_the_same_error() -> None
         400,
         "HTTP 400: no",
     )
+
+
+class HeldStore(DictStore):
+    """A store whose writes wait until the test lets them go, like a cache another
+    process is writing; or fail with an error no store should raise."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.writer_thread: str | None = None
+        self._error = error
+
+    def put_now(self, answers: list[tuple[str, bytes]]) -> int | None:
+        return None  # the lock is held elsewhere: this write has to wait
+
+    def put_many(self, answers: list[tuple[str, bytes]]) -> int:
+        self.writer_thread = threading.current_thread().name
+        self.entered.set()
+        self.release.wait()
+        if self._error is not None:
+            raise self._error
+        return super().put_many(answers)
+
+
+def test_a_write_held_up_by_the_disk_never_holds_up_the_event_loop() -> None:
+    store, stats = HeldStore(), RunStats(cache=CacheCounts())
+    memo = ResponseMemo(store, "http://127.0.0.1:1/v1", True, stats)
+    key = memo.key(_request("a"))
+
+    async def scenario() -> None:
+        stored = memo.remember(key, _answer("a"))
+        await asyncio.to_thread(store.entered.wait)
+        # The write is under way and stuck; the loop still runs this coroutine.
+        assert not stored.done()
+        store.release.set()
+        await stored
+        memo.close()
+
+    asyncio.run(scenario())
+    assert store.writer_thread != threading.current_thread().name
+    assert store.answers == {key: _answer("a")}
+    assert stats.cache is not None and stats.cache.stored == 1
+
+
+def test_an_unexpected_store_error_is_a_refused_write_not_a_hung_request() -> None:
+    store, stats = HeldStore(RuntimeError("a bug in the store")), RunStats(cache=CacheCounts())
+    store.release.set()
+    memo = ResponseMemo(store, "http://127.0.0.1:1/v1", True, stats)
+    _remember(memo, [(memo.key(_request(t)), _answer(t)) for t in "ab"])
+    assert stats.cache is not None
+    assert (stats.cache.stored, stats.cache.store_failures) == (0, 2)
+
+
+def test_answers_handed_over_at_close_are_stored_and_counted_before_it_returns() -> None:
+    memo, store, counts = _memo()
+    key = memo.key(_request("late"))
+
+    async def stop_right_after_an_answer() -> None:
+        memo.remember(key, _answer("late"))  # its turn of the loop never comes
+        memo.close()
+
+    asyncio.run(stop_right_after_an_answer())
+    assert store.answers == {key: _answer("late")}
+    assert counts.stored == 1

@@ -1,0 +1,139 @@
+"""The run's event stream and its consumers: counts come from events alone, in any order."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.core.errors import ErrorKind
+from pipeline.core.events import (
+    REQUEST_SENT,
+    BatchesCommitted,
+    CacheLookedUp,
+    CacheOpened,
+    CacheStored,
+    Event,
+    JobResumed,
+    RateLimitPaused,
+    ResponseReceived,
+    RetryScheduled,
+    Stalled,
+    TrafficReadings,
+)
+from pipeline.core.models import Failure, Item, Outcome, Success, Usage
+from pipeline.observe.broadcast import Broadcast
+from pipeline.observe.counters import RunStats
+from pipeline.observe.progress import ProgressFeed
+from pipeline.observe.summary import summary_dict
+
+ITEM = Item(0, "in.jsonl", 1, {}, 0)
+KINDS = [ErrorKind.INVALID_INPUT, ErrorKind.PERMANENT, ErrorKind.TRANSIENT]
+
+outcomes = st.one_of(
+    st.builds(
+        lambda p, c, cached: Success(ITEM, "x", Usage(p, c, p + c), cached=cached),
+        st.integers(0, 1000),
+        st.integers(0, 1000),
+        st.booleans(),
+    ),
+    st.sampled_from(KINDS).map(lambda kind: Failure(ITEM, kind, "no")),
+)
+commits = st.lists(outcomes, max_size=20).map(BatchesCommitted)
+
+
+@given(st.lists(commits, max_size=10))
+def test_committed_outcomes_are_counted_as_if_counted_one_by_one(
+    batches: list[BatchesCommitted],
+) -> None:
+    from_events, one_by_one = RunStats(), RunStats()
+    for batch in batches:
+        from_events.emit(batch)
+        for outcome in batch.outcomes:
+            one_by_one.count(outcome)
+    assert summary_dict(from_events, 1.0, 0) == summary_dict(one_by_one, 1.0, 0)
+    assert from_events.items == sum(len(batch.outcomes) for batch in batches)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["sent", "ok", "429", "retry", "pause", "extend"]),
+        max_size=60,
+    )
+)
+def test_traffic_counts_follow_the_events(names: list[str]) -> None:
+    events: dict[str, Event] = {
+        "sent": REQUEST_SENT,
+        "ok": ResponseReceived(0.1, rate_limited=False),
+        "429": ResponseReceived(0.1, rate_limited=True),
+        "retry": RetryScheduled("transient", 1.0),
+        "pause": RateLimitPaused(2.0, new_pause=True),
+        "extend": RateLimitPaused(0.5, new_pause=False),
+    }
+    stats = RunStats()
+    for name in names:
+        stats.emit(events[name])
+    seen = Counter(names)
+    assert stats.requests == seen["sent"]
+    assert stats.rate_limited == seen["429"]
+    assert stats.retries == seen["retry"]
+    assert stats.traffic.pauses == seen["pause"]
+    assert stats.traffic.paused_seconds == 2.0 * seen["pause"] + 0.5 * seen["extend"]
+    has_latency = seen["ok"] + seen["429"] > 0
+    assert (stats.latencies.percentile(0.5) is not None) == has_latency
+
+
+@given(st.lists(st.integers(1, 64), min_size=1, max_size=20))
+def test_the_lowest_concurrency_is_the_lowest_ever_read(levels: list[int]) -> None:
+    stats = RunStats()
+    for level in levels:
+        stats.emit(TrafficReadings(level, 600.0, None, 0))
+    assert stats.traffic.concurrency == levels[-1]
+    assert stats.traffic.lowest_concurrency == min(levels)
+
+
+def test_cache_counts_exist_only_once_a_cache_is_opened() -> None:
+    stats = RunStats()
+    stats.emit(CacheLookedUp(hits=3, misses=1))
+    assert stats.cache is None
+    stats.emit(CacheOpened("/tmp/cache"))
+    stats.emit(CacheLookedUp(hits=3, misses=1))
+    stats.emit(CacheStored(stored=1, failed=0))
+    assert stats.cache is not None
+    assert (stats.cache.hits, stats.cache.misses, stats.cache.stored) == (3, 1, 1)
+
+
+def test_a_resumed_job_counts_earlier_attempts_in_the_job_and_not_in_this_attempt() -> None:
+    stats = RunStats()
+    stats.emit(JobResumed(10, 8, 2, 100, 50, (("permanent", 2),)))
+    stats.emit(BatchesCommitted([Success(ITEM, "x", Usage(7, 3, 10))]))
+    summary = summary_dict(stats, 1.0, 0)
+    assert summary["whole_job"]["items"] == 11 and summary["resumed"] == 10
+    assert summary["this_attempt"]["items"] == 1
+    assert summary["this_attempt"]["tokens"] == {"prompt": 7, "completion": 3}
+    assert summary["whole_job"]["quarantined_by_kind"] == {"permanent": 2}
+
+
+class _Display:
+    def __init__(self) -> None:
+        self.told: list[object] = []
+
+    def update(self, stats: RunStats) -> None:
+        self.told.append(stats.items)
+
+    def stalled(self, stall: Stalled) -> None:
+        self.told.append(stall.describe())
+
+
+def test_the_progress_feed_sees_counts_that_include_the_commit_it_reports() -> None:
+    stats, display = RunStats(), _Display()
+    events = Broadcast(stats, ProgressFeed(display, stats))
+    committed: list[Outcome] = [Success(ITEM, "x", Usage(1, 1, 2))] * 3
+    events.emit(REQUEST_SENT)  # not a change the display is told about
+    events.emit(BatchesCommitted(committed))
+    events.emit(Stalled(12.0, 11.0, "answers to 1 request", None, failing=False))
+    assert display.told == [
+        3,
+        "stalled for 11s, waiting for answers to 1 request; last error: none",
+    ]
