@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pipeline.core.models import Outcome
+from pipeline.core.tally import Tally
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +103,7 @@ class CacheStored:
 class JobResumed:
     """Earlier attempts of the same job committed these (the state's totals)."""
 
-    items: int
-    succeeded: int
-    cached: int
-    prompt_tokens: int
-    completion_tokens: int
-    quarantined: tuple[tuple[str, int], ...]  # (error kind, count)
+    committed: Tally  # read, never changed, by consumers
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,9 +37,8 @@ from pipeline.dispatch.transport import AnswerTooLarge, Response, Transport, Tra
 from pipeline.prepare.request_builder import Request
 from pipeline.protocol.answers import InvalidAnswer, parse_answer
 from pipeline.protocol.headers import error_details, retry_after, should_retry
-from pipeline.traffic.protocol import Limiter, Ticket
+from pipeline.traffic.protocol import Holdup, Limiter, Ticket
 from pipeline.traffic.retry_policy import Verdict, backoff, retry_delay, retry_kind
-from pipeline.traffic.stalls import Holdup
 
 
 class DispatchStopped(Exception):

@@ -14,7 +14,7 @@ while later batches are already in flight. Both queues are bounded, so at most
 wire get a grace period to answer, the batches they complete are still written
 (in order, up to the first incomplete one), and `run` returns.
 
-Beside the pool, a watch on the dispatcher's clock reports stalls (see traffic/stalls.py).
+Beside the pool, a watch on the dispatcher's clock reports stalls (see stalls.py).
 What the pool does is told to the run's event sink (core/events.py): commits and stalls.
 """
 
@@ -31,9 +31,9 @@ from pipeline.core.events import BatchesCommitted, EventSink
 from pipeline.core.models import Batch, Failure, Item, Outcome
 from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
 from pipeline.engines.protocol import NextBatch, OutcomeWriter
+from pipeline.engines.stalls import CHECK_EVERY, StallWatch
 from pipeline.prepare.preparer import PreparedBatch
 from pipeline.prepare.request_builder import Request
-from pipeline.traffic.stalls import CHECK_EVERY, StallWatch
 
 
 class _BatchInFlight:

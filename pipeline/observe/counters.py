@@ -7,7 +7,6 @@ updates it directly; each handler below turns one kind of event into counts.
 from __future__ import annotations
 
 import random
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,7 @@ from pipeline.core.events import (
     RetryScheduled,
     TrafficReadings,
 )
-from pipeline.core.models import Outcome, Success
+from pipeline.core.tally import Tally
 
 LATENCY_SAMPLE_SIZE = 4096
 
@@ -109,55 +108,30 @@ def _rounded(value: float | None) -> float | None:
 
 
 @dataclass(slots=True)
-class RunStats:
-    """Counts for the whole job (earlier attempts included) and this attempt's traffic."""
+class RunStats(Tally):
+    """The whole job's tally (earlier attempts included), and this attempt's traffic."""
 
-    items: int = 0
-    resumed: int = 0  # items committed by earlier runs of the same job
-    succeeded: int = 0
-    cached: int = 0
-    quarantined: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
     latencies: LatencySample = field(default_factory=LatencySample)
     traffic: TrafficStats = field(default_factory=TrafficStats)
     cache: CacheCounts | None = None  # None when the run used no cache
-    earlier: JobResumed | None = None  # what earlier attempts of the job committed
+    earlier: Tally | None = None  # what earlier attempts of the job committed
 
     def emit(self, event: Event) -> None:
         handle = _HANDLERS.get(type(event))
         if handle is not None:
             handle(self, event)
 
-    def count(self, outcome: Outcome) -> None:
-        self.items += 1
-        if isinstance(outcome, Success):
-            self.succeeded += 1
-            if outcome.cached:  # its tokens were paid for by an earlier request
-                self.cached += 1
-                return
-            self.prompt_tokens += outcome.usage.prompt_tokens
-            self.completion_tokens += outcome.usage.completion_tokens
-        else:
-            self.quarantined[str(outcome.kind)] += 1
-
-    def resume_from(self, totals: JobResumed) -> None:
-        """Count what earlier runs committed, so the counts describe the whole job."""
-        self.earlier = totals
-        self.items += totals.items
-        self.resumed += totals.items
-        self.succeeded += totals.succeeded
-        self.cached += totals.cached
-        self.prompt_tokens += totals.prompt_tokens
-        self.completion_tokens += totals.completion_tokens
-        self.quarantined.update(dict(totals.quarantined))
+    @property
+    def resumed(self) -> int:
+        """Items committed by earlier attempts of the same job."""
+        return 0 if self.earlier is None else self.earlier.items
 
     @property
-    def failed(self) -> int:
-        return sum(self.quarantined.values())
+    def this_attempt(self) -> Tally:
+        return self if self.earlier is None else self.minus(self.earlier)
 
 
 def _committed(stats: RunStats, event: BatchesCommitted) -> None:
@@ -225,7 +199,8 @@ def _stored(stats: RunStats, event: CacheStored) -> None:
 
 
 def _resumed(stats: RunStats, event: JobResumed) -> None:
-    stats.resume_from(event)
+    stats.earlier = event.committed
+    stats.add(event.committed)
 
 
 _HANDLERS: dict[type, Callable[[RunStats, Any], None]] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from pipeline.observe.counters import RunStats
@@ -25,8 +24,8 @@ def summary_dict(stats: RunStats, wall_seconds: float, exit_code: int) -> dict[s
         value = stats.latencies.percentile(fraction)
         return None if value is None else round(value * 1000, 1)
 
-    job = _job_totals(stats)
-    attempt = _this_attempt(stats)
+    job = stats.as_dict()  # the tally of the whole job, earlier attempts included
+    attempt = {**stats.this_attempt.as_dict(), "requests": stats.requests, "retries": stats.retries}
     return {
         "items": stats.items,
         "resumed": stats.resumed,
@@ -47,36 +46,4 @@ def summary_dict(stats: RunStats, wall_seconds: float, exit_code: int) -> dict[s
         "this_attempt": attempt,
         "whole_job": job,
         "exit_code": exit_code,
-    }
-
-
-def _job_totals(stats: RunStats) -> dict[str, Any]:
-    return {
-        "items": stats.items,
-        "succeeded": stats.succeeded,
-        "cached": stats.cached,
-        "quarantined": stats.failed,
-        "quarantined_by_kind": dict(sorted(stats.quarantined.items())),
-        "tokens": {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens},
-    }
-
-
-def _this_attempt(stats: RunStats) -> dict[str, Any]:
-    earlier = stats.earlier
-    if earlier is None:
-        job = _job_totals(stats)
-        return {**job, "requests": stats.requests, "retries": stats.retries}
-    quarantined = stats.quarantined - Counter(dict(earlier.quarantined))
-    return {
-        "items": stats.items - earlier.items,
-        "succeeded": stats.succeeded - earlier.succeeded,
-        "cached": stats.cached - earlier.cached,
-        "quarantined": sum(quarantined.values()),
-        "quarantined_by_kind": dict(sorted(quarantined.items())),
-        "tokens": {
-            "prompt": stats.prompt_tokens - earlier.prompt_tokens,
-            "completion": stats.completion_tokens - earlier.completion_tokens,
-        },
-        "requests": stats.requests,
-        "retries": stats.retries,
     }

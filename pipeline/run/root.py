@@ -157,7 +157,7 @@ class _Run:
             return
         try:
             self.warnings.extend(state.warnings)  # damaged parts found, and redone
-            self.events.emit(_resumed(state))
+            self.events.emit(JobResumed(state.totals.tally()))
             writer = CheckpointWriter(
                 state.parts_dir,
                 self.config.read.id_field,
@@ -263,18 +263,6 @@ class _Run:
             files.abort()
             raise
         state.finish()
-
-
-def _resumed(state: RunState) -> JobResumed:
-    totals = state.totals
-    return JobResumed(
-        totals.items,
-        totals.succeeded,
-        totals.cached,
-        totals.prompt_tokens,
-        totals.completion_tokens,
-        tuple(sorted(totals.quarantined.items())),
-    )
 
 
 def _has_state(config: RunConfig) -> bool:

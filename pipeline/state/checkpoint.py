@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ import pyarrow as pa
 from pipeline.core.config import RESULT_FIELDS, ResultFields
 from pipeline.core.jsonio import dumps_lines
 from pipeline.core.models import Batch, Outcome, Success
+from pipeline.core.tally import Tally
 from pipeline.state.part_header import PartHeader
 from pipeline.state.parts import write_part
 from pipeline.write.rows import quarantine_row, result_row
@@ -69,21 +69,21 @@ class CheckpointWriter:
     def _part(self, batch: Batch, outcomes: list[Outcome]) -> tuple[PartHeader, bytes, bytes]:
         good = [o for o in outcomes if isinstance(o, Success)]
         bad = [o for o in outcomes if not isinstance(o, Success)]
-        paid = [o for o in good if not o.cached]
+        tally = Tally.of(outcomes)
         good_rows = [result_row(o, self._id_field, self._result_fields) for o in good]
         results = self._encode_results(good_rows) if good else b""
         quarantine = dumps_lines([quarantine_row(o) for o in bad]) if bad else b""
         header = PartHeader(
             batch=batch.index,
-            items=len(outcomes),
+            items=tally.items,
             digest=batch.digest,
-            succeeded=len(good),
-            cached=len(good) - len(paid),
-            prompt_tokens=sum(o.usage.prompt_tokens for o in paid),
-            completion_tokens=sum(o.usage.completion_tokens for o in paid),
+            succeeded=tally.succeeded,
+            cached=tally.cached,
+            prompt_tokens=tally.prompt_tokens,
+            completion_tokens=tally.completion_tokens,
             results_bytes=len(results),
             quarantine_bytes=len(quarantine),
             committed_at=time.time(),
-            quarantined=dict(Counter(str(o.kind) for o in bad)),
+            quarantined=dict(tally.quarantined),
         )
         return header, results, quarantine

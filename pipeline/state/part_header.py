@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import orjson
+
+from pipeline.core.tally import Tally
 
 PART_SUFFIX = ".part"
 MAX_HEADER_BYTES = 1 << 16
@@ -56,6 +59,17 @@ class PartHeader:
     def _as_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies, and measured a second per 100k items.
         return {name: getattr(self, name) for name in _FIELD_NAMES}
+
+    def tally(self) -> Tally:
+        """The counts of the batch's outcomes."""
+        return Tally(
+            self.items,
+            self.succeeded,
+            self.cached,
+            self.prompt_tokens,
+            self.completion_tokens,
+            Counter(self.quarantined),
+        )
 
     def sealed(self, results: bytes, quarantine: bytes) -> PartHeader:
         """This header with the checksum of its fields and of the rows that follow it."""

@@ -16,8 +16,7 @@ import contextlib
 import os
 import shutil
 import stat
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,6 +24,7 @@ import pyarrow as pa
 
 from pipeline.core.config import STDIO
 from pipeline.core.errors import ConfigError, OutputError, UsageError
+from pipeline.core.tally import Tally
 from pipeline.core.words import counted
 from pipeline.state.fingerprint import differences
 from pipeline.state.lock import LOCK_NAME, RunLock
@@ -52,27 +52,27 @@ class ResumeMismatch(ConfigError):
 
 
 @dataclass(slots=True)
-class Totals:
+class Totals(Tally):
     """What the committed batches hold, summed from their headers."""
 
     batches: int = 0
-    items: int = 0
-    succeeded: int = 0
-    cached: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    quarantined: Counter[str] = field(default_factory=Counter)
     last_commit: float | None = None
 
-    def add(self, header: PartHeader) -> None:
+    def add_part(self, header: PartHeader) -> None:
         self.batches += 1
-        self.items += header.items
-        self.succeeded += header.succeeded
-        self.cached += header.cached
-        self.prompt_tokens += header.prompt_tokens
-        self.completion_tokens += header.completion_tokens
-        self.quarantined.update(header.quarantined)
+        self.add(header.tally())
         self.last_commit = header.committed_at
+
+    def tally(self) -> Tally:
+        """The counts alone, as an independent copy."""
+        return Tally(
+            self.items,
+            self.succeeded,
+            self.cached,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.quarantined.copy(),
+        )
 
 
 def default_state_dir(output: str) -> str | None:
@@ -101,7 +101,7 @@ def read_state(directory: str) -> StoredState:
         prefix = CommittedPrefix(parts_dir)
         for header in prefix:
             point.add(header.digest)
-            totals.add(header)
+            totals.add_part(header)
         damage = prefix.damage
     elif os.path.lexists(parts_dir):
         damage = Damage(0, parts_dir, "it is not a directory")

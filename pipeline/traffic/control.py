@@ -31,10 +31,9 @@ from pipeline.traffic.adaptive_timeout import LatencyTracker
 from pipeline.traffic.aimd import ConcurrencyLimit, Congestion
 from pipeline.traffic.breaker import BreakerState, CircuitBreaker
 from pipeline.traffic.limiter import Limits, RateLimiter
-from pipeline.traffic.protocol import Ticket
+from pipeline.traffic.protocol import Holdup, Ticket, holdup
 from pipeline.traffic.retry_budget import RetryBudget
 from pipeline.traffic.retry_policy import Verdict, rate_limit_pause
-from pipeline.traffic.stalls import Holdup, holdup
 from pipeline.traffic.tokens import CompletionAverage, expected_tokens
 
 

@@ -1,4 +1,5 @@
-"""What the dispatcher needs of traffic control: the `Limiter` seam.
+"""What the dispatcher needs of traffic control: the `Limiter` seam, its tickets, and
+what it says sending waits for (`Holdup`, for the stall reports).
 
 Today's implementation is `TrafficControl` (control.py), in-process; a limiter
 shared across processes (one account's limit for several runs) would be another.
@@ -11,8 +12,40 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipeline.core.models import Usage
+from pipeline.core.words import counted
 from pipeline.traffic.retry_policy import Verdict
-from pipeline.traffic.stalls import Holdup
+
+
+@dataclass(frozen=True, slots=True)
+class Holdup:
+    """What sending waits for right now, as traffic control sees it."""
+
+    waiting_for: str
+    failing: bool = False  # held back by failures (the breaker is open), not mere slowness
+    last_error: str | None = None  # redacted; the latest failed attempt's message
+    last_error_at: float | None = None  # on the run's clock
+
+
+def holdup(
+    down_for: float | None, breaker_timeout: float, in_flight: int, paused: float, retrying: int
+) -> Holdup:
+    """What sending waits for: the endpoint (down for `down_for` seconds, None when the
+    breaker is closed), answers in flight, a rate-limit pause, items backing off."""
+    if down_for is not None:
+        left = max(0.0, breaker_timeout - down_for)
+        return Holdup(
+            f"the endpoint to recover (failing for {down_for:.0f}s; the run stops with exit 69 "
+            f"in {left:.0f}s, see --breaker-timeout)",
+            failing=True,
+        )
+    waits = []
+    if in_flight:
+        waits.append(f"answers to {counted(in_flight, 'request')}")
+    if paused > 0:
+        waits.append(f"a rate-limit pause ({paused:.0f}s left)")
+    if retrying:
+        waits.append(f"{counted(retrying, 'item')} to retry")
+    return Holdup(", ".join(waits) or "more items to send")
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from pipeline.core.events import (
     TrafficReadings,
 )
 from pipeline.core.models import Failure, Item, Outcome, Success, Usage
+from pipeline.core.tally import Tally
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
 from pipeline.observe.progress import ProgressFeed
@@ -106,7 +107,7 @@ def test_cache_counts_exist_only_once_a_cache_is_opened() -> None:
 
 def test_a_resumed_job_counts_earlier_attempts_in_the_job_and_not_in_this_attempt() -> None:
     stats = RunStats()
-    stats.emit(JobResumed(10, 8, 2, 100, 50, (("permanent", 2),)))
+    stats.emit(JobResumed(Tally(10, 8, 2, 100, 50, Counter(permanent=2))))
     stats.emit(BatchesCommitted([Success(ITEM, "x", Usage(7, 3, 10))]))
     summary = summary_dict(stats, 1.0, 0)
     assert summary["whole_job"]["items"] == 11 and summary["resumed"] == 10

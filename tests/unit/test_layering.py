@@ -55,6 +55,15 @@ def test_every_module_lives_in_a_stage_folder() -> None:
     assert folders == {*LAYERS, "simulator"}
 
 
+def test_each_folder_holds_a_few_modules_with_one_job() -> None:
+    sizes = {
+        folder.name: len([p for p in folder.glob("*.py") if p.name != "__init__.py"])
+        for folder in PIPELINE.iterdir()
+        if folder.is_dir() and folder.name != "__pycache__"
+    }
+    assert {name: n for name, n in sizes.items() if not 2 <= n <= 10} == {}
+
+
 def test_imports_only_run_downwards() -> None:
     upward = []
     for folder, path in _modules():

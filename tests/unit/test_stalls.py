@@ -15,13 +15,14 @@ from pipeline.core.redact import Redactor
 from pipeline.dispatch.dispatcher import Dispatcher
 from pipeline.dispatch.transport import Response, TransportError
 from pipeline.engines.asyncio_pool import AsyncioEngine
+from pipeline.engines.stalls import REPORT_EVERY, STALL_AFTER, StallWatch
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
 from pipeline.observe.progress import ProgressFeed
 from pipeline.prepare.preparer import PreparedBatch
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.control import TrafficControl
-from pipeline.traffic.stalls import REPORT_EVERY, STALL_AFTER, Holdup, StallWatch
+from pipeline.traffic.protocol import Holdup
 from tests.fakes.clock import FakeClock
 from tests.fakes.transport import ScriptedTransport
 

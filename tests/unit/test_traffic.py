@@ -13,8 +13,8 @@ from pipeline.core.errors import ErrorKind, ServiceUnavailable
 from pipeline.core.events import DISCARD
 from pipeline.core.models import Usage
 from pipeline.traffic.control import Ticket, TrafficControl
+from pipeline.traffic.protocol import Holdup
 from pipeline.traffic.retry_policy import Verdict
-from pipeline.traffic.stalls import Holdup
 from tests.fakes.clock import FakeClock
 
 ANSWER = Usage(prompt_tokens=10, completion_tokens=2, total_tokens=12)
