@@ -148,7 +148,14 @@ class TrafficControl:
         else:
             self.last_error, self.last_error_at = verdict.message, now
             self._on_refusal(ticket, verdict, readings or {}, now)
-        self._publish()
+        last = self._readings
+        if (
+            readings
+            or verdict is not None
+            or last is None
+            or last.concurrency != self.concurrency.current
+        ):
+            self._publish()
         if self.breaker.state is not breaker_state:
             self._announce()
         self._hand_over_slots()
