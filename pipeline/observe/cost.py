@@ -1,0 +1,109 @@
+"""What tokens cost: the shipped price table, overrides, and the arithmetic. No I/O but
+reading the table shipped with the package.
+
+Cost is only ever computed from token counts the server reported (`usage`); a
+model the table does not know is unpriced (None), never free.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+PER_TOKENS = 1_000_000  # prices are USD per million tokens
+_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens; `cached_input` for prompt tokens a provider served from
+    its own prompt cache (None: it charges them as any input)."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+    def cost(
+        self, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0
+    ) -> float:
+        """USD for one answer's (or a run's) tokens."""
+        cached = min(max(cached_prompt_tokens, 0), prompt_tokens)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        total = (
+            (prompt_tokens - cached) * self.input
+            + cached * cached_rate
+            + completion_tokens * self.output
+        )
+        return total / PER_TOKENS
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    checked: str  # when the prices were last compared with the providers' lists
+    prices: Mapping[str, Price]  # by lower-case model name
+
+    def price_of(self, model: str | None) -> Price | None:
+        """The model's price: its exact name first, then without a provider prefix
+        (`openai/gpt-4o`), then without a date suffix (`gpt-4o-2024-08-06`)."""
+        if not model:
+            return None
+        for name in _candidates(model.lower()):
+            if name in self.prices:
+                return self.prices[name]
+        return None
+
+    def with_override(self, model: str, price: Price) -> PriceTable:
+        """The table with `model` priced as given (flags and config win over the table)."""
+        return PriceTable(self.checked, {**self.prices, model.lower(): price})
+
+
+def _candidates(name: str) -> list[str]:
+    names = []
+    while True:
+        names.append(name)
+        undated = _DATE_SUFFIX.sub("", name)
+        if undated != name:
+            names.append(undated)
+        if "/" not in name:
+            return names
+        name = name.split("/", 1)[1]
+
+
+def parse_table(text: str) -> PriceTable:
+    """A price table from TOML: `checked = "YYYY-MM-DD"` and `[models."NAME"]` tables of
+    `input`, `output` and optionally `cached_input`. ValueError names what is wrong."""
+    data = tomllib.loads(text)
+    checked = data.get("checked")
+    if not isinstance(checked, str):
+        raise ValueError("the price table has no `checked` date")
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise ValueError("`models` must be a table of models")
+    return PriceTable(checked, {name.lower(): _price(name, row) for name, row in models.items()})
+
+
+def _price(name: str, row: Any) -> Price:
+    if not isinstance(row, dict):
+        raise ValueError(f"the price of {name!r} must be a table")
+    unknown = set(row) - {"input", "output", "cached_input"}
+    if unknown:
+        raise ValueError(f"unknown key {sorted(unknown)[0]!r} in the price of {name!r}")
+    values = {}
+    for key in ("input", "output", "cached_input"):
+        value = row.get(key)
+        if value is None and key == "cached_input":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{key} of {name!r} must be a number of USD, 0 or more")
+        values[key] = float(value)
+    return Price(**values)
+
+
+def shipped_table() -> PriceTable:
+    """The table shipped with this version of sluice."""
+    text = resources.files("pipeline.observe").joinpath("prices.toml").read_text("utf-8")
+    return parse_table(text)
