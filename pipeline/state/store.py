@@ -65,14 +65,9 @@ class Totals(Tally):
 
     def tally(self) -> Tally:
         """The counts alone, as an independent copy."""
-        return Tally(
-            self.items,
-            self.succeeded,
-            self.cached,
-            self.prompt_tokens,
-            self.completion_tokens,
-            self.quarantined.copy(),
-        )
+        counts = Tally()
+        counts.add(self)
+        return counts
 
 
 def default_state_dir(output: str) -> str | None:
