@@ -128,10 +128,13 @@ class ResponseMemo:
         if self._writes is not None:
             self._writes.close()
 
-    def landed(self, key: str, outcome: Outcome) -> None:
-        """The request for `key` is settled: settle every item that waited for it."""
-        for item, settle in self._waiting.pop(key, ()):
+    def landed(self, key: str, outcome: Outcome) -> int:
+        """The request for `key` is settled: settle every item that waited for it, and
+        say how many did."""
+        waiters = self._waiting.pop(key, ())
+        for item, settle in waiters:
             settle(_shared(item, outcome))
+        return len(waiters)
 
 
 def _reusable(request: Request, payload: bytes) -> Answer | None:

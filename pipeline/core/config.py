@@ -148,10 +148,13 @@ class OutputConfig:
     quarantine: str
     summary: str | None = None
     result_fields: ResultFields = RESULT_FIELDS
+    trace: str | None = None  # spans as JSON lines (--trace-file)
+    metrics: str | None = None  # a Prometheus textfile (--metrics-file)
 
     @property
     def paths(self) -> list[str]:
-        return [p for p in (self.results, self.quarantine, self.summary) if p is not None]
+        every = (self.results, self.quarantine, self.summary, self.trace, self.metrics)
+        return [p for p in every if p is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,30 @@ class StateConfig:
 
     directory: str | None = None
     fresh: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpendConfig:
+    """Prices and budgets. Budgets cover the whole job, all its attempts together."""
+
+    max_cost: float | None = None  # USD
+    max_requests: int | None = None
+    deadline: float | None = None  # seconds of running
+    price_in: float | None = None  # USD per million prompt tokens, for every model
+    price_out: float | None = None  # USD per million completion tokens
+
+    @property
+    def budgeted(self) -> bool:
+        return (self.max_cost, self.max_requests, self.deadline) != (None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveConfig:
+    """What the run tells operators beyond its outputs."""
+
+    job: str = ""  # the name its summary, metrics and history go under
+    trace_id: str = ""  # 32 hex digits; empty: the run makes one
+    trace_content: bool = False  # prompts and answers in trace spans (--trace-content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,5 +201,7 @@ class RunConfig:
     retry: RetryConfig = field(default_factory=RetryConfig)
     cache: CacheConfig | None = None
     state: StateConfig = field(default_factory=StateConfig)
+    spend: SpendConfig = field(default_factory=SpendConfig)
+    observe: ObserveConfig = field(default_factory=ObserveConfig)
     max_error_rate: float = 0.0
     grace: float = 10.0  # seconds requests in flight may take to land after a stop

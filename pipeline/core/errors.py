@@ -2,6 +2,7 @@
 
     SluiceError                      stops the whole run; carries its exit code
     ├── UsageError            2      a flag or argument the user can fix
+    ├── BudgetReached         3      --max-cost, --max-requests or --deadline reached
     ├── InputUnreadable      65      an input that cannot be read as a whole
     ├── InputMissing         66      an input path that does not exist
     ├── ServiceUnavailable   69      the endpoint kept failing (circuit breaker)
@@ -56,6 +57,16 @@ class SluiceError(Exception):
 class UsageError(SluiceError):
     exit_code = 2
     resumable = False
+
+
+class BudgetReached(SluiceError):
+    """A budget of the job is spent: the run stopped sending; more budget resumes it."""
+
+    exit_code = 3
+
+    def __init__(self, budget: str, message: str) -> None:
+        super().__init__(message)
+        self.budget = budget  # max_cost, max_requests or deadline
 
 
 class InputUnreadable(SluiceError):

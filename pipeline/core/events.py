@@ -8,23 +8,64 @@ traces and metrics) each read the same stream, and no stage knows which of them
 listen (see pipeline/observe/).
 
 Events are emitted on the event loop's thread only, one at a time, so a
-consumer needs no lock. They are few per request (about three) and one per
-commit, never one per byte or per retry-loop turn.
+consumer needs no lock. They are few per request (sent, answered, ended, and
+the item settled) and one per commit, never one per byte or per retry-loop turn.
+Times (`at`) are the run clock's monotonic seconds; a consumer that needs wall
+time (traces) maps them once from the run's start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from pipeline.core.models import Outcome
+from pipeline.core.models import Item, Outcome, Usage
 from pipeline.core.tally import Tally
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStarted:
+    """A batch entered the pool: its items are settled from the cache or queued to send."""
+
+    batch: int
+    items: int
+    at: float  # the clock's time (monotonic seconds), as for every `at` below
 
 
 @dataclass(frozen=True, slots=True)
 class RequestSent:
     """One attempt went on the wire."""
+
+    item: Item
+    batch: int
+    attempt: int  # 1 for the first
+    at: float
+    queued: float  # seconds the item waited for a worker (first attempt; else 0)
+    limiter_wait: float  # seconds traffic control held the attempt back
+    body: Mapping[str, Any]  # the request body as sent (never holds the key); read-only
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEnded:
+    """An attempt is over: answered (`status`), or failed on the way (`status` None)."""
+
+    item: Item
+    batch: int
+    attempt: int
+    at: float
+    status: int | None
+    error: str | None  # the ErrorKind when the attempt failed, else None
+    usage: Usage | None  # the tokens the answer reported
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSettled:
+    """An item has its outcome: answered, reused (`outcome.cached`), or failed."""
+
+    batch: int
+    at: float
+    outcome: Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +74,16 @@ class ResponseReceived:
 
     latency: float  # seconds, from sending to the last byte
     rate_limited: bool  # HTTP 429, or an error code that says the same
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReported:
+    """An answer's token counts: paid for (`cached` False, a request of this run got it),
+    or reused (`cached` True: the response cache, or an identical request in flight)."""
+
+    model: str | None  # as the request named it; prices are looked up by it
+    usage: Usage
+    cached: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +162,16 @@ class BatchesCommitted:
     """Complete batches were committed; their outcomes, in input order."""
 
     outcomes: Sequence[Outcome]
+    batches: Sequence[int] = ()
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Once a second while the pool runs, whatever happens: for displays that must keep
+    saying how the run is doing when nothing completes."""
+
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +192,12 @@ class Stalled:
 
 
 Event = (
-    RequestSent
+    BatchStarted
+    | RequestSent
+    | AttemptEnded
+    | ItemSettled
     | ResponseReceived
+    | UsageReported
     | RetryScheduled
     | AttemptTimedOut
     | RateLimitPaused
@@ -144,6 +209,7 @@ Event = (
     | CacheStored
     | JobResumed
     | BatchesCommitted
+    | Heartbeat
     | Stalled
 )
 
@@ -153,7 +219,6 @@ class EventSink(Protocol):
         """Take one event; called on the event loop's thread, must not block."""
 
 
-REQUEST_SENT = RequestSent()
 ATTEMPT_TIMED_OUT = AttemptTimedOut()
 RETRY_BUDGET_WAITED = RetryBudgetWaited()
 CACHE_JOINED = CacheJoined()

@@ -56,6 +56,9 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    # Within prompt_tokens: served from the provider's prompt cache, at its cached-input
+    # price. Used for cost; not written in result rows, which keep the three counts.
+    cached_prompt_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {

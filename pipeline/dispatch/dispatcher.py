@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from typing import NamedTuple
 
 from pipeline.cache.memo import ResponseMemo
 from pipeline.core.clock import Clock
@@ -29,16 +30,33 @@ from pipeline.core.errors import (
     SluiceError,
     error_kind_for_status,
 )
-from pipeline.core.events import REQUEST_SENT, EventSink, ResponseReceived, RetryScheduled
-from pipeline.core.models import Failure, Item, Outcome, Success
+from pipeline.core.events import (
+    AttemptEnded,
+    EventSink,
+    RequestSent,
+    ResponseReceived,
+    RetryScheduled,
+    UsageReported,
+)
+from pipeline.core.models import Failure, Item, Outcome, Success, Usage
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.first_contact import CONNECT_FAILED, FirstContact
 from pipeline.dispatch.transport import AnswerTooLarge, Response, Transport, TransportError
 from pipeline.prepare.request_builder import Request
 from pipeline.protocol.answers import InvalidAnswer, parse_answer
 from pipeline.protocol.headers import error_details, retry_after, should_retry
+from pipeline.spend.budget import BudgetGate
 from pipeline.traffic.protocol import Holdup, Limiter, Ticket
 from pipeline.traffic.retry_policy import Verdict, backoff, retry_delay, retry_kind
+
+
+class _Attempt(NamedTuple):
+    item: Item
+    batch: int
+    number: int  # 1 for the first
+    request: Request
+    ticket: Ticket
+    cache_key: str | None
 
 
 class DispatchStopped(Exception):
@@ -56,8 +74,10 @@ class Dispatcher:
         clock: Clock,
         rng: random.Random | None = None,
         memo: ResponseMemo | None = None,
+        budget: BudgetGate | None = None,
     ) -> None:
         self._transport = transport
+        self._budget = budget
         self._memo = memo
         self._traffic = traffic
         self._retry = retry
@@ -77,31 +97,58 @@ class Dispatcher:
         if not self._sending:
             self.idle.set()
 
-    async def dispatch(self, item: Item, request: Request, cache_key: str | None = None) -> Outcome:
-        """Send until a Success or a Failure; a reusable answer is stored under `cache_key`."""
+    async def dispatch(
+        self,
+        item: Item,
+        request: Request,
+        cache_key: str | None = None,
+        batch: int = 0,
+        queued: float = 0.0,
+    ) -> Outcome:
+        """Send until a Success or a Failure; a reusable answer is stored under `cache_key`.
+        `batch` and `queued` (seconds the item waited for a worker) are for the events."""
         failures: Counter[ErrorKind] = Counter()
-        attempt = 0
+        number = 0
         while True:
             if self._stopping:
                 raise DispatchStopped
-            ticket = await self._admit(request, first_attempt=attempt == 0)
-            if self._stopping:
-                self._traffic.release(ticket)
-                raise DispatchStopped
-            attempt += 1
+            asked = self.clock.now()
+            ticket = await self._admit(request, first_attempt=number == 0)
             try:
-                outcome, storing = await self._attempt(item, request, ticket, attempt, cache_key)
+                if self._stopping:
+                    raise DispatchStopped
+                reserved = self._within_budget(request)
+            except BaseException:
+                self._traffic.release(ticket)
+                raise
+            number += 1
+            attempt = _Attempt(item, batch, number, request, ticket, cache_key)
+            now = self.clock.now()
+            wait = queued if number == 1 else 0.0
+            sent = RequestSent(item, batch, number, now, wait, now - asked, request.body)
+            self._events.emit(sent)
+            try:
+                outcome, storing = await self._attempt(attempt)
                 if storing is not None:
                     await storing  # the slot is held until the answer is on disk
             finally:
                 self._traffic.release(ticket)
+                if self._budget is not None:
+                    self._budget.settle(reserved)
             if not isinstance(outcome, Verdict):
                 return outcome
             delay = self._retry_delay(outcome, failures)
             if delay is None:
-                return Failure(item, outcome.kind, outcome.message, outcome.status, attempt)
+                return Failure(item, outcome.kind, outcome.message, outcome.status, number)
             self._events.emit(RetryScheduled(str(outcome.kind), delay))
             await self._wait_to_retry(outcome, delay)
+
+    def _within_budget(self, request: Request) -> float:
+        """The dollars reserved for the attempt; BudgetReached when it may not go."""
+        if self._budget is None:
+            return 0.0
+        chat = request.endpoint is Endpoint.CHAT
+        return self._budget.admit(request.body, request.model, chat)
 
     def holdup(self) -> Holdup:
         """What sending waits for right now, for the stall reports."""
@@ -134,10 +181,10 @@ class Dispatcher:
             self._retrying -= 1
 
     async def _attempt(
-        self, item: Item, request: Request, ticket: Ticket, attempt: int, cache_key: str | None
+        self, attempt: _Attempt
     ) -> tuple[Outcome | Verdict, asyncio.Future[None] | None]:
         """The outcome of one request, and the storing of its answer when it is reusable."""
-        self._events.emit(REQUEST_SENT)
+        request, ticket = attempt.request, attempt.ticket
         self._sending += 1
         try:
             response = await self._transport.send(
@@ -145,6 +192,7 @@ class Dispatcher:
             )
         except TransportError as exc:
             verdict = self._failed_exchange(exc)
+            self._ended(attempt, verdict.status, verdict.kind)
             self._traffic.record(ticket, None, verdict)
             self._first_contact.check_connection(verdict)
             return verdict, None
@@ -155,34 +203,59 @@ class Dispatcher:
         self._first_contact.on_response()
         if 200 <= response.status < 300:
             self._events.emit(ResponseReceived(response.latency, rate_limited=False))
-            return self._answer(item, request, ticket, attempt, response, cache_key)
-        verdict = self._refusal(response)
+            return self._answer(attempt, response)
+        try:
+            verdict = self._refusal(response)
+        except SluiceError:  # run-fatal: the attempt still ends in the record
+            self._ended(attempt, response.status, ErrorKind.FATAL)
+            raise
+        self._ended(attempt, response.status, verdict.kind)
         self._traffic.record(ticket, response.headers, verdict)
         return verdict, None
 
     def _answer(
-        self,
-        item: Item,
-        request: Request,
-        ticket: Ticket,
-        attempt: int,
-        response: Response,
-        cache_key: str | None,
+        self, attempt: _Attempt, response: Response
     ) -> tuple[Outcome | Verdict, asyncio.Future[None] | None]:
+        request, ticket = attempt.request, attempt.ticket
         try:
             output, usage, reusable = parse_answer(request.endpoint, response.payload)
         except InvalidAnswer as exc:
+            if exc.usage.total_tokens:  # billed even though unusable
+                self._events.emit(UsageReported(request.model, exc.usage, cached=False))
             message = self._redact.clip(str(exc))
             verdict = Verdict(ErrorKind.INVALID_OUTPUT, message, response.status)
+            self._ended(attempt, response.status, verdict.kind, exc.usage)
             self._traffic.record(ticket, response.headers, verdict)
             return verdict, None
         self._first_contact.on_answer()
         storing = None
-        if reusable and cache_key is not None and self._memo is not None:
-            storing = self._memo.remember(cache_key, response.payload)
+        key = attempt.cache_key
+        if reusable and key is not None and self._memo is not None:
+            storing = self._memo.remember(key, response.payload)
         chat = request.endpoint is Endpoint.CHAT
         self._traffic.record(ticket, response.headers, None, usage, response.latency, chat)
-        return Success(item, output, usage, cached=False, attempts=attempt), storing
+        self._events.emit(UsageReported(request.model, usage, cached=False))
+        self._ended(attempt, response.status, None, usage)
+        return Success(attempt.item, output, usage, cached=False, attempts=attempt.number), storing
+
+    def _ended(
+        self,
+        attempt: _Attempt,
+        status: int | None,
+        error: ErrorKind | None,
+        usage: Usage | None = None,
+    ) -> None:
+        self._events.emit(
+            AttemptEnded(
+                attempt.item,
+                attempt.batch,
+                attempt.number,
+                self.clock.now(),
+                status,
+                None if error is None else str(error),
+                usage,
+            )
+        )
 
     def _refusal(self, response: Response) -> Verdict:
         status = response.status

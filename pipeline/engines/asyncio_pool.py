@@ -26,9 +26,16 @@ from collections.abc import Iterator
 from functools import partial
 
 from pipeline.cache.memo import ResponseMemo, served
-from pipeline.core.errors import ConfigError, ErrorKind, SluiceError
-from pipeline.core.events import BatchesCommitted, EventSink
-from pipeline.core.models import Batch, Failure, Item, Outcome
+from pipeline.core.errors import BudgetReached, ConfigError, ErrorKind, SluiceError
+from pipeline.core.events import (
+    BatchesCommitted,
+    BatchStarted,
+    EventSink,
+    Heartbeat,
+    ItemSettled,
+    UsageReported,
+)
+from pipeline.core.models import Batch, Failure, Item, Outcome, Success
 from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
 from pipeline.engines.protocol import NextBatch, OutcomeWriter
 from pipeline.engines.stalls import CHECK_EVERY, StallWatch
@@ -60,8 +67,9 @@ class _BatchInFlight:
             self.done.set()
 
 
-# An item to send: its batch, its place in it, the item, its request and cache key.
-ToSend = tuple[_BatchInFlight, int, Item, Request, str | None]
+# An item to send: its batch, its place in it, the item, its request and cache key, and
+# when it was queued (the clock's time).
+ToSend = tuple[_BatchInFlight, int, Item, Request, str | None, float]
 WRITE_GROUP = 64  # at most this many complete batches share one commit
 
 
@@ -76,8 +84,11 @@ class AsyncioEngine:
         concurrency: int,
         window: int,
         memo: ResponseMemo | None = None,
+        landing_grace: float = 0.0,
     ) -> None:
         self._memo = memo
+        self._clock = dispatcher.clock
+        self._landing_grace = landing_grace  # how long a budget stop waits for answers
         self._dispatcher = dispatcher
         self._writer = writer
         self._events = events
@@ -117,6 +128,7 @@ class AsyncioEngine:
         watch = StallWatch(clock.now())
         while True:
             await clock.sleep(CHECK_EVERY)
+            self._events.emit(Heartbeat(clock.now()))
             holdup = self._dispatcher.holdup()
             stall = watch.check(
                 clock.now(), self._finished, holdup, holdup.last_error, holdup.last_error_at
@@ -124,11 +136,12 @@ class AsyncioEngine:
             if stall is not None:
                 self._events.emit(stall)
 
-    def _end_run(self, error: SluiceError) -> None:
-        """A run-ending error (401, quota, bad settings): stop sending at once, but
-        still write the batches already complete, so a re-run need not redo them."""
+    def end_run(self, error: SluiceError, grace: float = 0) -> None:
+        """A run-ending error (401, quota, bad settings, a budget spent): stop sending,
+        wait `grace` seconds for requests on the wire, still write the batches complete
+        by then, so a re-run need not redo them; then `run` raises `error`."""
         self._fatal = self._fatal or error
-        self.stop(grace=0)
+        self.stop(grace)
 
     @property
     def running(self) -> bool:
@@ -159,11 +172,13 @@ class AsyncioEngine:
         try:
             await self._produce_all(next_batch)
         except SluiceError as error:
-            self._end_run(error)
+            self.end_run(error)
 
     async def _produce_all(self, next_batch: NextBatch) -> None:
         while (prepared := await next_batch()) is not None:
             in_flight = _BatchInFlight(prepared.batch)
+            batch = prepared.batch
+            self._events.emit(BatchStarted(batch.index, len(batch.items), self._clock.now()))
             await self._order.put(in_flight)
             self._unwritten.add(in_flight)
             for job in self._prepare(in_flight, prepared):
@@ -190,9 +205,13 @@ class AsyncioEngine:
         self._check_templates(len(rendered), render_failures, in_flight.batch)
         jobs = self._to_send(in_flight, rendered, prepared.stored, settled)
         for index, outcome in settled:
-            in_flight.settle(index, outcome)
-        self._finished += len(settled)
+            self._settle(in_flight, index, outcome)
         return jobs
+
+    def _settle(self, in_flight: _BatchInFlight, index: int, outcome: Outcome) -> None:
+        in_flight.settle(index, outcome)
+        self._finished += 1
+        self._events.emit(ItemSettled(in_flight.batch.index, self._clock.now(), outcome))
 
     def _to_send(
         self,
@@ -203,17 +222,22 @@ class AsyncioEngine:
     ) -> list[ToSend]:
         """What the cache cannot answer and no identical request in flight will."""
         memo = self._memo
+        now = self._clock.now()
         if memo is None:
-            return [(in_flight, index, item, request, None) for index, item, request, _ in rendered]
+            return [
+                (in_flight, index, item, request, None, now) for index, item, request, _ in rendered
+            ]
         known = memo.recall([(request, key) for _, _, request, key in rendered if key], stored)
         jobs: list[ToSend] = []
         for index, item, request, key in rendered:
             if key is None:
-                jobs.append((in_flight, index, item, request, None))
+                jobs.append((in_flight, index, item, request, None, now))
             elif key in known:
-                settled.append((index, served(item, known[key])))
-            elif not memo.join(key, item, partial(in_flight.settle, index)):
-                jobs.append((in_flight, index, item, request, key))
+                answer = served(item, known[key])
+                settled.append((index, answer))
+                self._events.emit(UsageReported(request.model, answer.usage, cached=True))
+            elif not memo.join(key, item, partial(self._settle, in_flight, index)):
+                jobs.append((in_flight, index, item, request, key, now))
         return jobs
 
     def _check_templates(self, rendered: int, failures: list[str], batch: Batch) -> None:
@@ -230,18 +254,26 @@ class AsyncioEngine:
 
     async def _send(self) -> None:
         while (job := await self._work.get()) is not None:
-            in_flight, index, item, request, key = job
+            in_flight, index, item, request, key, queued_at = job
+            batch, queued = in_flight.batch.index, self._clock.now() - queued_at
             try:
-                outcome = await self._dispatcher.dispatch(item, request, key)
+                outcome = await self._dispatcher.dispatch(item, request, key, batch, queued)
             except DispatchStopped:
                 return
-            except SluiceError as error:
-                self._end_run(error)
+            except BudgetReached as reached:
+                # Paid-for answers still on the wire are let in and committed.
+                self.end_run(reached, grace=self._landing_grace)
                 return
-            in_flight.settle(index, outcome)
-            self._finished += 1
+            except SluiceError as error:
+                self.end_run(error)
+                return
+            self._settle(in_flight, index, outcome)
             if key is not None and self._memo is not None:
-                self._memo.landed(key, outcome)
+                twins = self._memo.landed(key, outcome)
+                if twins and isinstance(outcome, Success):
+                    reused = UsageReported(request.model, outcome.usage, cached=True)
+                    for _ in range(twins):
+                        self._events.emit(reused)
 
     async def _write(self) -> None:
         carried: list[_BatchInFlight | None] = []  # taken from the queue, not yet writable
@@ -270,7 +302,9 @@ class AsyncioEngine:
         await self._writer.write(written)
         for in_flight in group:
             self._unwritten.discard(in_flight)
-        self._events.emit(BatchesCommitted([o for _, outcomes in written for o in outcomes]))
+        outcomes = [o for _, batch_outcomes in written for o in batch_outcomes]
+        batches = [batch.index for batch, _ in written]
+        self._events.emit(BatchesCommitted(outcomes, batches, self._clock.now()))
 
 
 def _most_telling(group: BaseExceptionGroup) -> BaseException:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from pipeline.core.errors import SluiceError
 from pipeline.core.models import Batch, Outcome
 from pipeline.prepare.preparer import PreparedBatch
 
@@ -33,3 +34,6 @@ class Engine(Protocol):
     def stop(self, grace: float) -> None:
         """Send nothing new; let requests in flight land for `grace` seconds; write what is
         complete; then let `run` return."""
+
+    def end_run(self, error: SluiceError, grace: float = 0) -> None:
+        """As `stop`, and then `run` raises `error` (a budget spent, a fatal answer)."""

@@ -9,6 +9,10 @@ class Broadcast:
     def __init__(self, *sinks: EventSink) -> None:
         self._emitters = tuple(sink.emit for sink in sinks)
 
+    def add(self, sink: EventSink) -> None:
+        """One more consumer, from the next event on (one that needs the run's state)."""
+        self._emitters = (*self._emitters, sink.emit)
+
     def emit(self, event: Event) -> None:
         for emit in self._emitters:
             emit(event)

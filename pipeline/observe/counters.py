@@ -7,11 +7,13 @@ updates it directly; each handler below turns one kind of event into counts.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.events import (
+    AttemptEnded,
     AttemptTimedOut,
     BatchesCommitted,
     CacheJoined,
@@ -114,7 +116,10 @@ class RunStats(Tally):
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
-    latencies: LatencySample = field(default_factory=LatencySample)
+    requests_by_outcome: Counter[str] = field(default_factory=Counter)  # "ok" or error kind
+    latencies: LatencySample = field(default_factory=LatencySample)  # the request itself
+    queue_waits: LatencySample = field(default_factory=LatencySample)  # for a worker
+    limiter_waits: LatencySample = field(default_factory=LatencySample)  # for traffic control
     traffic: TrafficStats = field(default_factory=TrafficStats)
     cache: CacheCounts | None = None  # None when the run used no cache
     earlier: Tally | None = None  # what earlier attempts of the job committed
@@ -141,6 +146,13 @@ def _committed(stats: RunStats, event: BatchesCommitted) -> None:
 
 def _sent(stats: RunStats, event: RequestSent) -> None:
     stats.requests += 1
+    if event.attempt == 1:
+        stats.queue_waits.add(event.queued)
+    stats.limiter_waits.add(event.limiter_wait)
+
+
+def _attempt_ended(stats: RunStats, event: AttemptEnded) -> None:
+    stats.requests_by_outcome[event.error or "ok"] += 1
 
 
 def _received(stats: RunStats, event: ResponseReceived) -> None:
@@ -206,6 +218,7 @@ def _resumed(stats: RunStats, event: JobResumed) -> None:
 _HANDLERS: dict[type, Callable[[RunStats, Any], None]] = {
     BatchesCommitted: _committed,
     RequestSent: _sent,
+    AttemptEnded: _attempt_ended,
     ResponseReceived: _received,
     RetryScheduled: _retry,
     AttemptTimedOut: _timed_out,

@@ -1,7 +1,8 @@
 """The progress display's side of the event stream.
 
 A display (cli/progress.py) is told the counts after each commit and after a
-resume, and every stall; `ProgressFeed` turns events into those calls. It must
+resume, about once a second whatever happens, and every stall; `ProgressFeed`
+turns events into those calls. It must
 come after the `RunStats` it reads in a `Broadcast`, so the counts include the
 commit it reports.
 """
@@ -10,13 +11,19 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pipeline.core.events import BatchesCommitted, Event, JobResumed, Stalled
+from pipeline.core.events import BatchesCommitted, Event, Heartbeat, JobResumed, Stalled
 from pipeline.observe.counters import RunStats
 
 
 class Progress(Protocol):
-    def update(self, stats: RunStats) -> None:
-        """The job's counts changed (a commit, or what earlier attempts committed)."""
+    def resumed(self, stats: RunStats) -> None:
+        """Earlier attempts of the job committed `stats.resumed` items."""
+
+    def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
+        """Batches were committed; the job's counts include them."""
+
+    def tick(self, stats: RunStats, at: float) -> None:
+        """About once a second while the run goes, whether or not anything finished."""
 
     def stalled(self, stall: Stalled) -> None:
         """Nothing finished for a while, or the endpoint is failing: say what the run waits for."""
@@ -28,7 +35,27 @@ class ProgressFeed:
         self._stats = stats
 
     def emit(self, event: Event) -> None:
-        if isinstance(event, BatchesCommitted | JobResumed):
-            self._progress.update(self._stats)
+        if isinstance(event, BatchesCommitted):
+            self._progress.update(self._stats, event)
+        elif isinstance(event, Heartbeat):
+            self._progress.tick(self._stats, event.at)
+        elif isinstance(event, JobResumed):
+            self._progress.resumed(self._stats)
         elif isinstance(event, Stalled):
             self._progress.stalled(event)
+
+
+class SilentProgress:
+    """A display that shows nothing (tools and tests); override what you need."""
+
+    def resumed(self, stats: RunStats) -> None:
+        pass
+
+    def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
+        pass
+
+    def tick(self, stats: RunStats, at: float) -> None:
+        pass
+
+    def stalled(self, stall: Stalled) -> None:
+        pass

@@ -32,6 +32,12 @@ class Request:
     body: dict[str, Any]
     payload: bytes
 
+    @property
+    def model(self) -> str | None:
+        """The model the request names (what prices it)."""
+        model = self.body.get("model")
+        return model if isinstance(model, str) else None
+
 
 def detect_endpoint(first_row: dict[str, Any] | None) -> Endpoint:
     """Raw when the first readable line is already in OpenAI batch form, else chat."""

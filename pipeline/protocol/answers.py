@@ -14,7 +14,14 @@ UNREUSABLE_FINISH_REASONS = frozenset({"length", "content_filter"})
 
 
 class InvalidAnswer(Exception):
-    """A 2xx whose body is not a usable answer (not JSON, no choices, truncated)."""
+    """A 2xx whose body is not a usable answer (not JSON, no choices, truncated).
+
+    `usage` holds the tokens the body reports all the same: an unusable answer is
+    still billed."""
+
+    def __init__(self, message: str, usage: Usage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage or Usage()
 
 
 class Answer(NamedTuple):
@@ -31,9 +38,12 @@ def parse_answer(endpoint: Endpoint, payload: bytes) -> Answer:
     if not isinstance(body, dict):
         raise InvalidAnswer("answer is JSON but not an object")
     usage = _usage(body.get("usage"))
-    if endpoint is Endpoint.EMBEDDINGS:
-        return Answer(_embedding_output(body), usage, True)
-    output = _chat_output(body)
+    try:
+        if endpoint is Endpoint.EMBEDDINGS:
+            return Answer(_embedding_output(body), usage, True)
+        output = _chat_output(body)
+    except InvalidAnswer as exc:
+        raise InvalidAnswer(str(exc), usage) from exc
     return Answer(output, usage, _has_text(output) and _finished_normally(body))
 
 
@@ -78,7 +88,17 @@ def _usage(raw: Any) -> Usage:
     prompt = _count(raw.get("prompt_tokens"))
     completion = _count(raw.get("completion_tokens"))
     total = _count(raw.get("total_tokens")) or prompt + completion
-    return Usage(prompt, completion, total)
+    return Usage(prompt, completion, total, min(_cached_prompt(raw), prompt))
+
+
+def _cached_prompt(usage: dict[str, Any]) -> int:
+    """Prompt tokens the provider served from its own prompt cache, billed at a lower
+    price: OpenAI's `prompt_tokens_details.cached_tokens`, or Anthropic's
+    `cache_read_input_tokens` as gateways pass it through."""
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict) and "cached_tokens" in details:
+        return _count(details.get("cached_tokens"))
+    return _count(usage.get("cache_read_input_tokens"))
 
 
 def _count(value: Any) -> int:

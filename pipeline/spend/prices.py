@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from pipeline.core.config import SpendConfig
+
 PER_TOKENS = 1_000_000  # prices are USD per million tokens
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 
@@ -105,5 +107,38 @@ def _price(name: str, row: Any) -> Price:
 
 def shipped_table() -> PriceTable:
     """The table shipped with this version of sluice."""
-    text = resources.files("pipeline.observe").joinpath("prices.toml").read_text("utf-8")
+    text = resources.files("pipeline.spend").joinpath("prices.toml").read_text("utf-8")
     return parse_table(text)
+
+
+class Pricing:
+    """The price of each model a run names: one given price for all (`--price-in` and
+    `--price-out`), else the table's. Remembers each look-up; no I/O."""
+
+    def __init__(self, table: PriceTable, given: Price | None = None) -> None:
+        self.table = table
+        self.given = given
+        self._known: dict[str | None, Price | None] = {}
+
+    def price_of(self, model: str | None) -> Price | None:
+        if self.given is not None:
+            return self.given
+        try:
+            return self._known[model]
+        except KeyError:
+            price = self._known[model] = self.table.price_of(model)
+            return price
+
+    def source(self) -> str:
+        """Where the prices come from, for the summary."""
+        if self.given is not None:
+            return "--price-in/--price-out"
+        return f"price table checked {self.table.checked}"
+
+
+def pricing_for(config: SpendConfig) -> Pricing:
+    """The run's prices: the shipped table, or the one price given for every model."""
+    given = None
+    if config.price_in is not None and config.price_out is not None:
+        given = Price(config.price_in, config.price_out)
+    return Pricing(shipped_table(), given)

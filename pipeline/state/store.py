@@ -4,6 +4,7 @@
         lock               flock, and who holds it (lock.py)
         fingerprint.json   what the job is (fingerprint.py)
         parts/000000000.part, …   committed batches, in input order (parts.py)
+        spent.json         what the job's attempts spent, for budgets (spent.py)
         finished           written once the final outputs stand under their names
 
 A finished job leaves no state behind: the outputs are the truth, and running
@@ -26,6 +27,7 @@ from pipeline.core.config import STDIO
 from pipeline.core.errors import ConfigError, OutputError, UsageError
 from pipeline.core.tally import Tally
 from pipeline.core.words import counted
+from pipeline.spend.ledger import Spent
 from pipeline.state.fingerprint import differences
 from pipeline.state.lock import LOCK_NAME, RunLock
 from pipeline.state.part_header import PartHeader, part_path
@@ -38,6 +40,7 @@ from pipeline.state.parts import (
     sweep,
 )
 from pipeline.state.resume import ResumePoint
+from pipeline.state.spent import SPENT_NAME, read_spent
 from pipeline.write.atomic import TEMP_SUFFIX, AtomicFile
 from pipeline.write.writers import RowWriter
 
@@ -117,6 +120,7 @@ class RunState:
         self.parts_dir = os.path.join(directory, PARTS_NAME)
         self.resume = ResumePoint()
         self.totals = Totals()
+        self.spent = Spent()  # by earlier attempts of the job
         self.warnings: list[str] = []  # for the user: damaged parts found and redone
         self._lock = RunLock(directory)
 
@@ -164,6 +168,7 @@ class RunState:
             self.resume, self.totals = stored.resume, stored.totals
             if stored.fingerprint == fingerprint:
                 self._keep_prefix(stored.damage)
+                self.spent = read_spent(self.directory) or Spent()
                 return
             if self.resume.batches:
                 raise ResumeMismatch(self._mismatch_message(stored.fingerprint, fingerprint))
@@ -184,8 +189,8 @@ class RunState:
         sweep(self.parts_dir, self.resume.batches)
 
     def _start_over(self, fingerprint: dict[str, Any]) -> None:
-        self.resume, self.totals = ResumePoint(), Totals()
-        for name in (PARTS_NAME, FINISHED_NAME):
+        self.resume, self.totals, self.spent = ResumePoint(), Totals(), Spent()
+        for name in (PARTS_NAME, FINISHED_NAME, SPENT_NAME):
             remove_entry(os.path.join(self.directory, name))
         if not os.path.isfile(path := os.path.join(self.directory, FINGERPRINT_NAME)):
             remove_entry(path)  # a directory there would stop the rename below
@@ -248,14 +253,22 @@ class RunState:
         self._remove()
 
     def close(self) -> None:
-        """Release the lock; a state with nothing committed is not worth leaving behind."""
-        if self._lock.held and not os.path.exists(part_path(self.parts_dir, 0)):
+        """Release the lock; a state with nothing committed and nothing spent under a
+        budget is not worth leaving behind."""
+        if self._lock.held and not self.worth_keeping():
             self._remove()
         self._lock.release()
 
+    def worth_keeping(self) -> bool:
+        """Something is committed, or a budget's spending is recorded."""
+        return any(
+            os.path.exists(path)
+            for path in (part_path(self.parts_dir, 0), os.path.join(self.directory, SPENT_NAME))
+        )
+
     def _remove(self) -> None:
         shutil.rmtree(self.parts_dir, ignore_errors=True)
-        for name in (FINGERPRINT_NAME, FINISHED_NAME, LOCK_NAME):
+        for name in (FINGERPRINT_NAME, FINISHED_NAME, SPENT_NAME, LOCK_NAME):
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self.directory, name))
         with contextlib.suppress(OSError):
@@ -264,7 +277,7 @@ class RunState:
 
 def _ours(name: str) -> bool:
     """An entry a state directory may hold: its files, or a temp file of one of them."""
-    return name in (LOCK_NAME, FINGERPRINT_NAME, FINISHED_NAME, PARTS_NAME) or (
+    return name in (LOCK_NAME, FINGERPRINT_NAME, FINISHED_NAME, PARTS_NAME, SPENT_NAME) or (
         name.startswith(".") and name.endswith(TEMP_SUFFIX)
     )
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.errors import ErrorKind
 from pipeline.core.events import (
-    REQUEST_SENT,
     BatchesCommitted,
     CacheLookedUp,
     CacheOpened,
@@ -17,6 +17,7 @@ from pipeline.core.events import (
     Event,
     JobResumed,
     RateLimitPaused,
+    RequestSent,
     ResponseReceived,
     RetryScheduled,
     Stalled,
@@ -27,9 +28,19 @@ from pipeline.core.tally import Tally
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
 from pipeline.observe.progress import ProgressFeed
-from pipeline.observe.summary import summary_dict
+from pipeline.observe.summary import RunFacts, summary_dict
+from pipeline.spend.ledger import Ledger
+from pipeline.spend.prices import Pricing, shipped_table
 
 ITEM = Item(0, "in.jsonl", 1, {}, 0)
+REQUEST_SENT = RequestSent(ITEM, 0, 1, 0.0, 0.0, 0.0, {})
+FACTS = RunFacts("job", "0" * 32, 1000.0, 1001.0, "gpt-4o-mini", "http://x/v1", [], {}, {})
+
+
+def _summary(stats: RunStats) -> dict[str, object]:
+    return summary_dict(stats, Ledger(Pricing(shipped_table())), FACTS, 0)
+
+
 KINDS = [ErrorKind.INVALID_INPUT, ErrorKind.PERMANENT, ErrorKind.TRANSIENT]
 
 outcomes = st.one_of(
@@ -53,7 +64,7 @@ def test_committed_outcomes_are_counted_as_if_counted_one_by_one(
         from_events.emit(batch)
         for outcome in batch.outcomes:
             one_by_one.count(outcome)
-    assert summary_dict(from_events, 1.0, 0) == summary_dict(one_by_one, 1.0, 0)
+    assert _summary(from_events) == _summary(one_by_one)
     assert from_events.items == sum(len(batch.outcomes) for batch in batches)
 
 
@@ -109,10 +120,10 @@ def test_a_resumed_job_counts_earlier_attempts_in_the_job_and_not_in_this_attemp
     stats = RunStats()
     stats.emit(JobResumed(Tally(10, 8, 2, 100, 50, Counter(permanent=2))))
     stats.emit(BatchesCommitted([Success(ITEM, "x", Usage(7, 3, 10))]))
-    summary = summary_dict(stats, 1.0, 0)
+    summary: dict[str, Any] = _summary(stats)
     assert summary["whole_job"]["items"] == 11 and summary["resumed"] == 10
     assert summary["this_attempt"]["items"] == 1
-    assert summary["this_attempt"]["tokens"] == {"prompt": 7, "completion": 3}
+    assert summary["this_attempt"]["tokens"] == {"prompt": 7, "completion": 3, "cached_prompt": 0}
     assert summary["whole_job"]["quarantined_by_kind"] == {"permanent": 2}
 
 
@@ -120,8 +131,14 @@ class _Display:
     def __init__(self) -> None:
         self.told: list[object] = []
 
-    def update(self, stats: RunStats) -> None:
+    def resumed(self, stats: RunStats) -> None:
+        self.told.append(("resumed", stats.resumed))
+
+    def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
         self.told.append(stats.items)
+
+    def tick(self, stats: RunStats, at: float) -> None:
+        self.told.append(("tick", at))
 
     def stalled(self, stall: Stalled) -> None:
         self.told.append(stall.describe())

@@ -16,12 +16,14 @@ LAYERS = (
     "prepare",
     "cache",
     "traffic",
+    "spend",
     "dispatch",
     "write",
     "state",
     "engines",
     "observe",
     "run",
+    "report",
 )
 # The simulator stands beside the client: it may share the wire format, never the
 # client's heuristics (limits, retries, caching).

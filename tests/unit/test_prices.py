@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.observe.cost import Price, parse_table, shipped_table
+from pipeline.spend.prices import Price, parse_table, shipped_table
 
 tokens = st.integers(0, 10**9)
 rates = st.floats(0, 1000, allow_nan=False)

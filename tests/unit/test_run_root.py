@@ -20,10 +20,11 @@ from pipeline.core.config import (
     RunConfig,
     StateConfig,
 )
-from pipeline.core.events import Stalled
+from pipeline.core.events import BatchesCommitted, Stalled
 from pipeline.dispatch.in_process import InProcessTransport
 from pipeline.dispatch.transport import Response
 from pipeline.observe.counters import RunStats
+from pipeline.observe.progress import SilentProgress
 from pipeline.run.result import RunResult
 from pipeline.run.root import run
 
@@ -43,11 +44,11 @@ async def _answer(path: str, payload: bytes) -> Response:
     return Response(200, {}, orjson.dumps(answer), 0.0)
 
 
-class _Recorder:
+class _Recorder(SilentProgress):
     def __init__(self) -> None:
         self.items_seen: list[int] = []
 
-    def update(self, stats: RunStats) -> None:
+    def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
         self.items_seen.append(stats.items)
 
     def stalled(self, stall: Stalled) -> None:
@@ -104,7 +105,8 @@ def test_a_run_wired_by_the_root_writes_every_item_once_in_input_order(tmp_path:
     summary = orjson.loads((tmp_path / "summary.json").read_bytes())
     assert summary == result.summary
     assert (summary["items"], summary["succeeded"], summary["quarantined"]) == (6, 5, 1)
-    assert summary["requests"] == 5 and summary["tokens"] == {"prompt": 12, "completion": 8}
+    assert summary["requests"] == 5
+    assert summary["tokens"] == {"prompt": 12, "completion": 8, "cached_prompt": 0}
     assert summary["cache"]["stored"] == 4
     assert progress.items_seen[-1] == 6
 

@@ -18,7 +18,7 @@ from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.engines.stalls import REPORT_EVERY, STALL_AFTER, StallWatch
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
-from pipeline.observe.progress import ProgressFeed
+from pipeline.observe.progress import ProgressFeed, SilentProgress
 from pipeline.prepare.preparer import PreparedBatch
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.control import TrafficControl
@@ -86,13 +86,10 @@ class _Discard:
         pass
 
 
-class _StopAtFirstStall:
+class _StopAtFirstStall(SilentProgress):
     def __init__(self) -> None:
         self.stalls: list[Stalled] = []
         self.engine: AsyncioEngine | None = None
-
-    def update(self, stats: RunStats) -> None:
-        pass
 
     def stalled(self, stall: Stalled) -> None:
         self.stalls.append(stall)

@@ -2,9 +2,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.errors import ErrorKind
+from pipeline.core.events import UsageReported
 from pipeline.core.models import Failure, Item, Success, Usage
 from pipeline.observe.counters import LatencySample, RunStats
-from pipeline.observe.summary import error_rate_exceeded, summary_dict
+from pipeline.observe.summary import RunFacts, error_rate_exceeded, summary_dict
+from pipeline.spend.ledger import Ledger
+from pipeline.spend.prices import Pricing, shipped_table
 
 
 @given(st.lists(st.floats(0, 100), max_size=300), st.integers(1, 50))
@@ -29,7 +32,28 @@ def test_counts_and_error_rate() -> None:
     assert stats.failed == 2
     assert error_rate_exceeded(stats, 0.5)
     assert not error_rate_exceeded(stats, 0.7)
-    summary = summary_dict(stats, 2.0, 1)
+    facts = RunFacts("job", "0" * 32, 1000.0, 1002.0, "gpt-4o-mini", "http://x/v1", [], {}, {})
+    summary = summary_dict(stats, Ledger(Pricing(shipped_table())), facts, 1)
     assert summary["quarantined_by_kind"] == {"invalid_input": 1, "permanent": 1}
-    assert summary["tokens"] == {"prompt": 3, "completion": 2}
+    assert summary["tokens"] == {"prompt": 3, "completion": 2, "cached_prompt": 0}
     assert summary["items_per_second"] == 1.5
+    assert summary["wall_seconds"] == 2.0
+    assert summary["started_at"] == "1970-01-01T00:16:40.000000Z"
+
+
+def test_cost_is_the_answers_usage_times_the_price_and_unknown_models_are_unpriced() -> None:
+    ledger = Ledger(Pricing(shipped_table()))
+    ledger.emit(UsageReported("gpt-4o-mini", Usage(1_000_000, 1_000_000, 2_000_000), False))
+    ledger.emit(UsageReported("gpt-4o-mini", Usage(2_000_000, 0, 2_000_000), True))
+    price = shipped_table().price_of("gpt-4o-mini")
+    assert price is not None
+    facts = RunFacts("job", "0" * 32, 0.0, 1.0, "gpt-4o-mini", "http://x/v1", [], {}, {})
+    cost = summary_dict(RunStats(), ledger, facts, 0)["cost"]
+    assert cost["this_attempt"] == round(price.input + price.output, 6)
+    assert cost["saved_by_cache"] == round(2 * price.input, 6)
+    assert cost["whole_job"] == cost["this_attempt"]
+    unknown = Ledger(Pricing(shipped_table()))
+    unknown.emit(UsageReported("my-own-model", Usage(10, 10, 20), False))
+    facts = RunFacts("job", "0" * 32, 0.0, 1.0, "my-own-model", "http://x/v1", [], {}, {})
+    cost = summary_dict(RunStats(), unknown, facts, 0)["cost"]
+    assert cost["this_attempt"] is None and cost["whole_job"] is None and cost["price"] is None
