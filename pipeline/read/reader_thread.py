@@ -29,8 +29,14 @@ class ThreadFeed(Generic[T]):
         self._requests.put(future)
         return await future
 
-    def close(self) -> None:
+    def close(self, wait: float = 5.0) -> None:
+        """Stop reading. Waits (up to `wait` seconds) for the batch being read to be done:
+        it may be inside the cache's or the id set's SQLite connection, which the caller
+        closes next, and closing one while another thread uses it crashes the process.
+        A read blocked on a pipe holds no connection, so giving up on it is safe."""
         self._requests.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join(wait)
 
     def _serve(self) -> None:
         # One element is read ahead, so the next request is answered at once and the

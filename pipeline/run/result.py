@@ -10,6 +10,7 @@ from pipeline.observe.counters import RunStats
 
 EXIT_OK = 0
 EXIT_ERROR_RATE = 1
+EXIT_INTERNAL = 70  # a bug: what a run ends with when nothing else said
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ complete, or not at all.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -30,8 +31,14 @@ from pipeline.cache.memo import ResponseMemo
 from pipeline.cache.store import CacheUnavailable, ResponseCache
 from pipeline.core.clock import SystemClock
 from pipeline.core.config import RunConfig
-from pipeline.core.errors import InputUnreadable, OutputError, SluiceError
-from pipeline.core.events import CacheOpened, EventSink, JobResumed
+from pipeline.core.errors import (
+    BudgetReached,
+    ConfigError,
+    InputUnreadable,
+    OutputError,
+    SluiceError,
+)
+from pipeline.core.events import CacheOpened, JobResumed
 from pipeline.core.formats import FileFormat
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.dispatcher import Dispatcher
@@ -40,20 +47,26 @@ from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.engines.protocol import OutcomeWriter
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
+from pipeline.observe.otel import otel_exporter_from_env
 from pipeline.observe.progress import Progress, ProgressFeed
-from pipeline.observe.summary import error_rate_exceeded, summary_dict
+from pipeline.observe.summary import RunFacts, error_rate_exceeded, summary_dict
+from pipeline.observe.trace import JsonlSpanFile, SpanExporter, SpanRecorder, new_trace_id
 from pipeline.prepare.batching import batched
 from pipeline.prepare.preparer import PreparedBatch, Preparer
 from pipeline.prepare.request_builder import RequestBuilder
 from pipeline.read.ids import SeenIds, identify
 from pipeline.read.reader_thread import ThreadFeed
 from pipeline.read.requeue import read_quarantine
-from pipeline.read.sources import check_inputs, read_records
+from pipeline.read.sources import check_inputs, count_items, read_records
 from pipeline.run.interrupts import Interrupted, run_until_signal
-from pipeline.run.result import EXIT_ERROR_RATE, EXIT_OK, RunResult
+from pipeline.run.result import EXIT_ERROR_RATE, EXIT_INTERNAL, EXIT_OK, RunResult
+from pipeline.spend.budget import UNPRICED_HINT, BudgetGate, deadline_left, deadline_reached
+from pipeline.spend.ledger import Ledger
+from pipeline.spend.prices import pricing_for
 from pipeline.state.checkpoint import ArrowEncoding, CheckpointWriter
 from pipeline.state.fingerprint import input_identity, run_fingerprint
 from pipeline.state.resume import ResumePoint, skip_committed, with_digests
+from pipeline.state.spent import SpendingKeeper
 from pipeline.state.store import RunState
 from pipeline.traffic.control import TrafficControl
 from pipeline.write.atomic import open_output
@@ -83,26 +96,50 @@ async def run(
     config: RunConfig, progress: Progress, transport: TransportFactory = http_transport
 ) -> RunResult:
     """The whole run; `transport` is the HTTP client, or an in-process one in tests."""
-    started = time.perf_counter()
+    started_at, started = time.time(), time.monotonic()  # the events' clock (SystemClock)
+    trace_id = config.observe.trace_id or new_trace_id()
     stats = RunStats()
+    ledger = Ledger(pricing_for(config.spend))
     try:
-        builder, state = _begin(config)
+        builder, state = _begin(config, ledger)
     except SluiceError as exc:
         # Refused before it began (bad input, unwritable output, lock held): a refused
         # run touches nothing, not even the summary of the run it was refused for.
-        return RunResult(exc.exit_code, stats, time.perf_counter() - started, exc)
-    run = _Run(config, builder, Broadcast(stats, ProgressFeed(progress, stats)), transport)
+        return RunResult(exc.exit_code, stats, time.monotonic() - started, exc)
+    try:
+        recorder = _span_recorder(config, trace_id, started, started_at)
+    except SluiceError as exc:  # the trace file, checked in _begin, vanished since
+        if state is not None:
+            state.close()
+        return RunResult(exc.exit_code, stats, time.monotonic() - started, exc)
+    events = Broadcast(stats, ledger, ProgressFeed(progress, stats))
+    if recorder is not None:
+        events.add(recorder)
+    run = _Run(config, builder, events, transport, ledger, lambda: time.monotonic() - started)
+    stopped_by = None
+    error: SluiceError | None = None
+    exit_code = EXIT_INTERNAL
     try:
         await run.until_done(state)
-        exit_code, error = _finished_exit_code(config, stats), None
+        exit_code = _finished_exit_code(config, stats)
     except _Stopped as stop:
-        exit_code, error = stop.exit_code, None
+        exit_code = stop.exit_code
+    except BudgetReached as reached:
+        exit_code, error, stopped_by = reached.exit_code, reached, reached.budget
     except SluiceError as exc:
         exit_code, error = exc.exit_code, exc
     except Interrupted as exc:
-        exit_code, error = exc.exit_code, None
-    wall = time.perf_counter() - started
-    summary = summary_dict(stats, wall, exit_code)
+        exit_code = exc.exit_code
+    finally:
+        ended = time.monotonic()
+        if recorder is not None:
+            message = None if error is None else error.message
+            run.warnings.extend(recorder.finish(ended, exit_code, message))
+    wall = ended - started
+    ledger.ran_for(wall)
+    facts = RunFacts.of(config, trace_id, started_at, started_at + wall)
+    skipped = _skipped(config, stats, exit_code)
+    summary = summary_dict(stats, ledger, facts, exit_code, stopped_by, skipped)
     result = RunResult(exit_code, stats, wall, error, summary, warnings=run.warnings)
     resumable = error is None or error.resumable
     if exit_code not in (EXIT_OK, EXIT_ERROR_RATE) and resumable and _has_state(config):
@@ -112,15 +149,35 @@ async def run(
     return result
 
 
-def _begin(config: RunConfig) -> tuple[RequestBuilder, RunState | None]:
+def _span_recorder(
+    config: RunConfig, trace_id: str, started: float, started_at: float
+) -> SpanRecorder | None:
+    """Spans for --trace-file and for an OpenTelemetry collector named by OTEL_* variables;
+    None when neither wants them, so a run without tracing builds no spans."""
+    exporters: list[SpanExporter] = []
+    if config.output.trace is not None:
+        exporters.append(JsonlSpanFile(config.output.trace))
+    collector = otel_exporter_from_env(os.environ)
+    if collector is not None:
+        exporters.append(collector)
+    if not exporters:
+        return None
+    return SpanRecorder.for_run(config, trace_id, started, started_at, exporters)
+
+
+def _begin(config: RunConfig, ledger: Ledger) -> tuple[RequestBuilder, RunState | None]:
     """Everything that can turn a run away, before it touches a file."""
     check_inputs(config.read.inputs)
     check_output_paths(config.output)
     builder = RequestBuilder(config.request)
+    model = config.request.model
+    if config.spend.max_cost is not None and model and ledger.pricing.price_of(model) is None:
+        raise ConfigError(f"--max-cost needs a price for {model!r}: {UNPRICED_HINT}")
     state = None
     if config.state.directory is not None:
         state = RunState(config.state.directory)
         state.open(_fingerprint(config), config.state.fresh)
+        ledger.earlier = state.spent
     # Ours now (the lock is held, or there is no state): leftovers of killed runs can go.
     sweep_output_temps(config.output)
     return builder, state
@@ -140,13 +197,17 @@ class _Run:
         self,
         config: RunConfig,
         builder: RequestBuilder,
-        events: EventSink,
+        events: Broadcast,
         transport: TransportFactory,
+        ledger: Ledger,
+        elapsed: Callable[[], float],
     ) -> None:
         self.config = config
         self.builder = builder
         self.events = events
         self.transport = transport
+        self.ledger = ledger
+        self.elapsed = elapsed  # seconds since the attempt began
         self.warnings: list[str] = []
 
     async def until_done(self, state: RunState | None) -> None:
@@ -155,9 +216,11 @@ class _Run:
         if state is None:
             await self._without_state()
             return
+        keeper = SpendingKeeper(state.directory, self.ledger, self.elapsed)
         try:
             self.warnings.extend(state.warnings)  # damaged parts found, and redone
             self.events.emit(JobResumed(state.totals.tally()))
+            self.events.add(keeper)
             writer = CheckpointWriter(
                 state.parts_dir,
                 self.config.read.id_field,
@@ -166,8 +229,21 @@ class _Run:
             )
             await self._drive(writer, state.resume)
             self._finalize(state, state.resume.batches + writer.batches_written)
+        except BaseException:
+            self._record_spending(state, keeper)
+            raise
         finally:
             state.close()
+
+    def _record_spending(self, state: RunState, keeper: SpendingKeeper) -> None:
+        """The job stops short: what it spent must count against its budgets next time."""
+        spent_under_budget = self.config.spend.budgeted and self.ledger.requests > 0
+        if not (state.worth_keeping() or spent_under_budget):
+            return
+        try:
+            keeper.save()
+        except OSError as exc:
+            self.warnings.append(f"could not record what this run spent: {exc}")
 
     async def _without_state(self) -> None:
         writer = DirectWriter(self.config.output, self.config.read.id_field, self._result_schema())
@@ -180,6 +256,9 @@ class _Run:
 
     async def _drive(self, writer: OutcomeWriter, resume: ResumePoint | None) -> None:
         """Read, prepare and dispatch until the input ends, writing into `writer`."""
+        left = deadline_left(self.config.spend, self.ledger.earlier)
+        if left is not None and left <= 0:
+            raise deadline_reached(self.config.spend)
         seen = SeenIds()
         with self._response_memo() as memo:
             feed = ThreadFeed(self._prepared_batches(seen, resume, memo))
@@ -187,12 +266,28 @@ class _Run:
                 async with self.transport(self.config) as transport:
                     engine = self._engine(transport, writer, memo)
                     work = engine.run(feed.next)
-                    stopped = await run_until_signal(work, engine, self.config.grace)
+                    with self._deadline(engine, left):
+                        stopped = await run_until_signal(work, engine, self.config.grace)
             finally:
                 feed.close()
                 seen.close()
         if stopped is not None:
             raise _Stopped(stopped)
+
+    @contextlib.contextmanager
+    def _deadline(self, engine: AsyncioEngine, left: float | None) -> Iterator[None]:
+        """Stop the engine, as a budget does, once the job has run its --deadline."""
+        if left is None:
+            yield
+            return
+        reached = deadline_reached(self.config.spend)
+        timer = asyncio.get_running_loop().call_later(
+            left, engine.end_run, reached, self.config.traffic.timeout
+        )
+        try:
+            yield
+        finally:
+            timer.cancel()
 
     def _prepared_batches(
         self, seen: SeenIds, resume: ResumePoint | None, memo: ResponseMemo | None
@@ -233,14 +328,17 @@ class _Run:
         config, events, clock = self.config, self.events, SystemClock()
         traffic = TrafficControl(config.traffic, clock, events, random.Random())
         redact = Redactor(config.connection.api_key)
+        budget = BudgetGate(config.spend, self.ledger) if config.spend.budgeted else None
         dispatcher = Dispatcher(
-            transport, traffic, config.retry, events, redact, clock, random.Random(), memo
+            transport, traffic, config.retry, events, redact, clock, random.Random(), memo, budget
         )
         concurrency, batch_size = config.traffic.concurrency, config.read.batch_size
         # Enough batches ahead of the writer that one slow item does not idle the pool,
         # and that commits can take several complete batches at once.
         window = max(16, 4 * -(-concurrency // batch_size))
-        return AsyncioEngine(dispatcher, writer, events, concurrency, window, memo)
+        # A budget stop lets requests on the wire land: they are paid for.
+        landing = config.traffic.timeout
+        return AsyncioEngine(dispatcher, writer, events, concurrency, window, memo, landing)
 
     def _result_schema(self) -> pa.Schema | None:
         config = self.config
@@ -263,6 +361,18 @@ class _Run:
             files.abort()
             raise
         state.finish()
+
+
+def _skipped(config: RunConfig, stats: RunStats, exit_code: int) -> int | None:
+    """Items the run stopped before reaching: 0 when it finished; counted from the inputs
+    when it stopped short, if that is cheap (not stdin, not gzip); else None."""
+    if exit_code in (EXIT_OK, EXIT_ERROR_RATE):
+        return 0
+    with contextlib.suppress(OSError, SluiceError, ValueError):
+        total = count_items(config.read.inputs) if not config.read.requeue else None
+        if total is not None:
+            return max(0, total - stats.items)
+    return None
 
 
 def _has_state(config: RunConfig) -> bool:

@@ -1,0 +1,305 @@
+"""`sluice plan` (`run --dry-run`): everything a run would do before its first request.
+
+It reads every input and renders every request exactly as the run would (same
+ids, same templates, same cache keys, the same committed batches skipped), and
+counts: items, invalid items by kind, items the cache or earlier attempts
+already answered, requests to send (identical requests count once, as the run
+sends them once), tokens, cost and the time the limits imply. It sends nothing,
+unless --probe-limits asks for one tiny request to learn the server's limits.
+Memory stays flat: a disk set tells repeated requests apart, and only the first
+`show` requests are kept.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from pipeline.cache.memo import ResponseMemo
+from pipeline.cache.store import CacheUnavailable, ResponseCache
+from pipeline.core.config import Endpoint, RunConfig, result_field_clash
+from pipeline.core.errors import AuthRefused, ConfigError
+from pipeline.core.events import DISCARD
+from pipeline.core.models import Item
+from pipeline.dispatch.transport import HttpTransport, TransportError
+from pipeline.prepare.batching import batched
+from pipeline.prepare.preparer import PreparedBatch, Preparer
+from pipeline.prepare.request_builder import Request, RequestBuilder
+from pipeline.protocol.headers import read_limits
+from pipeline.read.ids import SeenIds, identify
+from pipeline.read.requeue import read_quarantine
+from pipeline.read.sources import check_inputs, read_records
+from pipeline.spend.estimate import completion_guess, cost_of, seconds_needed
+from pipeline.spend.prices import pricing_for
+from pipeline.state.fingerprint import input_identity, run_fingerprint
+from pipeline.state.resume import skip_committed, with_digests
+from pipeline.state.store import read_state
+from pipeline.traffic.tokens import completion_cap, prompt_tokens
+
+EXIT_INVALID_ITEMS = 65
+PROBE_TIMEOUT = 30.0
+_CLASH = result_field_clash("").split("'")[0]  # the fixed start of that message
+
+
+@dataclass(slots=True)
+class PlanCounts:
+    """What the streamed pass adds up (no I/O)."""
+
+    items: int = 0
+    done: int = 0  # committed by earlier attempts of the job (in the state)
+    invalid: Counter[str] = field(default_factory=Counter)  # by kind
+    cached: int = 0
+    twins: int = 0  # identical to an earlier request of the run: answered by it
+    requests: int = 0
+    chat_requests: int = 0  # the others (embeddings) have no completion
+    prompt_tokens: int = 0
+    capped_completion_tokens: int = 0
+    uncapped_requests: int = 0  # chat requests with no max_tokens: no ceiling
+    cached_completion_tokens: int = 0
+    state_differs: bool = False  # the state holds another job: the run would refuse it
+    shown: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Limits:
+    rpm: float | None
+    tpm: float | None
+    latency: float | None  # seconds, of the probe
+    source: str
+
+
+async def make_plan(config: RunConfig, show: int, probe: bool) -> dict[str, Any]:
+    """The plan as the JSON object `sluice plan --json` prints."""
+    check_inputs(config.read.inputs)
+    counts = count_requests(config, show)
+    given = config.traffic.rpm or config.traffic.tpm
+    limits = Limits(config.traffic.rpm, config.traffic.tpm, None, "given" if given else "none")
+    if probe:
+        limits = await probe_limits(config, limits)
+    return plan_dict(config, counts, limits)
+
+
+def count_requests(config: RunConfig, show: int) -> PlanCounts:
+    counts = PlanCounts()
+    builder = RequestBuilder(config.request)
+    seen, twins = SeenIds(), SeenIds()
+    try:
+        with _memo(config) as memo:
+            for prepared in _prepared(config, builder, seen, memo, counts):
+                _count_batch(prepared, memo, twins, counts, show)
+    finally:
+        seen.close()
+        twins.close()
+    return counts
+
+
+def _prepared(
+    config: RunConfig,
+    builder: RequestBuilder,
+    seen: SeenIds,
+    memo: ResponseMemo | None,
+    counts: PlanCounts,
+) -> Iterator[PreparedBatch]:
+    read = config.read
+    records = read_quarantine(read.inputs) if read.requeue else read_records(read.inputs)
+    batches = batched(identify(records, read.id_field, seen), read.batch_size)
+    directory = config.state.directory
+    if directory is not None and os.path.isdir(directory) and not config.state.fresh:
+        stored = read_state(directory)
+        if stored.resume.batches:
+            inputs = [input_identity(path) for path in read.inputs]
+            if stored.fingerprint != run_fingerprint(config, inputs):
+                counts.state_differs = True
+            else:
+                counts.done = stored.totals.items
+                batches = skip_committed(with_digests(batches), stored.resume)
+    fields = config.output.result_fields
+    if memo is None:
+        return Preparer(builder, result_fields=fields)(batches)
+    return Preparer(builder, memo.key, memo.lookup, fields)(batches)
+
+
+def _count_batch(
+    prepared: PreparedBatch,
+    memo: ResponseMemo | None,
+    twins: SeenIds,
+    counts: PlanCounts,
+    show: int,
+) -> None:
+    items = prepared.batch.items
+    counts.items += len(items)
+    to_send: list[tuple[Item, Request, str | None]] = []
+    for item, request, key in zip(items, prepared.requests, prepared.keys, strict=True):
+        if isinstance(request, Request):
+            to_send.append((item, request, key))
+        else:
+            counts.invalid[invalid_kind(item, request)] += 1
+    known = {}
+    if memo is not None:
+        wanted = [(request, key) for _, request, key in to_send if key is not None]
+        known = memo.recall(wanted, prepared.stored)
+    keys = [key for _, _, key in to_send if key is not None and key not in known]
+    repeated = {keys[i] for i in twins.add_many(list(keys))} if keys else set()
+    for item, request, key in to_send:
+        if key is not None and key in known:
+            counts.cached += 1
+            counts.cached_completion_tokens += known[key].usage.completion_tokens
+            continue
+        if key in repeated:
+            repeated.discard(key)  # the first of the twins is sent; later ones wait for it
+            counts.twins += 1
+            continue
+        _count_request(item, request, counts, show)
+
+
+def _count_request(item: Item, request: Request, counts: PlanCounts, show: int) -> None:
+    counts.requests += 1
+    counts.prompt_tokens += prompt_tokens(request.body)
+    if request.endpoint is Endpoint.CHAT:
+        counts.chat_requests += 1
+        cap = completion_cap(request.body)
+        if cap is None:
+            counts.uncapped_requests += 1
+        else:
+            counts.capped_completion_tokens += cap
+    if len(counts.shown) < show:
+        counts.shown.append({"id": item.id, "path": request.path, "body": request.body})
+
+
+def invalid_kind(item: Item, why: str | None) -> str:
+    """Why an item cannot be sent, as one of a few kinds."""
+    if item.row is None:
+        return "unreadable"
+    problem = item.problem or why or ""
+    if problem.startswith("duplicate id"):
+        return "duplicate_id"
+    if item.problem is not None:
+        return "bad_id"
+    if problem.startswith(_CLASH):
+        return "result_field_clash"
+    return "cannot_render"
+
+
+class _Memo:
+    """The run's cache, read only: a plan never creates it, nor stores in it."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self._config = config
+        self._cache: ResponseCache | None = None
+
+    def __enter__(self) -> ResponseMemo | None:
+        settings = self._config.cache
+        if settings is None or not settings.read or not os.path.isdir(settings.directory):
+            return None
+        try:
+            self._cache = ResponseCache(settings.directory, settings.size_limit, settings.ttl)
+        except CacheUnavailable:
+            return None
+        return ResponseMemo(self._cache, self._config.connection.base_url, True, DISCARD)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cache is not None:
+            self._cache.close()
+
+
+def _memo(config: RunConfig) -> _Memo:
+    return _Memo(config)
+
+
+async def probe_limits(config: RunConfig, given: Limits) -> Limits:
+    """One tiny request (max_tokens 1) to read the server's x-ratelimit headers."""
+    body = {
+        "model": config.request.model,
+        "messages": [{"role": "user", "content": "ping"}],
+        "max_tokens": 1,
+    }
+    if not config.request.model:
+        raise ConfigError("--probe-limits needs --model")
+    connection = config.connection
+    transport = HttpTransport(connection.base_url, connection.api_key, 1)
+    try:
+        async with transport:
+            response = await transport.send(
+                "/chat/completions", orjson.dumps(body), min(config.traffic.timeout, PROBE_TIMEOUT)
+            )
+    except TransportError as exc:
+        return Limits(given.rpm, given.tpm, None, f"probe failed: {exc}")
+    if response.status in (401, 403):
+        raise AuthRefused(f"the server refused the API key (HTTP {response.status})")
+    readings = read_limits(response.headers)
+    requests, tokens = readings.get("requests"), readings.get("tokens")
+    learned_rpm = requests.per_minute if requests else None
+    learned_tpm = tokens.per_minute if tokens else None
+    rpm = _lower(given.rpm, learned_rpm)
+    tpm = _lower(given.tpm, learned_tpm)
+    source = "probe" if (learned_rpm or learned_tpm) else "probe: the server reports no limits"
+    return Limits(rpm, tpm, response.latency, source)
+
+
+def _lower(given: float | None, learned: float | None) -> float | None:
+    known = [value for value in (given, learned) if value]
+    return min(known) if known else None
+
+
+def plan_dict(config: RunConfig, counts: PlanCounts, limits: Limits) -> dict[str, Any]:
+    chat = counts.chat_requests
+    cap_mean = None
+    if chat and not counts.uncapped_requests:
+        cap_mean = counts.capped_completion_tokens / chat
+    answered = counts.cached
+    cached_mean = counts.cached_completion_tokens / answered if answered else None
+    guess = completion_guess(cached_mean, None, cap_mean)
+    expected_completion = guess.tokens_per_request * chat
+    pricing = pricing_for(config.spend)
+    price = pricing.price_of(config.request.model)
+    max_completion = None if counts.uncapped_requests else counts.capped_completion_tokens
+    seconds = seconds_needed(
+        counts.requests,
+        counts.prompt_tokens + expected_completion,
+        limits.rpm,
+        limits.tpm,
+        limits.latency,
+        config.traffic.concurrency,
+    )
+    invalid = sum(counts.invalid.values())
+    return {
+        "items": counts.items + counts.done,
+        "done": counts.done,
+        "invalid": invalid,
+        "invalid_by_kind": dict(sorted(counts.invalid.items())),
+        "cached": counts.cached,
+        "duplicates": counts.twins,
+        "requests": counts.requests,
+        "prompt_tokens": counts.prompt_tokens,
+        "max_completion_tokens": max_completion,
+        "expected_completion_tokens": round(expected_completion),
+        "completion_basis": guess.basis,
+        "cost_usd": _usd(cost_of(price, counts.prompt_tokens, expected_completion)),
+        "max_cost_usd": _usd(
+            cost_of(price, counts.prompt_tokens, max_completion)
+            if max_completion is not None
+            else None
+        ),
+        "price": None
+        if price is None
+        else {
+            "model": config.request.model,
+            "input_per_million": price.input,
+            "output_per_million": price.output,
+            "source": pricing.source(),
+        },
+        "seconds": None if seconds is None else round(seconds, 1),
+        "limits": {"rpm": limits.rpm, "tpm": limits.tpm, "source": limits.source},
+        "concurrency": config.traffic.concurrency,
+        "state_differs": counts.state_differs,
+        "shown": counts.shown,
+    }
+
+
+def _usd(amount: float | None) -> float | None:
+    return None if amount is None else round(amount, 6)
