@@ -41,13 +41,14 @@ def test_sluice_toml_in_the_working_directory_is_read_by_default(sim, tmp_path: 
     assert run_cli(_job(sim, tmp_path)).exit_code == 0
 
 
-def test_unknown_keys_and_broken_files_are_clear_errors(sim, tmp_path: Path) -> None:
+def test_unknown_keys_and_broken_files_are_config_errors(sim, tmp_path: Path) -> None:
+    # All the file's mistakes exit 78, an unknown key as much as a broken file.
     typo = run_cli(_job(sim, tmp_path, "--config", _config(tmp_path, "[run]\nconcurency = 3\n")))
-    assert typo.exit_code == 2 and "has no option concurency" in typo.stderr
+    assert typo.exit_code == 78 and "has no option concurency" in typo.stderr
     section = run_cli(_job(sim, tmp_path, "--config", _config(tmp_path, "[walk]\nx = 1\n")))
-    assert section.exit_code == 2 and "unknown section [walk]" in section.stderr
+    assert section.exit_code == 78 and "unknown section [walk]" in section.stderr
     broken = run_cli(_job(sim, tmp_path, "--config", _config(tmp_path, "[run\n")))
-    assert broken.exit_code == 78 and "cannot read config file" in broken.stderr
+    assert broken.exit_code == 78 and "not valid TOML" in broken.stderr
     missing = run_cli(_job(sim, tmp_path, "--config", str(tmp_path / "nope.toml")))
     assert missing.exit_code == 78 and "does not exist" in missing.stderr
     for result in (typo, section, broken, missing):
