@@ -10,17 +10,23 @@ from typing import Annotated
 import typer
 
 from cli.cache import cache_app
-from cli.config_file import load_defaults
-from cli.errors import fail
+from cli.config_option import CONFIG_HELP, ConfigurableGroup
+from cli.config_show import config_app
+from cli.doctor import doctor
+from cli.help_format import readable_help
+from cli.history import history
 from cli.retry import retry
-from cli.run import run
+from cli.run import RUN_EPILOG, plan, run
 from cli.sim import sim
 from cli.status import status
 from cli.verify import verify
-from pipeline.core.errors import SluiceError
+
+readable_help()
 
 app = typer.Typer(
     name="sluice",
+    # Gives every command a --config option of its own (see cli/config_option.py).
+    cls=ConfigurableGroup,
     help="Send every item of a JSONL or Parquet file through an OpenAI-compatible API, "
     "as fast as it allows, without losing an item.",
     # `sluice` alone prints the help and exits 0 (see `root`).
@@ -28,7 +34,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     # Every flag of `sluice CMD` can also come from SLUICE_CMD_FLAG (SLUICE_RUN_CONCURRENCY).
     context_settings={"auto_envvar_prefix": "SLUICE"},
-    add_completion=False,
+    add_completion=True,
 )
 
 
@@ -44,13 +50,8 @@ def _version_lines(verbose: bool) -> list[str]:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            help="TOML file of defaults, with a \\[run] or \\[sim] table of flag = value "
-            "(default: ./sluice.toml when it exists). Flags and SLUICE_* variables win over it."
-        ),
-    ] = None,
+    # Read by each command's own --config option, which loads the file (cli/config_option.py).
+    config: Annotated[Path | None, typer.Option(metavar="FILE", help=CONFIG_HELP)] = None,
     show_version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.")
     ] = False,
@@ -68,22 +69,18 @@ def root(
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         raise typer.Exit()
-    options = {
-        name: {param.name for param in command.params if param.name}
-        for name, command in getattr(ctx.command, "commands", {}).items()
-    }
-    try:
-        ctx.default_map = load_defaults(config, options)
-    except SluiceError as error:
-        fail(error)
 
 
-app.command("run")(run)
+app.command("run", epilog=RUN_EPILOG)(run)
+app.command("plan", epilog=RUN_EPILOG)(plan)
 app.command("retry")(retry)
 app.command("sim")(sim)
 app.command("status")(status)
 app.command("verify")(verify)
+app.command("history")(history)
+app.command("doctor")(doctor)
 app.add_typer(cache_app, name="cache")
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:

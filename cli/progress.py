@@ -1,17 +1,31 @@
-"""Progress on stderr: a rich bar on a terminal, a plain line every few seconds otherwise.
+"""What a run says on stderr while it goes: progress, stalls, warnings and errors.
 
-Stalls are reported in every mode. Under -q ("nothing on success") only a run
-held back by failures says so, at most every QUIET_STALL_SECONDS: a slow but
-healthy server is not an error, a failing one may be.
+Three displays, one interface (the `Progress` protocol of pipeline/observe/):
+
+- `QuietDisplay` (-q): nothing on success; errors, and a run held back by failures
+  at most every QUIET_STALL_SECONDS (a slow but healthy server is not an error).
+- `LineDisplay` (stderr is not a terminal, or --log-format json): a line every
+  --log-every seconds, whether or not anything completed, with a UTC timestamp,
+  done/total, rate, ETA, retries, 429s and the concurrency; a stalled run's line
+  says what it waits for. Rate and ETA count this attempt alone, so a resumed run
+  is not credited with the items earlier runs did. In JSON, every line (these,
+  warnings, errors, the summary) is one object carrying the run's trace id.
+- `BarDisplay` (a terminal): a rich progress bar.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -22,32 +36,73 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cli.errors import say
-from pipeline.core.events import Stalled
+from pipeline.core.errors import SluiceError
+from pipeline.core.events import BatchesCommitted, Stalled
+from pipeline.core.models import Failure
 from pipeline.core.words import counted
 from pipeline.observe.counters import RunStats
+from pipeline.read.sources import count_items
 
-PLAIN_INTERVAL_SECONDS = 5.0
 QUIET_STALL_SECONDS = 30.0
+STALL_SHOWN_FOR = 15.0  # a stall report older than this no longer describes the run
 
 
-class QuietProgress:
-    def __init__(self) -> None:
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    quiet: bool = False
+    verbose: bool = False
+    json: bool = False
+    every: float = 5.0  # seconds between progress lines
+    trace_id: str = ""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class QuietDisplay:
+    def __init__(self, settings: LogSettings = LogSettings()) -> None:
+        self.settings = settings
         self._stall_said_at: float | None = None
+        self.total: int | None = None
 
-    def update(self, stats: RunStats) -> None:
-        pass
+    # -- the log: every message the run prints goes through here -----------------------
+
+    def say(self, message: str, level: str = "info", **fields: Any) -> None:
+        if self.settings.json:
+            record = {"time": utc_now(), "level": level, "message": message}
+            record.update(fields)
+            record["trace_id"] = self.settings.trace_id
+            sys.stderr.write(orjson.dumps(record).decode() + "\n")
+            sys.stderr.flush()
+        else:
+            print(f"sluice: {message}", file=sys.stderr, flush=True)
+
+    def record(self, event: str, data: dict[str, Any]) -> None:
+        """A structured record (the summary): one JSON object, or nothing in text mode."""
+        self.say(event, event=event, **data)
+
+    # -- the Progress protocol -----------------------------------------------------------
 
     def set_total(self, total: int | None) -> None:
+        self.total = total
+
+    def resumed(self, stats: RunStats) -> None:
+        pass
+
+    def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
+        pass
+
+    def tick(self, stats: RunStats, at: float) -> None:
         pass
 
     def stalled(self, stall: Stalled) -> None:
         said = self._stall_said_at
         if stall.failing and (said is None or stall.at - said >= QUIET_STALL_SECONDS):
             self._stall_said_at = stall.at
-            say(stall.describe())
+            self.say(stall.describe(), level="warning", event="stalled")
 
-    def __enter__(self) -> QuietProgress:
+    def __enter__(self) -> QuietDisplay:
         return self
 
     def __exit__(
@@ -59,38 +114,110 @@ class QuietProgress:
         pass
 
 
-class PlainProgress(QuietProgress):
-    """For logs and CI: one line every few seconds, never a redraw."""
+class LineDisplay(QuietDisplay):
+    """For logs, cron and CI: one line every few seconds, never a redraw."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
+    def __init__(self, settings: LogSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(settings)
         self._clock = clock
         self._started = clock()
-        self._last = self._started
-        self._total: int | None = None
+        self._last_line = self._started
+        self._stall: Stalled | None = None
+        self._stall_seen_at = 0.0
 
-    def set_total(self, total: int | None) -> None:
-        self._total = total
-
-    def update(self, stats: RunStats) -> None:
-        now = self._clock()
-        if now - self._last < PLAIN_INTERVAL_SECONDS:
+    def resumed(self, stats: RunStats) -> None:
+        if not stats.resumed:
             return
-        self._last = now
-        rate = stats.items / max(now - self._started, 1e-9)
-        done = f"{stats.items:,}/{self._total:,} items" if self._total else None
-        say(
-            f"{done or counted(stats.items, 'item')} done, {stats.failed:,} quarantined, "
-            f"{rate:,.0f} items/s"
+        of = f" of {self.total:,}" if self.total else ""
+        self.say(
+            f"resuming: {stats.resumed:,}{of} items already done",
+            event="resuming",
+            done=stats.resumed,
+            total=self.total,
         )
 
+    def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
+        self._stall = None  # something finished
+        if self.settings.verbose:
+            self._batch_lines(committed)
+
+    def _batch_lines(self, committed: BatchesCommitted) -> None:
+        outcomes = committed.outcomes
+        failed = sum(1 for outcome in outcomes if isinstance(outcome, Failure))
+        batches = list(committed.batches)
+        where = f"batch {batches[0]:,}" if len(batches) == 1 else f"batches {_span(batches)}"
+        self.say(
+            f"{where} committed: {counted(len(outcomes), 'item')}, {failed:,} quarantined",
+            event="committed",
+            batches=batches,
+            items=len(outcomes),
+            quarantined=failed,
+        )
+
+    def tick(self, stats: RunStats, at: float) -> None:
+        now = self._clock()
+        if now - self._last_line < self.settings.every:
+            return
+        self._last_line = now
+        self._progress_line(stats, now)
+
     def stalled(self, stall: Stalled) -> None:
-        say(stall.describe())
+        """Said at once, and repeated on each progress line while it lasts."""
+        self._stall = stall
+        self._stall_seen_at = self._clock()
+        self.say(
+            stall.describe(),
+            level="warning" if stall.failing else "info",
+            event="stalled",
+            stalled_seconds=round(stall.seconds),
+            waiting_for=stall.waiting_for,
+            last_error=stall.last_error,
+        )
+
+    def _progress_line(self, stats: RunStats, now: float) -> None:
+        elapsed = max(now - self._started, 1e-9)
+        done_here = stats.items - stats.resumed
+        rate = done_here / elapsed
+        total = self.total
+        eta = (total - stats.items) / rate if total and rate > 0 else None
+        traffic = stats.traffic
+        stall = self._stall if now - self._stall_seen_at <= STALL_SHOWN_FOR else None
+        fields: dict[str, Any] = {
+            "event": "progress",
+            "done": stats.items,
+            "total": total,
+            "quarantined": stats.failed,
+            "items_per_second": round(rate, 1),
+            "eta_seconds": None if eta is None else round(eta),
+            "retries": stats.retries,
+            "rate_limited": stats.rate_limited,
+            "concurrency": traffic.concurrency,
+        }
+        if stall is not None:
+            fields.update(
+                stalled_seconds=round(stall.seconds),
+                waiting_for=stall.waiting_for,
+                last_error=stall.last_error,
+            )
+        if self.settings.json:
+            self.say("progress", **fields)
+            return
+        done = f"{stats.items:,}/{total:,}" if total else f"{stats.items:,}"
+        share = f" ({stats.items / total:.0%})" if total else ""
+        line = (
+            f"{utc_now()} {done} items{share}, {rate:,.0f}/s, ETA {_eta(eta)}; "
+            f"{stats.failed:,} quarantined, {counted(stats.retries, 'retry')}, "
+            f"{stats.rate_limited:,} 429s, concurrency {traffic.concurrency}"
+        )
+        if stall is not None:
+            line += f"; {stall.describe()}"
+        self.say(line)
 
 
-class BarProgress(QuietProgress):
-    def __init__(self) -> None:
-        super().__init__()
+class BarDisplay(LineDisplay):
+    def __init__(self, settings: LogSettings) -> None:
+        super().__init__(settings)
+        self._console = Console(stderr=True)
         self._bar = Progress(
             TextColumn("[bold]sluice"),
             BarColumn(),
@@ -100,23 +227,38 @@ class BarProgress(QuietProgress):
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=self._console,
             transient=False,
         )
         self._task = self._bar.add_task("run", total=None, rate=0.0, failed=0)
-        self._started = time.monotonic()
+
+    def say(self, message: str, level: str = "info", **fields: Any) -> None:
+        self._console.print(f"sluice: {message}", markup=False, highlight=False)
 
     def set_total(self, total: int | None) -> None:
+        super().set_total(total)
         self._bar.update(self._task, total=total)
 
-    def update(self, stats: RunStats) -> None:
-        rate = stats.items / max(time.monotonic() - self._started, 1e-9)
+    def resumed(self, stats: RunStats) -> None:
+        super().resumed(stats)
+        self._bar.update(self._task, completed=stats.items)
+
+    def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
+        super().update(stats, committed)
+        self._show(stats)
+
+    def tick(self, stats: RunStats, at: float) -> None:
+        self._show(stats)
+
+    def _show(self, stats: RunStats) -> None:
+        elapsed = max(self._clock() - self._started, 1e-9)
+        rate = (stats.items - stats.resumed) / elapsed
         self._bar.update(self._task, completed=stats.items, rate=rate, failed=stats.failed)
 
     def stalled(self, stall: Stalled) -> None:
-        self._bar.console.print(f"sluice: {stall.describe()}", markup=False, highlight=False)
+        self.say(stall.describe())
 
-    def __enter__(self) -> BarProgress:
+    def __enter__(self) -> BarDisplay:
         self._bar.start()
         return self
 
@@ -129,9 +271,39 @@ class BarProgress(QuietProgress):
         self._bar.stop()
 
 
-def progress_for(quiet: bool) -> QuietProgress:
-    if quiet:
-        return QuietProgress()
-    if sys.stderr.isatty():
-        return BarProgress()
-    return PlainProgress()
+def display_for(settings: LogSettings, inputs: Sequence[str]) -> QuietDisplay:
+    if settings.quiet:
+        return QuietDisplay(settings)
+    display: QuietDisplay
+    if sys.stderr.isatty() and not settings.json:
+        display = BarDisplay(settings)
+    else:
+        display = LineDisplay(settings)
+    _count_in_background(display, inputs)
+    return display
+
+
+def _count_in_background(display: QuietDisplay, inputs: Sequence[str]) -> None:
+    """The ETA needs a total; counting lines is a quick read, kept off the main path."""
+
+    def count() -> None:
+        # No total means no ETA; the run itself reports unreadable inputs.
+        with contextlib.suppress(OSError, SluiceError, ValueError):
+            display.set_total(count_items(inputs))
+
+    threading.Thread(target=count, name="sluice-count", daemon=True).start()
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _span(batches: list[int]) -> str:
+    return f"{batches[0]:,}-{batches[-1]:,}"

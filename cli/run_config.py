@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +18,23 @@ from pipeline.core.config import (
     CacheConfig,
     ConnectionConfig,
     Endpoint,
+    ObserveConfig,
     OutputConfig,
     ReadConfig,
     RequestConfig,
     ResultFields,
     RetryConfig,
     RunConfig,
+    Secret,
+    SpendConfig,
     StateConfig,
     TrafficConfig,
 )
 from pipeline.core.errors import InputMissing, InputUnreadable, UsageError
 from pipeline.core.formats import without_format_suffix
+from pipeline.observe.trace import new_trace_id
+from pipeline.report.history import default_job_name, safe_job_name
+from pipeline.report.webhook import check_webhook_url
 from pipeline.state.store import default_state_dir
 from pipeline.write.paths import Target, check_distinct, target_kind
 from pipeline.write.writers import output_format
@@ -35,13 +42,15 @@ from pipeline.write.writers import output_format
 
 @dataclass(frozen=True, slots=True)
 class RunFlags:
-    """The flags of `sluice run` (and `sluice retry`) as given, before they are checked."""
+    """The flags of `sluice run` (and `retry`, `plan`) as given, before they are checked."""
 
     inputs: list[str]
-    output: str
+    output: str | None
     quarantine: str | None
     summary: str | None
     result_prefix: str
+    id_field: str
+    batch_size: int
     model: str | None
     prompt: str | None
     prompt_file: Path | None
@@ -49,12 +58,10 @@ class RunFlags:
     system_file: Path | None
     endpoint: Endpoint | None
     input_field: str
-    id_field: str
     max_tokens: int | None
     temperature: float | None
     option: list[str] | None
     concurrency: int
-    batch_size: int
     timeout: float
     max_response_size: str
     adaptive_timeout: bool
@@ -67,6 +74,11 @@ class RunFlags:
     base_url: str
     api_key_env: str
     allow_insecure_http: bool
+    max_cost: float | None
+    max_requests: int | None
+    deadline: str | None
+    price_in: float | None
+    price_out: float | None
     max_error_rate: float
     state_dir: Path | None
     state: bool
@@ -77,22 +89,53 @@ class RunFlags:
     cache_dir: Path | None
     cache_ttl: str | None
     cache_size: str | None
+    quiet: bool
+    verbose: bool
+    log_format: str
+    log_every: float
+    job: str | None
+    trace_file: str | None
+    trace_content: bool
+    metrics_file: str | None
+    alert_webhook: str | None
+    alert_error_rate: float
+    alert_min_severity: str
+    dry_run: bool
+    show: int
+    json_output: bool
+    probe_limits: bool
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> RunFlags:
+        """From the parsed parameters of the command, by name."""
+        return cls(**{f.name: params[f.name] for f in fields(cls)})
 
 
-def build_config(flags: RunFlags, requeue: bool = False) -> RunConfig:
+LOG_FORMATS = ("text", "json")
+OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+SEVERITIES = ("info", "warning", "critical")
+
+
+def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False) -> RunConfig:
+    _check_operator_flags(flags, planning)
     base_url = checked_base_url(flags.base_url, flags.allow_insecure_http)
-    output = flags.output
+    if flags.output is None and not planning:
+        raise UsageError("Missing option '--output' / '-o': where the results go")
+    output = flags.output or STDIO
     output_format(output)  # an unknown extension is a usage error, found before any work
-    quarantine = flags.quarantine or default_quarantine_path(output)
+    unnamed = planning and flags.output is None  # a plan writes nothing; no names needed
+    quarantine = flags.quarantine or (STDIO if unnamed else default_quarantine_path(output))
     state_dir = _state_dir(flags, output)
     summary = str(flags.summary) if flags.summary is not None else None
     check_distinct(
         flags.inputs,
         [
-            ("--output", output),
-            ("--quarantine", quarantine),
+            ("--output", None if unnamed else output),
+            ("--quarantine", None if unnamed else quarantine),
             ("--summary", summary),
             ("--state-dir", state_dir),
+            ("--trace-file", flags.trace_file),
+            ("--metrics-file", flags.metrics_file),
         ],
     )
     request = RequestConfig(
@@ -118,10 +161,12 @@ def build_config(flags: RunFlags, requeue: bool = False) -> RunConfig:
             quarantine=quarantine,
             summary=summary,
             result_fields=ResultFields.prefixed(flags.result_prefix),
+            trace=flags.trace_file,
+            metrics=flags.metrics_file,
         ),
         connection=ConnectionConfig(
             base_url=base_url,
-            api_key=api_key_from_env(flags.api_key_env, base_url),
+            api_key=_api_key(flags, base_url, planning),
             max_response_size=parse_size(flags.max_response_size),
         ),
         traffic=TrafficConfig(
@@ -136,8 +181,57 @@ def build_config(flags: RunFlags, requeue: bool = False) -> RunConfig:
         retry=RetryConfig(max_retries=flags.max_retries, backoff_base=flags.retry_backoff),
         cache=_cache(flags),
         state=StateConfig(directory=state_dir, fresh=flags.fresh),
+        spend=_spend(flags),
+        observe=ObserveConfig(
+            job=_job(flags, output),
+            trace_content=flags.trace_content,
+            trace_id=new_trace_id(),  # known before the run: log lines carry it
+        ),
         max_error_rate=flags.max_error_rate,
         grace=flags.grace,
+    )
+
+
+def _check_operator_flags(flags: RunFlags, planning: bool) -> None:
+    if not planning and (flags.show or flags.json_output or flags.probe_limits):
+        raise UsageError("--show, --json and --probe-limits go with --dry-run (or sluice plan)")
+    if flags.log_format not in LOG_FORMATS:
+        raise UsageError(f"--log-format is text or json, not {flags.log_format!r}")
+    if flags.alert_min_severity not in SEVERITIES:
+        raise UsageError(
+            f"--alert-min-severity is one of {', '.join(SEVERITIES)}, "
+            f"not {flags.alert_min_severity!r}"
+        )
+    collector = any(os.environ.get(name) for name in OTLP_ENDPOINT_VARIABLES)
+    if flags.trace_content and flags.trace_file is None and not collector:
+        raise UsageError("--trace-content needs --trace-file (or an OpenTelemetry collector)")
+    if flags.alert_webhook is not None:
+        check_webhook_url(flags.alert_webhook)
+
+
+def _job(flags: RunFlags, output: str) -> str:
+    job = flags.job if flags.job is not None else default_job_name(output)
+    safe_job_name(job)  # a name no history file can have is refused before the run
+    return job
+
+
+def _api_key(flags: RunFlags, base_url: str, planning: bool) -> Secret | None:
+    """A plan sends nothing (unless --probe-limits), so it runs without a key."""
+    if planning and not flags.probe_limits and not os.environ.get(flags.api_key_env):
+        return None
+    return api_key_from_env(flags.api_key_env, base_url)
+
+
+def _spend(flags: RunFlags) -> SpendConfig:
+    if (flags.price_in is None) != (flags.price_out is None):
+        raise UsageError("give --price-in and --price-out together")
+    deadline = parse_duration(flags.deadline) if flags.deadline is not None else None
+    return SpendConfig(
+        max_cost=flags.max_cost,
+        max_requests=flags.max_requests,
+        deadline=deadline,
+        price_in=flags.price_in,
+        price_out=flags.price_out,
     )
 
 

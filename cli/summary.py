@@ -1,64 +1,105 @@
-"""The end-of-run lines on stderr: the same facts as the --summary JSON."""
+"""The end-of-run table on stderr: the same facts as the --summary JSON, compactly."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
+from cli.progress import QuietDisplay
 from pipeline.core.config import STDIO, RunConfig
 from pipeline.core.words import counted
 from pipeline.run.result import RunResult
+from pipeline.spend.budget import usd
 from pipeline.write.paths import Target, target_kind
 
 COMMITTED_EXIT_CODES = (0, 1)
 
 
-def print_summary(result: RunResult, config: RunConfig) -> None:
+def print_summary(result: RunResult, config: RunConfig, display: QuietDisplay) -> None:
+    if display.settings.json:
+        display.record("summary", result.summary)
+        return
     for line in summary_lines(result, config):
-        print(f"sluice: {line}", file=sys.stderr)
+        display.say(line)
 
 
 def summary_lines(result: RunResult, config: RunConfig) -> list[str]:
     data = result.summary
-    by_kind = ", ".join(f"{kind} {count:,}" for kind, count in data["quarantined_by_kind"].items())
-    latency = data["latency_ms"]
-    resumed = (
-        f", {counted(data['resumed'], 'item')} done by earlier runs" if data["resumed"] else ""
-    )
-    cached = f" ({data['cached']:,} from the cache)" if data["cached"] else ""
-    lines = [
-        f"{counted(data['items'], 'item')}{resumed}; {data['wall_seconds']:.1f}s "
-        f"({data['items_per_second'] or 0:,.0f} items/s): {data['succeeded']:,} ok{cached}, "
-        f"{data['quarantined']:,} quarantined" + (f" ({by_kind})" if by_kind else ""),
-        f"{counted(data['requests'], 'request')}, {counted(data['retries'], 'retry')}, "
-        f"{data['rate_limited_responses']:,} rate-limited; {_tokens(data)}; "
-        f"latency p50 {_ms(latency['p50'])}, p95 {_ms(latency['p95'])}",
-        _traffic_line(data["traffic"]),
+    rows = [
+        ("job", f"{data['job']} (trace {data['trace_id']}), exit {data['exit_code']}"),
+        ("items", _items(data)),
+        ("requests", _requests(data)),
+        ("cost", _cost(data["cost"])),
+        ("time", _time(data)),
+        ("traffic", _traffic(data["traffic"], data["limits_used"])),
     ]
+    if data["cache"] is not None:
+        rows.append(("cache", _cache(data["cache"])))
     if result.exit_code in COMMITTED_EXIT_CODES:
         if config.output.results != STDIO:
-            lines.append(f"results:    {config.output.results}")
+            rows.append(("results", config.output.results))
         if config.output.quarantine != STDIO:
-            lines.append(f"quarantine: {config.output.quarantine}")
-        if result.exit_code == 1:
-            lines.append(
-                f"more than {config.max_error_rate:.1%} of items were quarantined "
-                "(--max-error-rate): exit 1"
-            )
-    else:
+            rows.append(("quarantine", config.output.quarantine))
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    if result.exit_code == 1:
+        lines.append(
+            f"more than {config.max_error_rate:.1%} of items were quarantined "
+            "(--max-error-rate): exit 1"
+        )
+    elif result.exit_code not in COMMITTED_EXIT_CODES:
         lines.append(f"stopped with exit code {result.exit_code}: {what_was_written(config)}")
         if result.resumable_in is not None:
             lines.append(f"run the same command again to resume (state in {result.resumable_in})")
     return lines
 
 
-def _tokens(data: dict[str, Any]) -> str:
+def _items(data: dict[str, Any]) -> str:
+    by_kind = ", ".join(f"{kind} {count:,}" for kind, count in data["quarantined_by_kind"].items())
+    resumed = f" ({data['resumed']:,} done by earlier runs)" if data["resumed"] else ""
+    cached = f" ({data['cached']:,} from the cache)" if data["cached"] else ""
+    quarantined = f"{data['quarantined']:,} quarantined" + (f" ({by_kind})" if by_kind else "")
+    return f"{data['items']:,}{resumed}: {data['succeeded']:,} ok{cached}, {quarantined}"
+
+
+def _requests(data: dict[str, Any]) -> str:
     tokens = data["tokens"]
-    line = f"tokens {tokens['prompt']:,} in, {tokens['completion']:,} out"
-    if not data["resumed"]:
-        return line
-    job = data["whole_job"]["tokens"]
-    return f"{line} this attempt ({job['prompt']:,} in, {job['completion']:,} out for the job)"
+    line = (
+        f"{data['requests']:,}, {counted(data['retries'], 'retry')}, "
+        f"{data['rate_limited_responses']:,} rate-limited; "
+        f"tokens {tokens['prompt']:,} in, {tokens['completion']:,} out"
+    )
+    if data["resumed"]:
+        job = data["whole_job"]["tokens"]
+        line += f" this attempt ({job['prompt']:,} in, {job['completion']:,} out for the job)"
+    return line
+
+
+def _cost(cost: dict[str, Any]) -> str:
+    if cost["this_attempt"] is None:
+        return "unpriced (the price table does not list the model; see --price-in)"
+    parts = [f"{usd(cost['this_attempt'])} this attempt"]
+    if cost["saved_by_cache"]:
+        parts.append(f"{usd(cost['saved_by_cache'])} saved by the cache")
+    if cost["whole_job"] is not None and cost["whole_job"] != cost["this_attempt"]:
+        parts.append(f"{usd(cost['whole_job'])} for the job")
+    return ", ".join(parts)
+
+
+def _time(data: dict[str, Any]) -> str:
+    stages = data["latency_ms_by_stage"]
+    request, queue, limiter = stages["request"], stages["queue_wait"], stages["limiter_wait"]
+    return (
+        f"{data['wall_seconds']:,.1f}s, {data['items_per_second'] or 0:,.0f} items/s; "
+        f"request p50 {_ms(request['p50'])} p95 {_ms(request['p95'])} "
+        f"p99 {_ms(request['p99'])}; waits p95: queue {_ms(queue['p95'])}, "
+        f"limiter {_ms(limiter['p95'])}"
+    )
+
+
+def _cache(cache: dict[str, Any]) -> str:
+    rate = cache["hit_rate"]
+    hit = "no look-ups" if rate is None else f"{rate:.0%} hits"
+    return f"{hit} ({cache['hits']:,} hits, {cache['misses']:,} misses, {cache['stored']:,} stored)"
 
 
 def what_was_written(config: RunConfig) -> str:
@@ -75,8 +116,12 @@ def what_was_written(config: RunConfig) -> str:
     return "; ".join(said)
 
 
-def _traffic_line(traffic: dict[str, Any]) -> str:
-    limits = [f"{traffic[kind]:,.0f} {kind}" for kind in ("rpm", "tpm") if traffic[kind]]
+def _traffic(traffic: dict[str, Any], used: dict[str, float | None]) -> str:
+    limits = []
+    for kind in ("rpm", "tpm"):
+        if traffic[kind]:
+            share = f" ({used[kind]:.0%} used)" if used[kind] is not None else ""
+            limits.append(f"{traffic[kind]:,.0f} {kind}{share}")
     parts = [
         f"limits {', '.join(limits) if limits else 'none seen'}",
         f"concurrency {traffic['concurrency']} (lowest {traffic['lowest_concurrency']})",

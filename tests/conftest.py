@@ -32,6 +32,8 @@ def isolated_from_the_developer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         monkeypatch.delenv(name)
     # Each test gets its own response cache, never the developer's.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path.with_name(tmp_path.name + "-cache")))
+    # ... and its own run history, so one test's runs are never another's baseline.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path.with_name(tmp_path.name + "-state")))
 
 
 @pytest.fixture(scope="session")

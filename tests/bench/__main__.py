@@ -8,6 +8,7 @@ Figures are printed, never asserted: targets are judged by a person reading them
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from tests.bench.durability import durability
 from tests.bench.harness import Measured, measure, simulator, sluice_run, write_reviews
+from tests.bench.observation import observation
 from tests.bench.traffic import traffic
 
 THROUGHPUT_ITEMS = 20_000
@@ -80,12 +82,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
         "--only",
-        choices=["throughput", "memory", "traffic", "durability"],
+        choices=["throughput", "memory", "traffic", "durability", "observation"],
         help="run one group of figures",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as directory:
         work = Path(directory)
+        # The runs' history goes here, never into the user's.
+        os.environ["XDG_STATE_HOME"] = str(work / "state")
         if args.only in (None, "throughput"):
             simulator_speed(2_000 if args.quick else THROUGHPUT_ITEMS)
             throughput(work, 2_000 if args.quick else THROUGHPUT_ITEMS)
@@ -93,6 +97,8 @@ def main() -> None:
             memory(work, [10_000, 100_000] if args.quick else [100_000, 1_000_000])
         if args.only in (None, "traffic"):
             traffic(work, 400 if args.quick else 1_000)
+        if args.only in (None, "observation"):
+            observation(work, 2_000 if args.quick else THROUGHPUT_ITEMS)
         if args.only in (None, "durability"):
             if args.quick:
                 durability(work, cached_items=20_000, kill_items=600, checkpoint_items=5_000)

@@ -1,0 +1,104 @@
+"""`sluice plan` and `sluice run --dry-run`: the plan printed, nothing sent.
+
+The plan is the command's data, so it goes to stdout (a table, or --json);
+exit 0 when every item is valid, 65 when some are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, NoReturn
+
+import orjson
+import typer
+
+from cli.errors import fail, report_internal_error
+from cli.run_config import RunFlags
+from pipeline.core.config import RunConfig
+from pipeline.core.errors import SluiceError
+from pipeline.run.plan import EXIT_INVALID_ITEMS, make_plan
+from pipeline.spend.budget import usd
+
+PLAN_HELP = (
+    "Plan a run without sending anything: read every input, render every request, and "
+    "report items, invalid items, answers already cached, requests to send, tokens, cost "
+    "and the time the rate limits imply.\n\n"
+    "Takes the same options as sluice run (-o is optional: with it, items already done by "
+    "an unfinished run are counted too). Exit 0 when every item is valid, 65 when some "
+    "are not."
+)
+
+
+def execute_plan(config: RunConfig, flags: RunFlags) -> NoReturn:
+    try:
+        plan = asyncio.run(make_plan(config, flags.show, flags.probe_limits))
+    except SluiceError as error:
+        fail(error)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as bug:
+        report_internal_error(bug)
+    if flags.json_output:
+        sys.stdout.write(orjson.dumps(plan, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        for request in plan["shown"]:
+            sys.stdout.write(orjson.dumps(request).decode() + "\n")
+        for line in plan_lines(plan):
+            sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    raise typer.Exit(EXIT_INVALID_ITEMS if plan["invalid"] else 0)
+
+
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    invalid = ", ".join(f"{kind} {n:,}" for kind, n in plan["invalid_by_kind"].items())
+    done = f", {plan['done']:,} done by an earlier run" if plan["done"] else ""
+    twins = f" ({plan['duplicates']:,} identical items share one)" if plan["duplicates"] else ""
+    rows = [
+        ("items", f"{plan['items']:,}{done}"),
+        ("invalid", f"{plan['invalid']:,}" + (f" ({invalid})" if invalid else "")),
+        ("cached", f"{plan['cached']:,} answered by the cache"),
+        ("requests", f"{plan['requests']:,} to send{twins}"),
+        ("tokens", _tokens(plan)),
+        ("cost", _cost(plan)),
+        ("time", _time(plan)),
+    ]
+    if plan["state_differs"]:
+        rows.append(("state", "holds a different job: the run would refuse it (add --fresh)"))
+    width = max(len(name) for name, _ in rows)
+    return [f"{name:<{width}}  {value}" for name, value in rows]
+
+
+def _tokens(plan: dict[str, Any]) -> str:
+    ceiling = plan["max_completion_tokens"]
+    most = "unbounded (no --max-tokens)" if ceiling is None else f"at most {ceiling:,}"
+    return (
+        f"{plan['prompt_tokens']:,} prompt (estimated); completion {most}, expected "
+        f"{plan['expected_completion_tokens']:,} ({plan['completion_basis']})"
+    )
+
+
+def _cost(plan: dict[str, Any]) -> str:
+    if plan["cost_usd"] is None:
+        return "unpriced: the price table does not list the model (give --price-in/--price-out)"
+    line = f"about {usd(plan['cost_usd'])}"
+    if plan["max_cost_usd"] is not None:
+        line += f", at most {usd(plan['max_cost_usd'])}"
+    return line + f" ({plan['price']['source']})"
+
+
+def _time(plan: dict[str, Any]) -> str:
+    limits = plan["limits"]
+    if plan["seconds"] is None:
+        return "unknown: no rate limits known (give --rpm/--tpm, or --probe-limits)"
+    known = [f"{limits[k]:,.0f} {k}" for k in ("rpm", "tpm") if limits[k]]
+    basis = ", ".join(known) or f"concurrency {plan['concurrency']}"
+    return f"at least {_duration(plan['seconds'])} ({basis}; limits: {limits['source']})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
