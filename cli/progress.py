@@ -44,7 +44,6 @@ from pipeline.observe.counters import RunStats
 from pipeline.read.sources import count_items
 
 QUIET_STALL_SECONDS = 30.0
-STALL_SHOWN_FOR = 15.0  # a stall report older than this no longer describes the run
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +92,7 @@ class QuietDisplay:
     def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
         pass
 
-    def tick(self, stats: RunStats, at: float) -> None:
+    def tick(self, stats: RunStats, at: float, stall: Stalled | None = None) -> None:
         pass
 
     def stalled(self, stall: Stalled) -> None:
@@ -122,8 +121,6 @@ class LineDisplay(QuietDisplay):
         self._clock = clock
         self._started = clock()
         self._last_line = self._started
-        self._stall: Stalled | None = None
-        self._stall_seen_at = 0.0
 
     def resumed(self, stats: RunStats) -> None:
         if not stats.resumed:
@@ -137,34 +134,33 @@ class LineDisplay(QuietDisplay):
         )
 
     def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
-        self._stall = None  # something finished
         if self.settings.verbose:
             self._batch_lines(committed)
 
     def _batch_lines(self, committed: BatchesCommitted) -> None:
-        outcomes = committed.outcomes
-        failed = sum(1 for outcome in outcomes if isinstance(outcome, Failure))
-        batches = list(committed.batches)
-        where = f"batch {batches[0]:,}" if len(batches) == 1 else f"batches {_span(batches)}"
-        self.say(
-            f"{where} committed: {counted(len(outcomes), 'item')}, {failed:,} quarantined",
-            event="committed",
-            batches=batches,
-            items=len(outcomes),
-            quarantined=failed,
-        )
+        """One line per batch committed (-v)."""
+        start = 0
+        for batch, size in zip(committed.batches, committed.sizes, strict=False):
+            outcomes = committed.outcomes[start : start + size]
+            start += size
+            failed = sum(1 for outcome in outcomes if isinstance(outcome, Failure))
+            self.say(
+                f"batch {batch:,} committed: {counted(size, 'item')}, {failed:,} quarantined",
+                event="committed",
+                batch=batch,
+                items=size,
+                quarantined=failed,
+            )
 
-    def tick(self, stats: RunStats, at: float) -> None:
+    def tick(self, stats: RunStats, at: float, stall: Stalled | None = None) -> None:
         now = self._clock()
         if now - self._last_line < self.settings.every:
             return
         self._last_line = now
-        self._progress_line(stats, now)
+        self._progress_line(stats, now, stall)
 
     def stalled(self, stall: Stalled) -> None:
-        """Said at once, and repeated on each progress line while it lasts."""
-        self._stall = stall
-        self._stall_seen_at = self._clock()
+        """Said when the engine reports it; progress lines say it too while it lasts."""
         self.say(
             stall.describe(),
             level="warning" if stall.failing else "info",
@@ -174,14 +170,13 @@ class LineDisplay(QuietDisplay):
             last_error=stall.last_error,
         )
 
-    def _progress_line(self, stats: RunStats, now: float) -> None:
+    def _progress_line(self, stats: RunStats, now: float, stall: Stalled | None) -> None:
         elapsed = max(now - self._started, 1e-9)
         done_here = stats.items - stats.resumed
         rate = done_here / elapsed
         total = self.total
         eta = (total - stats.items) / rate if total and rate > 0 else None
         traffic = stats.traffic
-        stall = self._stall if now - self._stall_seen_at <= STALL_SHOWN_FOR else None
         fields: dict[str, Any] = {
             "event": "progress",
             "done": stats.items,
@@ -247,7 +242,7 @@ class BarDisplay(LineDisplay):
         super().update(stats, committed)
         self._show(stats)
 
-    def tick(self, stats: RunStats, at: float) -> None:
+    def tick(self, stats: RunStats, at: float, stall: Stalled | None = None) -> None:
         self._show(stats)
 
     def _show(self, stats: RunStats) -> None:
@@ -303,7 +298,3 @@ def _eta(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def _span(batches: list[int]) -> str:
-    return f"{batches[0]:,}-{batches[-1]:,}"

@@ -493,7 +493,7 @@ LogEvery = Annotated[
     typer.Option(
         metavar="SECONDS",
         rich_help_panel=OPERATOR,
-        help="Seconds between progress lines when stderr is not a terminal.",
+        help="Seconds between progress lines when stderr is not a terminal (one a second at most).",
         min=0.1,
         show_envvar=False,
     ),

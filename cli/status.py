@@ -16,8 +16,10 @@ from cli.errors import fail
 from pipeline.core.errors import InputMissing, SluiceError
 from pipeline.core.words import counted
 from pipeline.read.sources import count_items
+from pipeline.spend.budget import usd
 from pipeline.state.lock import current_holder
 from pipeline.state.parts import Damage
+from pipeline.state.spent import read_spent
 from pipeline.state.store import FINGERPRINT_NAME, Totals, read_state
 
 
@@ -62,7 +64,16 @@ def _report(directory: str) -> dict[str, Any]:
         **_committed(totals),
         "last_commit": totals.last_commit,
         "damaged": _damaged(stored.damage),
+        "spent": _spent(directory),
     }
+
+
+def _spent(directory: str) -> dict[str, Any] | None:
+    """What the job's attempts spent, as its budgets count it (None: nothing recorded)."""
+    spent = read_spent(directory)
+    if spent is None:
+        return None
+    return {**spent.as_dict(), "cost_usd": spent.cost}
 
 
 def _damaged(damage: Damage | None) -> dict[str, Any] | None:
@@ -109,6 +120,13 @@ def _text(report: dict[str, Any]) -> str:
         f"tokens:      {report['tokens']['prompt']:,} in, {report['tokens']['completion']:,} out",
         f"last commit: {_ago(report['last_commit'])}",
     ]
+    if spent := report["spent"]:
+        cost = "cost unknown (unpriced)" if spent["cost_usd"] is None else usd(spent["cost_usd"])
+        lines.append(
+            f"spent:       {counted(spent['requests'], 'request')}, {cost}, "
+            f"{spent['seconds']:,.1f}s of running (what --max-cost, --max-requests and "
+            "--deadline count)"
+        )
     if damaged := report["damaged"]:
         lines.append(
             f"damaged:     {damaged['path']} ({damaged['reason']}); "

@@ -8,8 +8,8 @@ traces and metrics) each read the same stream, and no stage knows which of them
 listen (see pipeline/observe/).
 
 Events are emitted on the event loop's thread only, one at a time, so a
-consumer needs no lock. They are few per request (sent, answered, ended, and
-the item settled) and one per commit, never one per byte or per retry-loop turn.
+consumer needs no lock. They are few per request (sent, ended, and the item
+settled) and one per commit, never one per byte or per retry-loop turn.
 Times (`at`) are the run clock's monotonic seconds; a consumer that needs wall
 time (traces) maps them once from the run's start.
 """
@@ -48,7 +48,9 @@ class RequestSent:
 
 @dataclass(frozen=True, slots=True)
 class AttemptEnded:
-    """An attempt is over: answered (`status`), or failed on the way (`status` None)."""
+    """An attempt is over: answered (`status`, `latency`), or failed on the way (`status`
+    and `latency` None). `usage` holds the tokens an answer reported: they were paid for,
+    usable answer or not."""
 
     item: Item
     batch: int
@@ -56,7 +58,10 @@ class AttemptEnded:
     at: float
     status: int | None
     error: str | None  # the ErrorKind when the attempt failed, else None
-    usage: Usage | None  # the tokens the answer reported
+    usage: Usage | None
+    model: str | None  # as the request named it; prices are looked up by it
+    latency: float | None  # seconds from sending to the last byte of the answer
+    rate_limited: bool  # HTTP 429, or an error code that says the same
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +74,12 @@ class ItemSettled:
 
 
 @dataclass(frozen=True, slots=True)
-class ResponseReceived:
-    """A response came back (any status); a network failure has none."""
-
-    latency: float  # seconds, from sending to the last byte
-    rate_limited: bool  # HTTP 429, or an error code that says the same
-
-
-@dataclass(frozen=True, slots=True)
-class UsageReported:
-    """An answer's token counts: paid for (`cached` False, a request of this run got it),
-    or reused (`cached` True: the response cache, or an identical request in flight)."""
+class AnswerReused:
+    """An item was answered without a request of its own, by the response cache or by an
+    identical request in flight: what its answer would have cost (`usage`)."""
 
     model: str | None  # as the request named it; prices are looked up by it
     usage: Usage
-    cached: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,16 +158,9 @@ class BatchesCommitted:
     """Complete batches were committed; their outcomes, in input order."""
 
     outcomes: Sequence[Outcome]
-    batches: Sequence[int] = ()
+    batches: Sequence[int] = ()  # their numbers
     at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    """Once a second while the pool runs, whatever happens: for displays that must keep
-    saying how the run is doing when nothing completes."""
-
-    at: float
+    sizes: Sequence[int] = ()  # items in each batch: `outcomes` split by batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,13 +180,21 @@ class Stalled:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Once a second while the pool runs, whatever happens: for displays that must keep
+    saying how the run is doing when nothing completes, and what it waits for if so."""
+
+    at: float
+    stall: Stalled | None  # the run's stall right now (reported or not); None when moving
+
+
 Event = (
     BatchStarted
     | RequestSent
     | AttemptEnded
     | ItemSettled
-    | ResponseReceived
-    | UsageReported
+    | AnswerReused
     | RetryScheduled
     | AttemptTimedOut
     | RateLimitPaused

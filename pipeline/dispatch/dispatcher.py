@@ -34,9 +34,7 @@ from pipeline.core.events import (
     AttemptEnded,
     EventSink,
     RequestSent,
-    ResponseReceived,
     RetryScheduled,
-    UsageReported,
 )
 from pipeline.core.models import Failure, Item, Outcome, Success, Usage
 from pipeline.core.redact import Redactor
@@ -192,7 +190,7 @@ class Dispatcher:
             )
         except TransportError as exc:
             verdict = self._failed_exchange(exc)
-            self._ended(attempt, verdict.status, verdict.kind)
+            self._ended(attempt, verdict.kind, status=verdict.status)
             self._traffic.record(ticket, None, verdict)
             self._first_contact.check_connection(verdict)
             return verdict, None
@@ -202,14 +200,13 @@ class Dispatcher:
                 self.idle.set()
         self._first_contact.on_response()
         if 200 <= response.status < 300:
-            self._events.emit(ResponseReceived(response.latency, rate_limited=False))
             return self._answer(attempt, response)
         try:
             verdict = self._refusal(response)
         except SluiceError:  # run-fatal: the attempt still ends in the record
-            self._ended(attempt, response.status, ErrorKind.FATAL)
+            self._ended(attempt, ErrorKind.FATAL, response)
             raise
-        self._ended(attempt, response.status, verdict.kind)
+        self._ended(attempt, verdict.kind, response)
         self._traffic.record(ticket, response.headers, verdict)
         return verdict, None
 
@@ -220,11 +217,10 @@ class Dispatcher:
         try:
             output, usage, reusable = parse_answer(request.endpoint, response.payload)
         except InvalidAnswer as exc:
-            if exc.usage.total_tokens:  # billed even though unusable
-                self._events.emit(UsageReported(request.model, exc.usage, cached=False))
             message = self._redact.clip(str(exc))
             verdict = Verdict(ErrorKind.INVALID_OUTPUT, message, response.status)
-            self._ended(attempt, response.status, verdict.kind, exc.usage)
+            billed = exc.usage if exc.usage.total_tokens else None  # unusable, still paid
+            self._ended(attempt, verdict.kind, response, billed)
             self._traffic.record(ticket, response.headers, verdict)
             return verdict, None
         self._first_contact.on_answer()
@@ -234,26 +230,30 @@ class Dispatcher:
             storing = self._memo.remember(key, response.payload)
         chat = request.endpoint is Endpoint.CHAT
         self._traffic.record(ticket, response.headers, None, usage, response.latency, chat)
-        self._events.emit(UsageReported(request.model, usage, cached=False))
-        self._ended(attempt, response.status, None, usage)
+        self._ended(attempt, None, response, usage)
         return Success(attempt.item, output, usage, cached=False, attempts=attempt.number), storing
 
     def _ended(
         self,
         attempt: _Attempt,
-        status: int | None,
         error: ErrorKind | None,
+        response: Response | None = None,
         usage: Usage | None = None,
+        status: int | None = None,
     ) -> None:
+        """Tell the event stream how the attempt ended (one event per attempt)."""
         self._events.emit(
             AttemptEnded(
                 attempt.item,
                 attempt.batch,
                 attempt.number,
                 self.clock.now(),
-                status,
+                response.status if response is not None else status,
                 None if error is None else str(error),
                 usage,
+                attempt.request.model,
+                response.latency if response is not None else None,
+                error is ErrorKind.RATE_LIMITED,
             )
         )
 
@@ -261,7 +261,6 @@ class Dispatcher:
         status = response.status
         code, message = error_details(response.payload, self._redact)
         kind = error_kind_for_status(status, code)
-        self._events.emit(ResponseReceived(response.latency, kind is ErrorKind.RATE_LIMITED))
         if 300 <= status < 400:
             raise ConfigError(
                 f"the server answered with a redirect ({status}); sluice does not follow "

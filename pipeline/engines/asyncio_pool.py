@@ -28,12 +28,12 @@ from functools import partial
 from pipeline.cache.memo import ResponseMemo, served
 from pipeline.core.errors import BudgetReached, ConfigError, ErrorKind, SluiceError
 from pipeline.core.events import (
+    AnswerReused,
     BatchesCommitted,
     BatchStarted,
     EventSink,
     Heartbeat,
     ItemSettled,
-    UsageReported,
 )
 from pipeline.core.models import Batch, Failure, Item, Outcome, Success
 from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
@@ -128,13 +128,11 @@ class AsyncioEngine:
         watch = StallWatch(clock.now())
         while True:
             await clock.sleep(CHECK_EVERY)
-            self._events.emit(Heartbeat(clock.now()))
-            holdup = self._dispatcher.holdup()
-            stall = watch.check(
-                clock.now(), self._finished, holdup, holdup.last_error, holdup.last_error_at
-            )
-            if stall is not None:
-                self._events.emit(stall)
+            holdup, now = self._dispatcher.holdup(), clock.now()
+            due = watch.check(now, self._finished, holdup, holdup.last_error, holdup.last_error_at)
+            self._events.emit(Heartbeat(now, watch.current))
+            if due is not None:
+                self._events.emit(due)
 
     def end_run(self, error: SluiceError, grace: float = 0) -> None:
         """A run-ending error (401, quota, bad settings, a budget spent): stop sending,
@@ -235,7 +233,7 @@ class AsyncioEngine:
             elif key in known:
                 answer = served(item, known[key])
                 settled.append((index, answer))
-                self._events.emit(UsageReported(request.model, answer.usage, cached=True))
+                self._events.emit(AnswerReused(request.model, answer.usage))
             elif not memo.join(key, item, partial(self._settle, in_flight, index)):
                 jobs.append((in_flight, index, item, request, key, now))
         return jobs
@@ -271,7 +269,7 @@ class AsyncioEngine:
             if key is not None and self._memo is not None:
                 twins = self._memo.landed(key, outcome)
                 if twins and isinstance(outcome, Success):
-                    reused = UsageReported(request.model, outcome.usage, cached=True)
+                    reused = AnswerReused(request.model, outcome.usage)
                     for _ in range(twins):
                         self._events.emit(reused)
 
@@ -304,7 +302,8 @@ class AsyncioEngine:
             self._unwritten.discard(in_flight)
         outcomes = [o for _, batch_outcomes in written for o in batch_outcomes]
         batches = [batch.index for batch, _ in written]
-        self._events.emit(BatchesCommitted(outcomes, batches, self._clock.now()))
+        sizes = [len(batch_outcomes) for _, batch_outcomes in written]
+        self._events.emit(BatchesCommitted(outcomes, batches, self._clock.now(), sizes))
 
 
 def _most_telling(group: BaseExceptionGroup) -> BaseException:

@@ -22,6 +22,7 @@ class StallWatch:
         self._finished = 0
         self._progress_at = now
         self._reported_at: float | None = None
+        self.current: Stalled | None = None  # the stall as of the last check, said or not
 
     def check(
         self,
@@ -31,14 +32,18 @@ class StallWatch:
         last_error: str | None = None,
         last_error_at: float | None = None,
     ) -> Stalled | None:
-        """A report when one is due: stalled, and none given for REPORT_EVERY seconds."""
+        """A report when one is due: stalled, and none given for REPORT_EVERY seconds.
+        `current` is kept up to date at every check, for displays that say it more often."""
         if finished != self._finished:
             self._finished, self._progress_at = finished, now
         seconds = now - self._progress_at
         if seconds < STALL_AFTER and not holdup.failing:
+            self.current = None
             return None
+        errored = last_error_at is not None and last_error_at >= self._progress_at
+        failing = holdup.failing or errored
+        self.current = Stalled(now, seconds, holdup.waiting_for, last_error, failing)
         if self._reported_at is not None and now - self._reported_at < REPORT_EVERY:
             return None
         self._reported_at = now
-        errored = last_error_at is not None and last_error_at >= self._progress_at
-        return Stalled(now, seconds, holdup.waiting_for, last_error, holdup.failing or errored)
+        return self.current

@@ -22,8 +22,9 @@ class Progress(Protocol):
     def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
         """Batches were committed; the job's counts include them."""
 
-    def tick(self, stats: RunStats, at: float) -> None:
-        """About once a second while the run goes, whether or not anything finished."""
+    def tick(self, stats: RunStats, at: float, stall: Stalled | None) -> None:
+        """About once a second while the run goes, whether or not anything finished;
+        `stall` says what it waits for when it is stalled."""
 
     def stalled(self, stall: Stalled) -> None:
         """Nothing finished for a while, or the endpoint is failing: say what the run waits for."""
@@ -35,14 +36,19 @@ class ProgressFeed:
         self._stats = stats
 
     def emit(self, event: Event) -> None:
+        if type(event) not in _TOLD:  # most events (several per request) are not
+            return
         if isinstance(event, BatchesCommitted):
             self._progress.update(self._stats, event)
         elif isinstance(event, Heartbeat):
-            self._progress.tick(self._stats, event.at)
+            self._progress.tick(self._stats, event.at, event.stall)
         elif isinstance(event, JobResumed):
             self._progress.resumed(self._stats)
         elif isinstance(event, Stalled):
             self._progress.stalled(event)
+
+
+_TOLD = frozenset({BatchesCommitted, Heartbeat, JobResumed, Stalled})
 
 
 class SilentProgress:
@@ -54,7 +60,7 @@ class SilentProgress:
     def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
         pass
 
-    def tick(self, stats: RunStats, at: float) -> None:
+    def tick(self, stats: RunStats, at: float, stall: Stalled | None) -> None:
         pass
 
     def stalled(self, stall: Stalled) -> None:

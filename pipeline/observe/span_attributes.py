@@ -40,11 +40,12 @@ def outcome_attributes(outcome: Outcome) -> dict[str, Any]:
         "sluice.outcome": _outcome(outcome),
     }
     if isinstance(outcome, Success):
-        attributes["sluice.item.input_tokens"] = outcome.usage.prompt_tokens
-        attributes["sluice.item.output_tokens"] = outcome.usage.completion_tokens
+        attributes["sluice.item.input_tokens"] = plain_value(outcome.usage.prompt_tokens)
+        attributes["sluice.item.output_tokens"] = plain_value(outcome.usage.completion_tokens)
     else:
         attributes["error.type"] = str(outcome.kind)
-        attributes["http.response.status_code"] = outcome.status
+        if outcome.status is not None:
+            attributes["http.response.status_code"] = outcome.status
     return attributes
 
 
@@ -95,19 +96,21 @@ def attempt_span_name(body: Mapping[str, Any]) -> str:
 
 def attempt_attributes(event: RequestSent, server: Mapping[str, Any]) -> dict[str, Any]:
     """An attempt's attributes as it goes out (its answer adds status, usage, error)."""
-    body = event.body
+    attributes = dict(request_attributes(event.body, server))
+    attributes.update(try_attributes(event))
+    return attributes
+
+
+def request_attributes(body: Mapping[str, Any], server: Mapping[str, Any]) -> Attributes:
+    """What an attempt's request says beyond its content: the operation, the model and its
+    settings, and the server. The same for every request of a run but its messages, so
+    the recorder keeps it by `request_shape`."""
     operation = operation_name(body)
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": operation,
         "gen_ai.request.model": _model(body),
         **server,
-        "sluice.item.id": item_id(event.item),
-        "sluice.attempt": event.attempt,
-        "sluice.queue_wait_s": round(event.queued, 6),
-        "sluice.limiter_wait_s": round(event.limiter_wait, 6),
     }
-    if event.attempt > 1:
-        attributes["http.request.resend_count"] = event.attempt - 1
     for key, attribute in _REQUEST_SETTINGS.items():
         value = body.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -116,6 +119,31 @@ def attempt_attributes(event: RequestSent, server: Mapping[str, Any]) -> dict[st
         attributes["gen_ai.request.choice.count"] = count
     if operation == "chat":
         attributes["gen_ai.output.type"] = _output_type(body)
+    return plain_attributes(attributes)
+
+
+_SHAPE_KEYS = ("model", *_REQUEST_SETTINGS, "n")
+
+
+def request_shape(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What `request_attributes` and the span's name depend on, as a key (unhashable
+    when a setting is, e.g. a list: then it is not one)."""
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+    operation = ("messages" in body, "input" in body, "prompt" in body)
+    return (*map(body.get, _SHAPE_KEYS), kind, *operation)
+
+
+def try_attributes(event: RequestSent) -> Attributes:
+    """What is particular to one try: the item, the try's number, its waits."""
+    attributes: Attributes = {
+        "sluice.item.id": plain_value(item_id(event.item)),
+        "sluice.attempt": event.attempt,
+        "sluice.queue_wait_s": round(event.queued, 6),
+        "sluice.limiter_wait_s": round(event.limiter_wait, 6),
+    }
+    if event.attempt > 1:
+        attributes["http.request.resend_count"] = event.attempt - 1
     return attributes
 
 
@@ -265,6 +293,13 @@ def plain_attributes(
 
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def plain_value(value: str | int) -> str | int:
+    """An id or a count as an attribute value: beyond 64 bits, as text."""
+    if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
+        return str(value)
+    return value
 
 
 def _scalars_of_one_type(values: Sequence[Any]) -> bool:

@@ -43,21 +43,25 @@ from pipeline.core.models import Failure, Item, Outcome
 from pipeline.core.redact import Redactor
 from pipeline.observe.span_attributes import (
     Attributes,
-    attempt_attributes,
     attempt_span_name,
     item_id,
     outcome_attributes,
     output_attributes,
     plain_attributes,
+    plain_value,
     prompt_attributes,
+    request_attributes,
+    request_shape,
     run_attributes,
     server_attributes,
+    try_attributes,
 )
 from pipeline.write.atomic import open_output, sweep_stale_temps
 
 OK, ERROR = "OK", "ERROR"  # span status codes, as OpenTelemetry names them (never UNSET)
 INTERNAL, CLIENT = "INTERNAL", "CLIENT"  # span kinds: sluice's own work, a call to the model
 STOPPED = "the run stopped"
+MAX_SHAPES = 256  # request shapes remembered (raw lines may each set their own model)
 
 
 def new_trace_id() -> str:
@@ -67,9 +71,9 @@ def new_trace_id() -> str:
     return trace_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs a call per field, per span
 class SpanRecord:
-    """One ended span, in the shape of an OpenTelemetry span."""
+    """One ended span, in the shape of an OpenTelemetry span; never changed once made."""
 
     trace_id: str
     span_id: str
@@ -245,6 +249,7 @@ class SpanRecorder:
         self._content = content
         self._redact = redact or (lambda text: text)
         self._server = server_attributes(base_url) if base_url else {}
+        self._shapes: dict[tuple[Any, ...], tuple[str, Attributes]] = {}
         self._ids = SpanIds()
         run = plain_attributes(run_attributes, self._redact)
         self._run = self._open("sluice.run", None, started_at_mono, dict(run))
@@ -298,7 +303,7 @@ class SpanRecorder:
             self._end(batch.span, at_mono, ERROR, f"not committed: {STOPPED}")
         self._items.clear()
         self._batches.clear()
-        self._run.attributes.update(self._counts.as_attributes())
+        self._run.attributes.update(plain_attributes(self._counts.as_attributes()))
         self._run.attributes["sluice.exit_code"] = exit_code
         failed = exit_code != 0
         message = (error or f"exit code {exit_code}") if failed else None
@@ -327,21 +332,42 @@ class SpanRecorder:
         item = self._item(event.batch, event.item, event.at - event.queued - event.limiter_wait)
         if item.attempt is not None:  # never ended: the event stream lost it
             self._end(item.attempt, event.at, ERROR, "no answer recorded")
-        attributes = attempt_attributes(event, self._server)
+        name, request = self._request_attributes(event.body)
+        attributes = {**request, **try_attributes(event)}
         if self._content:
             attributes.update(plain_attributes(prompt_attributes(event.body), self._redact))
-        name = attempt_span_name(event.body)
         item.attempt = self._open(name, item.span.span_id, event.at, attributes, CLIENT)
+
+    def _request_attributes(self, body: Mapping[str, Any]) -> tuple[str, Attributes]:
+        """The attempt span's name and `request_attributes`, remembered by the body's
+        shape: a run's requests differ in their messages, rarely in anything else."""
+        shape = request_shape(body)
+        try:
+            return self._shapes[shape]
+        except KeyError:
+            pass
+        except TypeError:  # a setting that cannot be a key: worked out every time
+            return attempt_span_name(body), request_attributes(body, self._server)
+        if len(self._shapes) >= MAX_SHAPES:
+            self._shapes.clear()
+        known = self._shapes[shape] = (
+            attempt_span_name(body),
+            request_attributes(body, self._server),
+        )
+        return known
 
     def _attempt_ended(self, event: AttemptEnded) -> None:
         item = self._items.get((event.batch, event.item.position))
         if item is None or item.attempt is None:
             return
         span, item.attempt = item.attempt, None
-        span.attributes["http.response.status_code"] = event.status
+        if event.status is not None:
+            span.attributes["http.response.status_code"] = event.status
         if event.usage is not None:
-            span.attributes["gen_ai.usage.input_tokens"] = event.usage.prompt_tokens
-            span.attributes["gen_ai.usage.output_tokens"] = event.usage.completion_tokens
+            span.attributes["gen_ai.usage.input_tokens"] = plain_value(event.usage.prompt_tokens)
+            span.attributes["gen_ai.usage.output_tokens"] = plain_value(
+                event.usage.completion_tokens
+            )
             self._counts.input_tokens += event.usage.prompt_tokens
             self._counts.output_tokens += event.usage.completion_tokens
         if event.error is None:
@@ -393,7 +419,7 @@ class SpanRecorder:
         open_batch = self._batches.get(batch)
         parent = open_batch.span if open_batch is not None else self._run
         start = open_batch.span.start if open_batch is not None else fallback_start
-        attributes = {"sluice.item.id": item_id(item)}
+        attributes: dict[str, Any] = {"sluice.item.id": plain_value(item_id(item))}
         return self._open("sluice.item", parent.span_id, start, attributes)
 
     def _count(self, batch: int, outcome: Outcome) -> None:
@@ -412,28 +438,30 @@ class SpanRecorder:
         return _Open(self._ids.next(), parent_id, name, at, attributes, kind)
 
     def _end(self, span: _Open, at: float, code: str, message: str | None = None) -> None:
-        start = self._unix_nano(span.start)
+        # Several spans end per item: positional arguments and arithmetic kept inline.
+        origin, origin_ns = self._origin, self._origin_ns
+        start = origin_ns + int((span.start - origin) * 1e9)
         record = SpanRecord(
-            trace_id=self.trace_id,
-            span_id=span.span_id,
-            parent_span_id=span.parent_id,
-            name=span.name,
-            kind=span.kind,
-            start_time_unix_nano=start,
-            end_time_unix_nano=max(start, self._unix_nano(at)),
-            status_code=code,
-            status_message=None if message is None else self._redact(message),
-            attributes=plain_attributes(span.attributes),
+            self.trace_id,
+            span.span_id,
+            span.parent_id,
+            span.name,
+            span.kind,
+            start,
+            max(start, origin_ns + int((at - origin) * 1e9)),
+            code,
+            None if message is None else self._redact(message),
+            span.attributes,  # every value was made plain when it was set
         )
-        for exporter in list(self._exporters):
+        for exporter in self._exporters:
             try:
                 exporter.export(record)
             except Exception as exc:  # the exporter is broken: drop it, say so once
-                self._exporters.remove(exporter)
-                self._warn(f"a trace exporter failed and was dropped: {exc}")
+                self._drop(exporter, exc)  # a new list: this loop goes on over the old one
 
-    def _unix_nano(self, at: float) -> int:
-        return self._origin_ns + round((at - self._origin) * 1e9)
+    def _drop(self, exporter: SpanExporter, problem: Exception) -> None:
+        self._exporters = [kept for kept in self._exporters if kept is not exporter]
+        self._warn(f"a trace exporter failed and was dropped: {problem}")
 
     def _warn(self, warning: str) -> None:
         if (safe := self._redact(warning)) not in self._warnings:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import random
 import time
@@ -96,6 +97,30 @@ async def run(
     config: RunConfig, progress: Progress, transport: TransportFactory = http_transport
 ) -> RunResult:
     """The whole run; `transport` is the HTTP client, or an in-process one in tests."""
+    with _collector_paced():
+        return await _run_job(config, progress, transport)
+
+
+# A run makes a few small objects per event, and the cyclic collector's default pace
+# (every 700 allocations) kept re-scanning the long-lived heap: 5-10% of a run's CPU at
+# latency 0 (make bench). What was made before the run is frozen out of its scans, and
+# the young generation is collected less often; memory stays flat (cycles are rare).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+@contextlib.contextmanager
+def _collector_paced() -> Iterator[None]:
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+async def _run_job(config: RunConfig, progress: Progress, transport: TransportFactory) -> RunResult:
     started_at, started = time.time(), time.monotonic()  # the events' clock (SystemClock)
     trace_id = config.observe.trace_id or new_trace_id()
     stats = RunStats()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.core.events import Event, RequestSent, UsageReported
+from pipeline.core.events import AnswerReused, AttemptEnded, Event, RequestSent
 from pipeline.core.models import Usage
 from pipeline.spend.prices import Pricing
 from pipeline.traffic.tokens import CompletionAverage
@@ -70,6 +70,9 @@ class Spent:
         )
 
 
+_COUNTED = frozenset({RequestSent, AttemptEnded, AnswerReused})
+
+
 class Ledger:
     """This attempt's spending on top of `earlier`; fed by events, read by budgets and
     the summary."""
@@ -87,13 +90,15 @@ class Ledger:
         self.completions = CompletionAverage()  # answer lengths, for budget estimates
 
     def emit(self, event: Event) -> None:
-        if type(event) is RequestSent:
+        if type(event) not in _COUNTED:
+            return
+        if isinstance(event, RequestSent):
             self.requests += 1
-        elif type(event) is UsageReported:
-            if event.cached:
-                self._reused(event.model, event.usage)
-            else:
+        elif isinstance(event, AttemptEnded):
+            if event.usage is not None:  # an answer reported its tokens: paid for
                 self._paid(event.model, event.usage)
+        elif isinstance(event, AnswerReused):
+            self._reused(event.model, event.usage)
 
     def _paid(self, model: str | None, usage: Usage) -> None:
         self.completions.add(usage.completion_tokens)

@@ -4,7 +4,9 @@ import orjson
 import pytest
 
 from cli.progress import QUIET_STALL_SECONDS, LineDisplay, LogSettings, QuietDisplay
+from pipeline.core.errors import ErrorKind
 from pipeline.core.events import BatchesCommitted, Stalled
+from pipeline.core.models import Failure, Item, Success, Usage
 from pipeline.core.tally import Tally
 from pipeline.observe.counters import RunStats
 
@@ -43,12 +45,15 @@ def test_a_line_every_interval_whether_or_not_anything_finished(capsys) -> None:
 def test_a_stalled_run_says_what_it_waits_for_in_its_lines(capsys) -> None:
     now = [0.0]
     display = LineDisplay(LogSettings(every=5.0), clock=lambda: now[0])
-    display.stalled(_stall(10.0, failing=True))
+    display.stalled(_stall(10.0, failing=True))  # the engine's report, said at once
     now[0] = 6.0
-    display.tick(RunStats(), 6.0)
-    said, line = _lines(capsys)
-    assert said.startswith("sluice: stalled for 10s")  # at once, then on each line
-    assert "waiting for the endpoint to recover; last error: HTTP 503: overloaded" in line
+    display.tick(RunStats(), 6.0, _stall(16.0, failing=True))  # the stall as it is now
+    now[0] = 12.0
+    display.tick(RunStats(), 12.0, None)  # moving again
+    said, line, moving = _lines(capsys)
+    assert said.startswith("sluice: stalled for 10s")
+    assert "stalled for 16s, waiting for the endpoint to recover; last error: HTTP 503" in line
+    assert "stalled" not in moving
 
 
 def test_rate_and_eta_count_this_attempt_only_after_a_resume(capsys) -> None:
@@ -82,8 +87,13 @@ def test_json_lines_are_objects_with_the_trace_id(capsys) -> None:
 
 def test_verbose_says_each_commit(capsys) -> None:
     display = LineDisplay(LogSettings(verbose=True))
-    display.update(RunStats(), BatchesCommitted([], [7], 1.0))
-    assert _lines(capsys) == ["sluice: batch 7 committed: 0 items, 0 quarantined"]
+    item = Item(0, "in.jsonl", 1, {}, 0)
+    outcomes = [Success(item, "x", Usage()), Failure(item, ErrorKind.PERMANENT, "no")]
+    display.update(RunStats(), BatchesCommitted(outcomes * 2, [7, 8], 1.0, [1, 3]))
+    assert _lines(capsys) == [
+        "sluice: batch 7 committed: 1 item, 0 quarantined",
+        "sluice: batch 8 committed: 3 items, 2 quarantined",
+    ]
 
 
 def test_quiet_says_only_failing_stalls_and_seldom(capsys) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from pipeline.core.errors import ErrorKind
 from pipeline.core.events import (
+    AnswerReused,
     AttemptEnded,
     BatchesCommitted,
     BatchStarted,
     Event,
     ItemSettled,
     RequestSent,
-    UsageReported,
 )
 from pipeline.core.models import Failure, Item, Success, Usage
 
@@ -62,22 +62,22 @@ def small_run() -> list[Event]:
     return [
         BatchStarted(0, 4, 1001.0),
         ItemSettled(0, 1001.0, Success(c, f"{ANSWER_MARK} c", USAGE, cached=True, attempts=0)),
-        UsageReported(MODEL, USAGE, cached=True),
+        AnswerReused(MODEL, USAGE),
         ItemSettled(0, 1001.0, Failure(d, ErrorKind.INVALID_INPUT, "missing field 'text'")),
         RequestSent(a, 0, 1, 1001.5, 0.25, 0.25, body("a")),
         RequestSent(b, 0, 1, 1001.6, 0.3, 0.3, body("b")),
-        AttemptEnded(a, 0, 1, 1002.0, 200, None, USAGE),
+        AttemptEnded(a, 0, 1, 1002.0, 200, None, USAGE, MODEL, 0.1, False),
         answered(a, 1002.0),
-        AttemptEnded(b, 0, 1, 1002.1, 503, "transient", None),
+        AttemptEnded(b, 0, 1, 1002.1, 503, "transient", None, MODEL, 0.1, False),
         BatchStarted(1, 2, 1002.2),
         RequestSent(e, 1, 1, 1002.3, 0.1, 0.0, body("e")),
-        AttemptEnded(e, 1, 1, 1002.4, 400, "permanent", None),
+        AttemptEnded(e, 1, 1, 1002.4, 400, "permanent", None, MODEL, 0.1, False),
         ItemSettled(1, 1002.4, Failure(e, ErrorKind.PERMANENT, "HTTP 400: bad request", 400, 1)),
         RequestSent(b, 0, 2, 1003.0, 0.0, 0.5, body("b")),
-        AttemptEnded(b, 0, 2, 1003.5, 200, None, USAGE),
+        AttemptEnded(b, 0, 2, 1003.5, 200, None, USAGE, MODEL, 0.1, False),
         answered(b, 1003.5, attempts=2),
         RequestSent(nameless, 1, 1, 1003.6, 0.0, 0.0, body("nameless")),
-        AttemptEnded(nameless, 1, 1, 1004.0, 200, None, USAGE),
+        AttemptEnded(nameless, 1, 1, 1004.0, 200, None, USAGE, MODEL, 0.1, False),
         answered(nameless, 1004.0),
         BatchStarted(2, 1, 1004.1),
         RequestSent(g, 2, 1, 1004.2, 0.0, 0.0, body("g")),

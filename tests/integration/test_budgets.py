@@ -41,6 +41,8 @@ def test_max_requests_stops_at_the_limit_and_a_larger_one_finishes_exactly_once(
         assert sim.stats().requests_total == limit  # never one more
         assert not (tmp_path / "out.jsonl").exists()
         assert _summary(tmp_path)["stopped_by"] == "max_requests"
+        status = run_cli(["status", str(tmp_path / ".out.jsonl.sluice"), "--json"])
+        assert orjson.loads(status.stdout)["spent"]["requests"] == limit
         again = run_cli([*_job(tmp_path, sim), "--max-requests", str(limit)])
         assert again.exit_code == 3  # the job spent it all: the same budget sends nothing
         assert sim.stats().requests_total == limit

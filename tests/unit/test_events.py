@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from pipeline.core.errors import ErrorKind
 from pipeline.core.events import (
+    AttemptEnded,
     BatchesCommitted,
     CacheLookedUp,
     CacheOpened,
@@ -18,7 +19,6 @@ from pipeline.core.events import (
     JobResumed,
     RateLimitPaused,
     RequestSent,
-    ResponseReceived,
     RetryScheduled,
     Stalled,
     TrafficReadings,
@@ -77,8 +77,8 @@ def test_committed_outcomes_are_counted_as_if_counted_one_by_one(
 def test_traffic_counts_follow_the_events(names: list[str]) -> None:
     events: dict[str, Event] = {
         "sent": REQUEST_SENT,
-        "ok": ResponseReceived(0.1, rate_limited=False),
-        "429": ResponseReceived(0.1, rate_limited=True),
+        "ok": AttemptEnded(ITEM, 0, 1, 0.0, 200, None, None, "m", 0.1, False),
+        "429": AttemptEnded(ITEM, 0, 1, 0.0, 429, "rate_limited", None, "m", 0.1, True),
         "retry": RetryScheduled("transient", 1.0),
         "pause": RateLimitPaused(2.0, new_pause=True),
         "extend": RateLimitPaused(0.5, new_pause=False),
@@ -137,7 +137,7 @@ class _Display:
     def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
         self.told.append(stats.items)
 
-    def tick(self, stats: RunStats, at: float) -> None:
+    def tick(self, stats: RunStats, at: float, stall: Stalled | None) -> None:
         self.told.append(("tick", at))
 
     def stalled(self, stall: Stalled) -> None:

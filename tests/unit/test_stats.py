@@ -2,7 +2,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.errors import ErrorKind
-from pipeline.core.events import UsageReported
+from pipeline.core.events import AnswerReused, AttemptEnded
 from pipeline.core.models import Failure, Item, Success, Usage
 from pipeline.observe.counters import LatencySample, RunStats
 from pipeline.observe.summary import RunFacts, error_rate_exceeded, summary_dict
@@ -43,8 +43,8 @@ def test_counts_and_error_rate() -> None:
 
 def test_cost_is_the_answers_usage_times_the_price_and_unknown_models_are_unpriced() -> None:
     ledger = Ledger(Pricing(shipped_table()))
-    ledger.emit(UsageReported("gpt-4o-mini", Usage(1_000_000, 1_000_000, 2_000_000), False))
-    ledger.emit(UsageReported("gpt-4o-mini", Usage(2_000_000, 0, 2_000_000), True))
+    ledger.emit(_answered("gpt-4o-mini", Usage(1_000_000, 1_000_000, 2_000_000)))
+    ledger.emit(AnswerReused("gpt-4o-mini", Usage(2_000_000, 0, 2_000_000)))
     price = shipped_table().price_of("gpt-4o-mini")
     assert price is not None
     facts = RunFacts("job", "0" * 32, 0.0, 1.0, "gpt-4o-mini", "http://x/v1", [], {}, {})
@@ -53,7 +53,12 @@ def test_cost_is_the_answers_usage_times_the_price_and_unknown_models_are_unpric
     assert cost["saved_by_cache"] == round(2 * price.input, 6)
     assert cost["whole_job"] == cost["this_attempt"]
     unknown = Ledger(Pricing(shipped_table()))
-    unknown.emit(UsageReported("my-own-model", Usage(10, 10, 20), False))
+    unknown.emit(_answered("my-own-model", Usage(10, 10, 20)))
     facts = RunFacts("job", "0" * 32, 0.0, 1.0, "my-own-model", "http://x/v1", [], {}, {})
     cost = summary_dict(RunStats(), unknown, facts, 0)["cost"]
     assert cost["this_attempt"] is None and cost["whole_job"] is None and cost["price"] is None
+
+
+def _answered(model: str, usage: Usage) -> AttemptEnded:
+    item = Item(0, "in", 1, {}, 0)
+    return AttemptEnded(item, 0, 1, 0.0, 200, None, usage, model, 0.1, False)

@@ -338,7 +338,7 @@ def test_the_key_never_reaches_the_trace_even_when_a_prompt_or_an_error_quotes_i
     events: list[Event] = [
         BatchStarted(0, 1, 1001.0),
         RequestSent(it, 0, 1, 1001.0, 0.0, 0.0, leaky),
-        AttemptEnded(it, 0, 1, 1002.0, 400, "permanent", None),
+        AttemptEnded(it, 0, 1, 1002.0, 400, "permanent", None, "m", 0.1, False),
         ItemSettled(0, 1002.0, Failure(it, ErrorKind.PERMANENT, f"bad key {KEY}", 400, 1)),
     ]
     _play(recorder, events, exit_code=1)
@@ -547,7 +547,9 @@ def _generated_run(plans: list[Any], batch_size: int, committed: int) -> Iterato
                     clock += 0.5
                     yield RequestSent(it, index, number, clock, 0.0, 0.0, body("x"))
                     status = 200 if error is None else 500
-                    yield AttemptEnded(it, index, number, clock + 0.1, status, error, None)
+                    yield AttemptEnded(
+                        it, index, number, clock + 0.1, status, error, None, "m", 0.1, False
+                    )
                 last = plan[-1]
                 outcome = (
                     Success(it, "x", Usage(), attempts=len(plan))

@@ -23,10 +23,10 @@ from pipeline.core.config import (
     RunConfig,
     StateConfig,
 )
-from pipeline.core.events import BatchesCommitted, Stalled
+from pipeline.core.events import Stalled
 from pipeline.dispatch.in_process import InProcessTransport
 from pipeline.dispatch.transport import Response
-from pipeline.observe.counters import RunStats
+from pipeline.observe.progress import SilentProgress
 from pipeline.run.result import RunResult
 from pipeline.run.root import run
 
@@ -46,16 +46,7 @@ async def _answer(path: str, payload: bytes) -> Response:
     return Response(200, {}, orjson.dumps(answer), 0.0)
 
 
-class _Quiet:
-    def resumed(self, stats: RunStats) -> None:
-        pass
-
-    def update(self, stats: RunStats, committed: BatchesCommitted) -> None:
-        pass
-
-    def tick(self, stats: RunStats, at: float) -> None:
-        pass
-
+class _Quiet(SilentProgress):
     def stalled(self, stall: Stalled) -> None:
         raise AssertionError(f"no stall expected: {stall.describe()}")
 
