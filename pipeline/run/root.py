@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from pipeline.cache.memo import ResponseMemo
@@ -36,7 +35,6 @@ from pipeline.core.errors import (
     BudgetReached,
     ConfigError,
     InputUnreadable,
-    OutputError,
     SluiceError,
 )
 from pipeline.core.events import CacheOpened, JobResumed
@@ -48,19 +46,19 @@ from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.engines.protocol import OutcomeWriter
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
-from pipeline.observe.otel import otel_exporter_from_env
 from pipeline.observe.progress import Progress, ProgressFeed
 from pipeline.observe.summary import RunFacts, error_rate_exceeded, summary_dict
-from pipeline.observe.trace import JsonlSpanFile, SpanExporter, SpanRecorder, new_trace_id
+from pipeline.observe.trace import new_trace_id
 from pipeline.prepare.batching import batched
 from pipeline.prepare.preparer import PreparedBatch, Preparer
 from pipeline.prepare.request_builder import RequestBuilder
 from pipeline.read.ids import SeenIds, identify
 from pipeline.read.reader_thread import ThreadFeed
 from pipeline.read.requeue import read_quarantine
-from pipeline.read.sources import check_inputs, count_items, read_records
+from pipeline.read.sources import check_inputs, read_records
 from pipeline.run.interrupts import Interrupted, run_until_signal
 from pipeline.run.result import EXIT_ERROR_RATE, EXIT_INTERNAL, EXIT_OK, RunResult
+from pipeline.run.telemetry import skipped_items, span_recorder, write_summary
 from pipeline.spend.budget import UNPRICED_HINT, BudgetGate, deadline_left, deadline_reached
 from pipeline.spend.ledger import Ledger
 from pipeline.spend.prices import pricing_for
@@ -70,7 +68,6 @@ from pipeline.state.resume import ResumePoint, skip_committed, with_digests
 from pipeline.state.spent import SpendingKeeper
 from pipeline.state.store import RunState
 from pipeline.traffic.control import TrafficControl
-from pipeline.write.atomic import open_output
 from pipeline.write.final import (
     DirectWriter,
     FinalWriters,
@@ -132,7 +129,7 @@ async def _run_job(config: RunConfig, progress: Progress, transport: TransportFa
         # run touches nothing, not even the summary of the run it was refused for.
         return RunResult(exc.exit_code, stats, time.monotonic() - started, exc)
     try:
-        recorder = _span_recorder(config, trace_id, started, started_at)
+        recorder = span_recorder(config, trace_id, started, started_at)
     except SluiceError as exc:  # the trace file, checked in _begin, vanished since
         if state is not None:
             state.close()
@@ -163,7 +160,7 @@ async def _run_job(config: RunConfig, progress: Progress, transport: TransportFa
     wall = ended - started
     ledger.ran_for(wall)
     facts = RunFacts.of(config, trace_id, started_at, started_at + wall)
-    skipped = _skipped(config, stats, exit_code)
+    skipped = skipped_items(config, stats, exit_code)
     summary = summary_dict(stats, ledger, facts, exit_code, stopped_by, skipped)
     result = RunResult(exit_code, stats, wall, error, summary, warnings=run.warnings)
     resumable = error is None or error.resumable
@@ -172,22 +169,6 @@ async def _run_job(config: RunConfig, progress: Progress, transport: TransportFa
     if config.output.summary is not None:
         write_summary(config.output.summary, result.summary)
     return result
-
-
-def _span_recorder(
-    config: RunConfig, trace_id: str, started: float, started_at: float
-) -> SpanRecorder | None:
-    """Spans for --trace-file and for an OpenTelemetry collector named by OTEL_* variables;
-    None when neither wants them, so a run without tracing builds no spans."""
-    exporters: list[SpanExporter] = []
-    if config.output.trace is not None:
-        exporters.append(JsonlSpanFile(config.output.trace))
-    collector = otel_exporter_from_env(os.environ)
-    if collector is not None:
-        exporters.append(collector)
-    if not exporters:
-        return None
-    return SpanRecorder.for_run(config, trace_id, started, started_at, exporters)
 
 
 def _begin(config: RunConfig, ledger: Ledger) -> tuple[RequestBuilder, RunState | None]:
@@ -388,18 +369,6 @@ class _Run:
         state.finish()
 
 
-def _skipped(config: RunConfig, stats: RunStats, exit_code: int) -> int | None:
-    """Items the run stopped before reaching: 0 when it finished; counted from the inputs
-    when it stopped short, if that is cheap (not stdin, not gzip); else None."""
-    if exit_code in (EXIT_OK, EXIT_ERROR_RATE):
-        return 0
-    with contextlib.suppress(OSError, SluiceError, ValueError):
-        total = count_items(config.read.inputs) if not config.read.requeue else None
-        if total is not None:
-            return max(0, total - stats.items)
-    return None
-
-
 def _has_state(config: RunConfig) -> bool:
     directory = config.state.directory
     return directory is not None and os.path.isdir(directory)
@@ -415,13 +384,3 @@ def _fingerprint(config: RunConfig) -> dict[str, Any]:
     except OSError as exc:  # unreadable (permissions, vanished since checked)
         raise InputUnreadable(f"cannot read {exc.filename!r}: {exc.strerror}") from exc
     return run_fingerprint(config, inputs)
-
-
-def write_summary(path: str, summary: dict[str, Any]) -> None:
-    target = open_output(path)
-    try:
-        target.handle.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
-    except (OSError, ValueError) as exc:
-        target.abort()
-        raise OutputError(f"cannot write the summary to {path!r}: {exc}") from exc
-    target.commit()
