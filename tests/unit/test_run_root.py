@@ -1,19 +1,22 @@
 """The composition root, whole, through the in-process Transport: real files, state and cache,
-every stage wired as `sluice run` wires it, and no HTTP."""
+every stage wired as `sluice run` wires it (traces included), and no HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from pipeline.core.config import (
     CacheConfig,
     Endpoint,
+    ObserveConfig,
     OutputConfig,
     ReadConfig,
     RequestConfig,
@@ -130,3 +133,52 @@ def test_a_run_refused_up_front_touches_no_file(tmp_path: Path) -> None:
 
     assert result.exit_code == 66 and sent == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+# Traces: the spans a run writes with --trace-file.
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def _traced(config: RunConfig) -> RunConfig:
+    trace = str(Path(config.output.results).with_name("trace.jsonl"))
+    return replace(
+        config,
+        output=replace(config.output, trace=trace),
+        observe=ObserveConfig(job="fruit", trace_id=TRACE_ID),
+    )
+
+
+def _spans(tmp_path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in (tmp_path / "trace.jsonl").read_bytes().splitlines()]
+
+
+def test_a_run_leaves_one_tree_of_spans_under_its_trace_id(tmp_path: Path) -> None:
+    result, _, _ = _run(_traced(_config(tmp_path)))
+
+    assert result.exit_code == 0 and result.warnings == []
+    spans = _spans(tmp_path)
+    assert {s["trace_id"] for s in spans} == {TRACE_ID}
+    by_id = {s["span_id"]: s for s in spans}
+    [root] = [s for s in spans if s["parent_span_id"] is None]
+    assert root["name"] == "sluice.run" and root["attributes"]["sluice.job"] == "fruit"
+    assert all(s["parent_span_id"] in by_id for s in spans if s is not root)
+    items = [s for s in spans if s["name"] == "sluice.item"]
+    assert sorted(s["attributes"]["sluice.item.id"] for s in items) == list(range(6))
+    # The twin "apple" waited for the first one's answer: no request of its own.
+    tries = Counter(s["attributes"]["sluice.item.id"] for s in spans if s["kind"] == "CLIENT")
+    assert tries == {0: 1, 1: 1, 3: 1, 4: 1, 5: 1}
+    assert [s["status"]["code"] for s in spans if s["name"] == "sluice.batch"] == ["OK", "OK"]
+    assert b"APPLE" not in (tmp_path / "trace.jsonl").read_bytes()
+
+
+def test_a_re_run_answered_from_the_cache_has_item_spans_and_no_tries(tmp_path: Path) -> None:
+    config = _traced(_config(tmp_path))
+    _run(config)
+    _run(replace(config, state=replace(config.state, fresh=True)))
+
+    spans = _spans(tmp_path)
+    cached = [s for s in spans if s["attributes"].get("sluice.item.cached") is True]
+    assert len(cached) == 5
+    tries = [s for s in spans if s["kind"] == "CLIENT"]
+    assert [t["attributes"]["sluice.item.id"] for t in tries] == [3]  # only the refusal
