@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -242,17 +242,21 @@ def _gauge(name: str, documentation: str, job: str, value: float) -> GaugeMetric
 def _gauge_by(
     name: str, documentation: str, job: str, label: str, values: Mapping[str, float]
 ) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, documentation, labels=["job", label])
-    for key, value in values.items():
-        family.add_metric([job, str(key)], value)
-    return family
+    return _by(GaugeMetricFamily(name, documentation, labels=["job", label]), job, values)
 
 
 def _counter_by(
     name: str, documentation: str, job: str, label: str, values: Mapping[str, float]
 ) -> CounterMetricFamily:
     """`name`_total, one series per value of `label`."""
-    family = CounterMetricFamily(name, documentation, labels=["job", label])
+    return _by(CounterMetricFamily(name, documentation, labels=["job", label]), job, values)
+
+
+FamilyT = TypeVar("FamilyT", GaugeMetricFamily, CounterMetricFamily)
+
+
+def _by(family: FamilyT, job: str, values: Mapping[str, float]) -> FamilyT:
+    """One series of `family` per entry of `values`, labelled with the job and its key."""
     for key, value in values.items():
         family.add_metric([job, str(key)], value)
     return family
