@@ -14,7 +14,7 @@ from typing import Annotated
 import orjson
 import typer
 
-import cli.run_options as opt
+import cli.connection_options as conn
 from cli.endpoint_options import api_key_from_env, checked_base_url
 from cli.errors import fail, report_internal_error
 from pipeline.core.config import DEFAULT_BASE_URL, Secret
@@ -55,9 +55,9 @@ def doctor(
             "This costs one tiny request (a few tokens).",
         ),
     ] = False,
-    base_url: opt.BaseUrl = DEFAULT_BASE_URL,
-    api_key_env: opt.ApiKeyEnv = "OPENAI_API_KEY",
-    allow_insecure_http: opt.AllowInsecureHttp = False,
+    base_url: conn.BaseUrl = DEFAULT_BASE_URL,
+    api_key_env: conn.ApiKeyEnv = "OPENAI_API_KEY",
+    allow_insecure_http: conn.AllowInsecureHttp = False,
     timeout: Annotated[
         float,
         typer.Option(min=0.1, metavar="SECONDS", help="Longest wait for each check."),

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+import cli.connection_options as conn
+import cli.operator_options as ops
 import cli.run_options as opt
 from cli.after_run import report_after_run
 from cli.errors import fail, report_internal_error, say
@@ -74,7 +76,7 @@ def run_command(
         option: opt.BodyOption = None,
         concurrency: opt.Concurrency = 16,
         timeout: opt.Timeout = 60.0,
-        max_response_size: opt.MaxResponseSize = "32MB",
+        max_response_size: conn.MaxResponseSize = "32MB",
         adaptive_timeout: opt.AdaptiveTimeout = True,
         rpm: opt.Rpm = None,
         tpm: opt.Tpm = None,
@@ -82,14 +84,14 @@ def run_command(
         breaker_timeout: opt.BreakerTimeout = 300.0,
         max_retries: opt.MaxRetries = 5,
         retry_backoff: opt.RetryBackoff = 0.5,
-        base_url: opt.BaseUrl = DEFAULT_BASE_URL,
-        api_key_env: opt.ApiKeyEnv = "OPENAI_API_KEY",
-        allow_insecure_http: opt.AllowInsecureHttp = False,
-        max_cost: opt.MaxCost = None,
-        max_requests: opt.MaxRequests = None,
-        deadline: opt.Deadline = None,
-        price_in: opt.PriceIn = None,
-        price_out: opt.PriceOut = None,
+        base_url: conn.BaseUrl = DEFAULT_BASE_URL,
+        api_key_env: conn.ApiKeyEnv = "OPENAI_API_KEY",
+        allow_insecure_http: conn.AllowInsecureHttp = False,
+        max_cost: ops.MaxCost = None,
+        max_requests: ops.MaxRequests = None,
+        deadline: ops.Deadline = None,
+        price_in: ops.PriceIn = None,
+        price_out: ops.PriceOut = None,
         max_error_rate: opt.MaxErrorRate = 0.0,
         state_dir: opt.StateDir = None,
         state: opt.State = True,
@@ -100,21 +102,21 @@ def run_command(
         cache_dir: opt.CacheDir = None,
         cache_ttl: opt.CacheTtl = None,
         cache_size: opt.CacheSize = None,
-        quiet: opt.Quiet = False,
-        verbose: opt.Verbose = False,
-        log_format: opt.LogFormat = "text",
-        log_every: opt.LogEvery = 5.0,
-        job: opt.Job = None,
-        trace_file: opt.TraceFile = None,
-        trace_content: opt.TraceContent = False,
-        metrics_file: opt.MetricsFile = None,
-        alert_webhook: opt.AlertWebhook = None,
-        alert_error_rate: opt.AlertErrorRate = 0.05,
-        alert_min_severity: opt.AlertMinSeverity = "warning",
-        dry_run: opt.DryRun = False,
-        show: opt.Show = 0,
-        json_output: opt.Json = False,
-        probe_limits: opt.ProbeLimits = False,
+        quiet: ops.Quiet = False,
+        verbose: ops.Verbose = False,
+        log_format: ops.LogFormat = "text",
+        log_every: ops.LogEvery = 5.0,
+        job: ops.Job = None,
+        trace_file: ops.TraceFile = None,
+        trace_content: ops.TraceContent = False,
+        metrics_file: ops.MetricsFile = None,
+        alert_webhook: ops.AlertWebhook = None,
+        alert_error_rate: ops.AlertErrorRate = 0.05,
+        alert_min_severity: ops.AlertMinSeverity = "warning",
+        dry_run: ops.DryRun = False,
+        show: ops.Show = 0,
+        json_output: ops.Json = False,
+        probe_limits: ops.ProbeLimits = False,
     ) -> None:
         # Every parameter reaches RunFlags by name (ctx.params), so none can be forgotten.
         flags = RunFlags.of(ctx.params)

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from pipeline.observe.span_attributes import safe_url
+from pipeline.observe.spans import CLIENT, ERROR, OK, SpanExporter, SpanRecord
 from pipeline.observe.summary import sluice_version
-from pipeline.observe.trace import CLIENT, ERROR, OK, SpanExporter, SpanRecord
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -47,8 +47,8 @@ from pipeline.engines.protocol import OutcomeWriter
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
 from pipeline.observe.progress import Progress, ProgressFeed
+from pipeline.observe.spans import new_trace_id
 from pipeline.observe.summary import RunFacts, error_rate_exceeded, summary_dict
-from pipeline.observe.trace import new_trace_id
 from pipeline.prepare.batching import batched
 from pipeline.prepare.preparer import PreparedBatch, Preparer
 from pipeline.prepare.request_builder import RequestBuilder

@@ -13,7 +13,8 @@ from pipeline.core.config import RunConfig
 from pipeline.core.errors import OutputError, SluiceError
 from pipeline.observe.counters import RunStats
 from pipeline.observe.otel import otel_exporter_from_env
-from pipeline.observe.trace import JsonlSpanFile, SpanExporter, SpanRecorder
+from pipeline.observe.spans import JsonlSpanFile, SpanExporter
+from pipeline.observe.trace import SpanRecorder
 from pipeline.read.sources import count_items
 from pipeline.run.result import EXIT_ERROR_RATE, EXIT_OK
 from pipeline.write.atomic import open_output

@@ -52,13 +52,8 @@ from pipeline.observe.span_attributes import (
     safe_url,
     server_attributes,
 )
-from pipeline.observe.trace import (
-    JsonlSpanFile,
-    SpanIds,
-    SpanRecord,
-    SpanRecorder,
-    new_trace_id,
-)
+from pipeline.observe.spans import JsonlSpanFile, SpanIds, SpanRecord, new_trace_id
+from pipeline.observe.trace import SpanRecorder
 from pipeline.prepare.preparer import PreparedBatch
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.control import TrafficControl
