@@ -17,12 +17,11 @@ from rich.table import Table
 
 from cli.errors import fail, say
 from pipeline.core.errors import InputMissing, SluiceError
-from pipeline.core.words import counted
+from pipeline.core.words import counted, money
 from pipeline.report.alerts import (
     Severity,
     cost,
     currency,
-    format_cost,
     format_duration,
     is_comparable,
     items_per_second,
@@ -164,16 +163,16 @@ def _shown(name: str, value: float, run: Mapping[str, Any]) -> str:
     if name == "wall_seconds":
         return format_duration(value)
     if name == "cost":
-        return format_cost(value, currency(run))
+        return money(value, currency(run))
     return f"{value:,.1f}"
 
 
-def _trend_note(medians: Mapping[str, float | None], money: str) -> str | None:
+def _trend_note(medians: Mapping[str, float | None], code: str) -> str | None:
     took, pace, price = (medians[name] for name in ("wall_seconds", "items_per_second", "cost"))
     parts = [
         *([f"took {format_duration(took)}"] if took is not None else []),
         *([f"{pace:,.1f} items/s"] if pace is not None else []),
-        *([f"cost {format_cost(price, money)}"] if price is not None else []),
+        *([f"cost {money(price, code)}"] if price is not None else []),
     ]
     if not parts:
         return None

@@ -17,8 +17,8 @@ from cli.errors import fail, report_internal_error
 from cli.run_config import RunFlags
 from pipeline.core.config import RunConfig
 from pipeline.core.errors import SluiceError
+from pipeline.core.words import money
 from pipeline.run.plan import EXIT_INVALID_ITEMS, make_plan
-from pipeline.spend.budget import usd
 
 PLAN_HELP = (
     "Plan a run without sending anything: read every input, render every request, and "
@@ -81,9 +81,9 @@ def _tokens(plan: dict[str, Any]) -> str:
 def _cost(plan: dict[str, Any]) -> str:
     if plan["cost_usd"] is None:
         return "unpriced: the price table does not list the model (give --price-in/--price-out)"
-    line = f"about {usd(plan['cost_usd'])}"
+    line = f"about {money(plan['cost_usd'])}"
     if plan["max_cost_usd"] is not None:
-        line += f", at most {usd(plan['max_cost_usd'])}"
+        line += f", at most {money(plan['max_cost_usd'])}"
     return line + f" ({plan['price']['source']})"
 
 

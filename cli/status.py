@@ -14,9 +14,8 @@ import typer
 
 from cli.errors import fail
 from pipeline.core.errors import InputMissing, SluiceError
-from pipeline.core.words import counted
+from pipeline.core.words import counted, money
 from pipeline.read.sources import count_items
-from pipeline.spend.budget import usd
 from pipeline.state.lock import current_holder
 from pipeline.state.parts import Damage
 from pipeline.state.spent import read_spent
@@ -121,7 +120,7 @@ def _text(report: dict[str, Any]) -> str:
         f"last commit: {_ago(report['last_commit'])}",
     ]
     if spent := report["spent"]:
-        cost = "cost unknown (unpriced)" if spent["cost_usd"] is None else usd(spent["cost_usd"])
+        cost = "cost unknown (unpriced)" if spent["cost_usd"] is None else money(spent["cost_usd"])
         lines.append(
             f"spent:       {counted(spent['requests'], 'request')}, {cost}, "
             f"{spent['seconds']:,.1f}s of running (what --max-cost, --max-requests and "

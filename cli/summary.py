@@ -6,9 +6,8 @@ from typing import Any
 
 from cli.progress import QuietDisplay
 from pipeline.core.config import STDIO, RunConfig
-from pipeline.core.words import counted
+from pipeline.core.words import counted, money
 from pipeline.run.result import RunResult
-from pipeline.spend.budget import usd
 from pipeline.write.paths import Target, target_kind
 
 COMMITTED_EXIT_CODES = (0, 1)
@@ -77,11 +76,11 @@ def _requests(data: dict[str, Any]) -> str:
 def _cost(cost: dict[str, Any]) -> str:
     if cost["this_attempt"] is None:
         return "unpriced (the price table does not list the model; see --price-in)"
-    parts = [f"{usd(cost['this_attempt'])} this attempt"]
+    parts = [f"{money(cost['this_attempt'])} this attempt"]
     if cost["saved_by_cache"]:
-        parts.append(f"{usd(cost['saved_by_cache'])} saved by the cache")
+        parts.append(f"{money(cost['saved_by_cache'])} saved by the cache")
     if cost["whole_job"] is not None and cost["whole_job"] != cost["this_attempt"]:
-        parts.append(f"{usd(cost['whole_job'])} for the job")
+        parts.append(f"{money(cost['whole_job'])} for the job")
     return ", ".join(parts)
 
 

@@ -1,4 +1,4 @@
-"""Counts in messages: "1 request", "2 requests", "1,000 items"."""
+"""Counts and money in messages: "1 request", "2 requests", "1,000 items", "$0.0234"."""
 
 from __future__ import annotations
 
@@ -17,3 +17,9 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
         head, _, last = noun.rpartition(" ")
         plural = (head + " " if head else "") + _IRREGULAR.get(last, last + "s")
     return f"{count:,} {plural}"
+
+
+def money(amount: float, currency: str = "USD") -> str:
+    """$12.50, $0.0234 (small amounts keep four decimals), $0.00; other currencies by code."""
+    figure = f"{amount:,.2f}" if amount >= 1 or amount == 0 else f"{amount:.4f}"
+    return f"${figure}" if currency == "USD" else f"{figure} {currency}"

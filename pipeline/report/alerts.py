@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from pipeline.core.words import counted
+from pipeline.core.words import counted, money
 
 Run = Mapping[str, Any]
 
@@ -261,10 +261,10 @@ def _cost_up(run: Run, baseline: Sequence[Run], thresholds: Thresholds) -> Findi
         return None  # unpriced, or a free baseline (all cached) with nothing to scale
     if paid <= (1 + thresholds.cost_increase) * median:
         return None
-    money = currency(run)
+    code = currency(run)
     message = (
-        f"the run cost {format_cost(paid, money)}, {paid / median - 1:.0%} more than the "
-        f"median of {format_cost(median, money)} {_over_runs(baseline)}"
+        f"the run cost {money(paid, code)}, {paid / median - 1:.0%} more than the "
+        f"median of {money(median, code)} {_over_runs(baseline)}"
     )
     severity = Severity.WARNING
     per_item, usual = cost_per_item(run), median_of(baseline, cost_per_item)
@@ -300,8 +300,3 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
-
-
-def format_cost(amount: float, currency: str = "USD") -> str:
-    figure = f"{amount:,.2f}" if amount >= 1 else f"{amount:.4f}"
-    return f"${figure}" if currency == "USD" else f"{figure} {currency}"

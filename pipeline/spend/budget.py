@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.core.config import SpendConfig
 from pipeline.core.errors import BudgetReached, ConfigError
-from pipeline.core.words import counted
+from pipeline.core.words import counted, money
 from pipeline.spend.ledger import Ledger, Spent
 from pipeline.traffic.tokens import completion_cap, prompt_tokens
 
@@ -37,7 +37,7 @@ def budget_reached(
     if limit is not None and spent.cost_usd + reserved_usd + next_usd > limit:
         return BudgetReached(
             "max_cost",
-            f"--max-cost {usd(limit)} reached ({usd(spent.cost_usd)} spent by this job; "
+            f"--max-cost {money(limit)} reached ({money(spent.cost_usd)} spent by this job; "
             f"the next request would pass it)",
         )
     return None
@@ -89,10 +89,6 @@ class BudgetGate:
 
 
 UNPRICED_HINT = "the price table does not list it; give --price-in and --price-out"
-
-
-def usd(amount: float) -> str:
-    return f"${amount:,.2f}" if amount >= 0.995 or amount == 0 else f"${amount:.4f}"
 
 
 def _duration(seconds: float) -> str:

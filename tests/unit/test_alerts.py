@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.core.words import money as format_cost
 from pipeline.report.alerts import (
     Finding,
     Severity,
@@ -16,7 +17,6 @@ from pipeline.report.alerts import (
     at_least,
     evaluate,
     finding_line,
-    format_cost,
     format_duration,
 )
 
