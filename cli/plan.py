@@ -90,6 +90,8 @@ def _cost(plan: dict[str, Any]) -> str:
 def _time(plan: dict[str, Any]) -> str:
     limits = plan["limits"]
     if plan["seconds"] is None:
+        if limits["source"].startswith("probe"):  # asked, and the server did not say
+            return f"unknown: {limits['source']} (give --rpm/--tpm)"
         return "unknown: no rate limits known (give --rpm/--tpm, or --probe-limits)"
     known = [f"{limits[k]:,.0f} {k}" for k in ("rpm", "tpm") if limits[k]]
     basis = ", ".join(known) or f"concurrency {plan['concurrency']}"
