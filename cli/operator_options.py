@@ -216,7 +216,6 @@ Json = Annotated[
         "--json", rich_help_panel=PLAN, help="Print the plan as one JSON object.", show_envvar=False
     ),
 ]
-
 ProbeLimits = Annotated[
     bool,
     typer.Option(

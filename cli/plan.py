@@ -57,6 +57,10 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
     rows = [
         ("items", f"{plan['items']:,}{done}"),
         ("invalid", f"{plan['invalid']:,}" + (f" ({invalid})" if invalid else "")),
+    ]
+    if plan["skipped_by_where"]:
+        rows.append(("skipped", f"{plan['skipped_by_where']:,} left out by --where, not sent"))
+    rows += [
         ("cached", f"{plan['cached']:,} answered by the cache"),
         ("requests", f"{plan['requests']:,} to send{twins}"),
         ("tokens", _tokens(plan)),

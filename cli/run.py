@@ -53,7 +53,11 @@ def run_command(
     """The `run` command, `retry` (its inputs are quarantine files) or `plan` (`run
     --dry-run`): one list of options, declared once (cli/run_options.py), for all three.
     Annotations are evaluated here, not postponed, so the INPUT argument each command
-    gets (`inputs_argument`) is part of its signature."""
+    gets (`inputs_argument`) is part of its signature.
+
+    `--json` is the one name that differs: on `plan` (and `run --dry-run`), as on every
+    report command, it prints JSON; on a run it asks the model for JSON answers."""
+    json_option = ops.Json if plan_only else opt.JsonOrPlanJson
 
     def command(
         ctx: typer.Context,
@@ -71,11 +75,22 @@ def run_command(
         system_file: opt.SystemFile = None,
         endpoint: opt.EndpointOption = None,
         input_field: opt.InputField = "text",
+        inputs_per_request: opt.InputsPerRequest = 64,
         max_tokens: opt.MaxTokens = None,
         temperature: opt.Temperature = None,
+        stream: opt.Stream = False,
+        fallback_model: opt.FallbackModel = None,
+        schema: opt.Schema = None,
+        json_answers: opt.JsonAnswers = False,
+        schema_retries: opt.SchemaRetries = 2,
         option: opt.BodyOption = None,
+        where: opt.Where = None,
+        drop_skipped: opt.DropSkipped = False,
+        truncate: opt.Truncate = None,
+        max_input_tokens: opt.MaxInputTokens = None,
         concurrency: opt.Concurrency = 16,
         timeout: opt.Timeout = 60.0,
+        idle_timeout: opt.IdleTimeout = 30.0,
         max_response_size: conn.MaxResponseSize = "32MB",
         adaptive_timeout: opt.AdaptiveTimeout = True,
         rpm: opt.Rpm = None,
@@ -115,7 +130,7 @@ def run_command(
         alert_min_severity: ops.AlertMinSeverity = "warning",
         dry_run: ops.DryRun = False,
         show: ops.Show = 0,
-        json_output: ops.Json = False,
+        json_output: json_option = False,  # type: ignore[valid-type]
         probe_limits: ops.ProbeLimits = False,
     ) -> None:
         # Every parameter reaches RunFlags by name (ctx.params), so none can be forgotten.

@@ -12,6 +12,7 @@ import orjson
 
 from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
+from cli.schema_option import load_schema
 from cli.units import parse_duration, parse_size
 from pipeline.core.config import (
     STDIO,
@@ -58,11 +59,22 @@ class RunFlags:
     system_file: Path | None
     endpoint: Endpoint | None
     input_field: str
+    inputs_per_request: int
     max_tokens: int | None
     temperature: float | None
+    stream: bool
+    fallback_model: str | None
+    schema: str | None
+    json_answers: bool
+    schema_retries: int
     option: list[str] | None
+    where: str | None
+    drop_skipped: bool
+    truncate: list[str] | None
+    max_input_tokens: int | None
     concurrency: int
     timeout: float
+    idle_timeout: float
     max_response_size: str
     adaptive_timeout: bool
     rpm: float | None
@@ -138,6 +150,12 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
             ("--metrics-file", flags.metrics_file),
         ],
     )
+    schema, schema_name = load_schema(flags.schema) if flags.schema else (None, "output")
+    body_options = parse_body_options(flags.option or [])
+    # A run's --json asks for JSON answers; a plan's prints the plan as JSON.
+    json_answers = flags.json_answers or (flags.json_output and not planning)
+    if "response_format" in body_options and (schema is not None or json_answers):
+        raise UsageError("give --schema/--json or -O response_format=..., not both")
     request = RequestConfig(
         endpoint=flags.endpoint,
         model=flags.model,
@@ -145,9 +163,20 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
         system=_text_or_file(flags.system, flags.system_file, "--system"),
         max_tokens=flags.max_tokens,
         temperature=flags.temperature,
-        body_options=parse_body_options(flags.option or []),
+        body_options=body_options,
         input_field=flags.input_field,
+        schema=schema,
+        schema_name=schema_name,
+        json_output=json_answers or schema is not None,
+        where=flags.where,
+        truncate=parse_truncations(flags.truncate or []),
+        max_input_tokens=flags.max_input_tokens,
+        fallback_model=flags.fallback_model,
+        inputs_per_request=flags.inputs_per_request,
+        stream=flags.stream,
     )
+    if flags.drop_skipped and flags.where is None:
+        raise UsageError("--drop-skipped leaves out the items --where skips: give --where too")
     return RunConfig(
         read=ReadConfig(
             inputs=tuple(flags.inputs),
@@ -160,7 +189,12 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
             results=output,
             quarantine=quarantine,
             summary=summary,
-            result_fields=ResultFields.prefixed(flags.result_prefix),
+            result_fields=ResultFields.prefixed(
+                flags.result_prefix, flags.where is not None, flags.fallback_model is not None
+            ),
+            drop_skipped=flags.drop_skipped,
+            answer_schema=schema,
+            vectors=flags.endpoint is Endpoint.EMBEDDINGS,
             trace=flags.trace_file,
             metrics=flags.metrics_file,
         ),
@@ -174,11 +208,16 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
             tpm=flags.tpm,
             concurrency=flags.concurrency,
             timeout=flags.timeout,
+            idle_timeout=flags.idle_timeout,
             retry_budget=flags.retry_budget,
             breaker_timeout=flags.breaker_timeout,
             adaptive_timeout=flags.adaptive_timeout,
         ),
-        retry=RetryConfig(max_retries=flags.max_retries, backoff_base=flags.retry_backoff),
+        retry=RetryConfig(
+            max_retries=flags.max_retries,
+            backoff_base=flags.retry_backoff,
+            max_invalid_output_retries=flags.schema_retries,
+        ),
         cache=_cache(flags),
         state=StateConfig(directory=state_dir, fresh=flags.fresh),
         spend=_spend(flags),
@@ -193,8 +232,8 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
 
 
 def _check_operator_flags(flags: RunFlags, planning: bool) -> None:
-    if not planning and (flags.show or flags.json_output or flags.probe_limits):
-        raise UsageError("--show, --json and --probe-limits go with --dry-run (or sluice plan)")
+    if not planning and (flags.show or flags.probe_limits):
+        raise UsageError("--show and --probe-limits go with --dry-run (or sluice plan)")
     if flags.log_format not in LOG_FORMATS:
         raise UsageError(f"--log-format is text or json, not {flags.log_format!r}")
     if flags.alert_min_severity not in SEVERITIES:
@@ -285,7 +324,7 @@ RESERVED_BODY_FIELDS = {
     "model": "use -m/--model",
     "messages": "use --prompt and --system",
     "input": "use --input-field",
-    "stream": "sluice reads whole answers, not streams",
+    "stream": "use --stream",
 }
 
 
@@ -303,6 +342,21 @@ def parse_body_options(pairs: list[str]) -> dict[str, Any]:
         except orjson.JSONDecodeError:
             options[key] = value
     return options
+
+
+def parse_truncations(values: list[str]) -> tuple[tuple[str, int], ...]:
+    """`--truncate text:2000` as (field, characters); a field named twice is a mistake."""
+    limits: dict[str, int] = {}
+    for value in values:
+        field, sep, count = value.rpartition(":")
+        if not sep or not field.strip() or not count.strip().isdigit() or int(count) < 1:
+            raise UsageError(
+                f"--truncate expects FIELD:N with N a whole number above 0, got {value!r}"
+            )
+        if field in limits:
+            raise UsageError(f"--truncate names {field!r} twice")
+        limits[field.strip()] = int(count)
+    return tuple(limits.items())
 
 
 def default_quarantine_path(output: str) -> str:

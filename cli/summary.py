@@ -57,7 +57,10 @@ def _items(data: dict[str, Any]) -> str:
     resumed = f" ({data['resumed']:,} done by earlier runs)" if data["resumed"] else ""
     cached = f" ({data['cached']:,} from the cache)" if data["cached"] else ""
     quarantined = f"{data['quarantined']:,} quarantined" + (f" ({by_kind})" if by_kind else "")
-    return f"{data['items']:,}{resumed}: {data['succeeded']:,} ok{cached}, {quarantined}"
+    skipped = data.get("skipped_by_where") or 0
+    left_out = f", {skipped:,} skipped by --where" if skipped else ""
+    ok = f"{data['succeeded']:,} ok{cached}"
+    return f"{data['items']:,}{resumed}: {ok}{left_out}, {quarantined}"
 
 
 def _requests(data: dict[str, Any]) -> str:

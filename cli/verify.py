@@ -9,6 +9,7 @@ import typer
 
 from cli.errors import fail
 from pipeline.core.errors import SluiceError
+from pipeline.prepare.where import compile_where
 from pipeline.run.verify import verify as verify_run
 
 VERIFY_HELP = (
@@ -54,12 +55,21 @@ def verify(
     show: Annotated[
         int, typer.Option(min=0, help="List at most this many ids or rows of each kind of fault.")
     ] = 20,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            metavar="EXPR",
+            help="The --where the run was given: the items it left out may be missing from "
+            "the results (as --drop-skipped writes them).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of text.")
     ] = False,
 ) -> None:
     try:
-        report = verify_run(inputs, results, quarantine or [], id_field, show)
+        selected = compile_where(where) if where is not None else None
+        report = verify_run(inputs, results, quarantine or [], id_field, show, selected)
     except SluiceError as error:
         fail(error)
     if as_json:

@@ -139,18 +139,21 @@ class ResponseMemo:
 
 def _reusable(request: Request, payload: bytes) -> Answer | None:
     try:
-        answer = parse_answer(request.endpoint, payload)
+        answer = parse_answer(request.endpoint, payload, request.structured)
     except InvalidAnswer:
-        return None  # a damaged entry is a miss, never a wrong answer
+        return None  # a damaged entry, or one the schema refuses, is a miss, never a wrong answer
     return answer if answer.reusable else None
 
 
-def served(item: Item, answer: Answer | Success) -> Success:
-    """An item answered without a request of its own: from the cache or a twin in flight."""
-    return Success(item, answer.output, answer.usage, cached=True, attempts=0)
+def served(item: Item, answer: Answer | Success, model: str | None) -> Success:
+    """An item answered without a request of its own: from the cache or a twin in flight.
+    `model` is the one whose answer it is."""
+    return Success(item, answer.output, answer.usage, cached=True, attempts=0, model=model)
 
 
 def _shared(item: Item, outcome: Outcome) -> Outcome:
     if isinstance(outcome, Success):
-        return served(item, outcome)
-    return Failure(item, outcome.kind, outcome.message, outcome.status, attempts=0)
+        return served(item, outcome, outcome.model)
+    return Failure(
+        item, outcome.kind, outcome.message, outcome.status, attempts=0, answer=outcome.answer
+    )

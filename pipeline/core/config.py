@@ -56,6 +56,15 @@ class RequestConfig:
     temperature: float | None = None
     body_options: dict[str, Any] = field(default_factory=dict)
     input_field: str = "text"
+    schema: dict[str, Any] | None = None  # answers must be JSON matching it (--schema)
+    schema_name: str = "output"  # the schema's name in the request (its file's name)
+    json_output: bool = False  # answers must be a JSON object (--json, or with --schema)
+    where: str | None = None  # only items matching it are sent (--where); the rest skipped
+    truncate: tuple[tuple[str, int], ...] = ()  # (field, characters) cut before rendering
+    max_input_tokens: int | None = None  # longer prompts (estimated) are invalid_input
+    fallback_model: str | None = None  # asked while the model's breaker is open (or too long)
+    inputs_per_request: int = 64  # embeddings inputs packed into one request
+    stream: bool = False  # ask for server-sent events (--stream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,7 @@ class TrafficConfig:
     tpm: float | None = None
     concurrency: int = 16  # requests in flight at most (AIMD may lower it)
     timeout: float = 60.0  # one attempt's longest wait (the adaptive timeout stays under it)
+    idle_timeout: float = 30.0  # the longest silence within a streamed answer
     retry_budget: float = 0.2
     breaker_timeout: float = 300.0
     adaptive_timeout: bool = True
@@ -92,19 +102,27 @@ class CacheConfig:
 
 @dataclass(frozen=True, slots=True)
 class ResultFields:
-    """The names of the fields sluice adds to each result row (`--result-prefix`)."""
+    """The names of the fields sluice adds to each result row (`--result-prefix`).
+
+    `skipped` is only there with `--where`: every row then says whether it was sent;
+    `model` only with `--fallback-model`: every row then names the model that answered."""
 
     output: str = "output"
     usage: str = "usage"
     cached: str = "cached"
+    skipped: str | None = None
+    model: str | None = None
 
     @classmethod
-    def prefixed(cls, prefix: str) -> ResultFields:
-        return cls(f"{prefix}output", f"{prefix}usage", f"{prefix}cached")
+    def prefixed(cls, prefix: str, skipped: bool = False, model: bool = False) -> ResultFields:
+        flag = f"{prefix}skipped" if skipped else None
+        answered_by = f"{prefix}model" if model else None
+        return cls(f"{prefix}output", f"{prefix}usage", f"{prefix}cached", flag, answered_by)
 
     @property
-    def names(self) -> tuple[str, str, str]:
-        return (self.output, self.usage, self.cached)
+    def names(self) -> tuple[str, ...]:
+        every = (self.output, self.usage, self.cached, self.skipped, self.model)
+        return tuple(name for name in every if name is not None)
 
     def clash(self, fields: Container[str]) -> str | None:
         """The item's first field that a result field would replace, if any."""
@@ -150,6 +168,9 @@ class OutputConfig:
     result_fields: ResultFields = RESULT_FIELDS
     trace: str | None = None  # spans as JSON lines (--trace-file)
     metrics: str | None = None  # a Prometheus textfile (--metrics-file)
+    drop_skipped: bool = False  # items --where skipped are left out of the results
+    answer_schema: dict[str, Any] | None = None  # --schema: types Parquet's output column
+    vectors: bool = False  # embeddings: Parquet's output column holds float32 vectors
 
     @property
     def paths(self) -> list[str]:

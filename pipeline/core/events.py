@@ -62,6 +62,7 @@ class AttemptEnded:
     model: str | None  # as the request named it; prices are looked up by it
     latency: float | None  # seconds from sending to the last byte of the answer
     rate_limited: bool  # HTTP 429, or an error code that says the same
+    first_token: float | None = None  # seconds to a streamed answer's first text
 
 
 @dataclass(frozen=True, slots=True)

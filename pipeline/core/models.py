@@ -75,6 +75,8 @@ class Success:
     usage: Usage
     cached: bool = False
     attempts: int = 1
+    skipped: bool = False  # --where left it out: never sent, output None
+    model: str | None = None  # the model whose answer it is (the request's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class Failure:
     message: str
     status: int | None = None
     attempts: int = 0
+    answer: str | None = None  # the model's unusable text (invalid_output), redacted
 
 
 Outcome = Success | Failure

@@ -23,6 +23,7 @@ class Tally:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)  # by error kind
+    skipped: int = 0  # left out by --where: never sent; a result row unless dropped
 
     @classmethod
     def of(cls, outcomes: Iterable[Outcome]) -> Tally:
@@ -34,6 +35,9 @@ class Tally:
     def count(self, outcome: Outcome) -> None:
         self.items += 1
         if isinstance(outcome, Success):
+            if outcome.skipped:
+                self.skipped += 1
+                return
             self.succeeded += 1
             if outcome.cached:
                 self.cached += 1
@@ -50,6 +54,7 @@ class Tally:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.quarantined.update(other.quarantined)
+        self.skipped += other.skipped
 
     def minus(self, other: Tally) -> Tally:
         """What this tally holds beyond `other` (counted within it)."""
@@ -60,6 +65,7 @@ class Tally:
             self.prompt_tokens - other.prompt_tokens,
             self.completion_tokens - other.completion_tokens,
             self.quarantined - other.quarantined,
+            self.skipped - other.skipped,
         )
 
     @property
@@ -74,5 +80,6 @@ class Tally:
             "cached": self.cached,
             "quarantined": self.failed,
             "quarantined_by_kind": dict(sorted(self.quarantined.items())),
+            "skipped_by_where": self.skipped,
             "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
         }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from pipeline.cache.memo import ResponseMemo
@@ -47,6 +48,22 @@ from pipeline.spend.budget import BudgetGate
 from pipeline.traffic.protocol import Holdup, Limiter, Ticket
 from pipeline.traffic.retry_policy import Verdict, backoff, retry_delay, retry_kind
 
+# Characters of an unusable answer kept in its quarantine row: enough to see what the
+# model did; the rest is cut, as an error message is.
+ANSWER_LIMIT = 20_000
+
+
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """`--fallback-model`: the model asked while the primary's breaker is open, or when
+    the primary refuses a prompt as too long; with limits of its own."""
+
+    model: str
+    traffic: Limiter
+
 
 class _Attempt(NamedTuple):
     item: Item
@@ -55,6 +72,7 @@ class _Attempt(NamedTuple):
     request: Request
     ticket: Ticket
     cache_key: str | None
+    traffic: Limiter  # the primary's, or the fallback model's
 
 
 class DispatchStopped(Exception):
@@ -73,8 +91,10 @@ class Dispatcher:
         rng: random.Random | None = None,
         memo: ResponseMemo | None = None,
         budget: BudgetGate | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         self._transport = transport
+        self._fallback = fallback
         self._budget = budget
         self._memo = memo
         self._traffic = traffic
@@ -107,39 +127,68 @@ class Dispatcher:
         `batch` and `queued` (seconds the item waited for a worker) are for the events."""
         failures: Counter[ErrorKind] = Counter()
         number = 0
+        too_long = False  # the primary model refused the prompt as too long
         while True:
             if self._stopping:
                 raise DispatchStopped
             asked = self.clock.now()
-            ticket = await self._admit(request, first_attempt=number == 0)
+            sending, traffic, key = self._route(request, cache_key, too_long)
+            ticket = await self._admit(traffic, sending, first_attempt=number == 0)
             try:
                 if self._stopping:
                     raise DispatchStopped
-                reserved = self._within_budget(request)
+                reserved = self._within_budget(sending)
             except BaseException:
-                self._traffic.release(ticket)
+                traffic.release(ticket)
                 raise
             number += 1
-            attempt = _Attempt(item, batch, number, request, ticket, cache_key)
+            attempt = _Attempt(item, batch, number, sending, ticket, key, traffic)
             now = self.clock.now()
             wait = queued if number == 1 else 0.0
-            sent = RequestSent(item, batch, number, now, wait, now - asked, request.body)
+            sent = RequestSent(item, batch, number, now, wait, now - asked, sending.body)
             self._events.emit(sent)
             try:
                 outcome, storing = await self._attempt(attempt)
                 if storing is not None:
                     await storing  # the slot is held until the answer is on disk
             finally:
-                self._traffic.release(ticket)
+                traffic.release(ticket)
                 if self._budget is not None:
                     self._budget.settle(reserved)
             if not isinstance(outcome, Verdict):
                 return outcome
+            if self._too_long_for_primary(outcome, sending is request, too_long):
+                too_long = True  # the fallback may take it: ask it at once
+                continue
             delay = self._retry_delay(outcome, failures)
             if delay is None:
-                return Failure(item, outcome.kind, outcome.message, outcome.status, number)
+                return Failure(
+                    item, outcome.kind, outcome.message, outcome.status, number, outcome.answer
+                )
             self._events.emit(RetryScheduled(str(outcome.kind), delay))
             await self._wait_to_retry(outcome, delay)
+
+    def _diverting(self) -> bool:
+        """Attempts go to the fallback model now (the main one's breaker is open)."""
+        return self._fallback is not None and self._traffic.down()
+
+    def _too_long_for_primary(self, verdict: Verdict, on_primary: bool, too_long: bool) -> bool:
+        if self._fallback is None or too_long or not on_primary:
+            return False
+        return verdict.code == CONTEXT_LENGTH_EXCEEDED
+
+    def _route(
+        self, request: Request, cache_key: str | None, too_long: bool
+    ) -> tuple[Request, Limiter, str | None]:
+        """Where the next attempt goes: the primary model, or, while its breaker is open
+        or once it found the prompt too long, the fallback model (its own limits, and
+        its answer stored under its own request's key)."""
+        fallback = self._fallback
+        if fallback is None or not (too_long or self._traffic.down()):
+            return request, self._traffic, cache_key
+        diverted = request.for_model(fallback.model)
+        key = self._memo.key(diverted) if cache_key is not None and self._memo else None
+        return diverted, fallback.traffic, key
 
     def _within_budget(self, request: Request) -> float:
         """The dollars reserved for the attempt; BudgetReached when it may not go."""
@@ -152,10 +201,10 @@ class Dispatcher:
         """What sending waits for right now, for the stall reports."""
         return self._traffic.holdup(self._retrying)
 
-    async def _admit(self, request: Request, first_attempt: bool) -> Ticket:
+    async def _admit(self, traffic: Limiter, request: Request, first_attempt: bool) -> Ticket:
         chat = request.endpoint is Endpoint.CHAT
         try:
-            return await self._traffic.admit_request(request.body, chat, first_attempt)
+            return await traffic.admit_request(request.body, chat, first_attempt)
         except ServiceUnavailable as down:  # the breaker gave up: say where
             raise ServiceUnavailable(f"{self._transport.base_url}: {down.message}") from None
 
@@ -173,7 +222,7 @@ class Dispatcher:
         self._retrying += 1
         try:
             if not self._first_contact.unreached(verdict):
-                await self._traffic.retry_permit()
+                await self._traffic.retry_permit(unless=self._diverting)
             await self.clock.sleep(delay)
         finally:
             self._retrying -= 1
@@ -182,16 +231,16 @@ class Dispatcher:
         self, attempt: _Attempt
     ) -> tuple[Outcome | Verdict, asyncio.Future[None] | None]:
         """The outcome of one request, and the storing of its answer when it is reusable."""
-        request, ticket = attempt.request, attempt.ticket
+        request, ticket, traffic = attempt.request, attempt.ticket, attempt.traffic
         self._sending += 1
         try:
             response = await self._transport.send(
-                request.path, request.payload, self._traffic.attempt_timeout()
+                request.path, request.payload, traffic.attempt_timeout()
             )
         except TransportError as exc:
             verdict = self._failed_exchange(exc)
             self._ended(attempt, verdict.kind, status=verdict.status)
-            self._traffic.record(ticket, None, verdict)
+            traffic.record(ticket, None, verdict)
             self._first_contact.check_connection(verdict)
             return verdict, None
         finally:
@@ -207,21 +256,24 @@ class Dispatcher:
             self._ended(attempt, ErrorKind.FATAL, response)
             raise
         self._ended(attempt, verdict.kind, response)
-        self._traffic.record(ticket, response.headers, verdict)
+        traffic.record(ticket, response.headers, verdict)
         return verdict, None
 
     def _answer(
         self, attempt: _Attempt, response: Response
     ) -> tuple[Outcome | Verdict, asyncio.Future[None] | None]:
-        request, ticket = attempt.request, attempt.ticket
+        request, ticket, traffic = attempt.request, attempt.ticket, attempt.traffic
         try:
-            output, usage, reusable = parse_answer(request.endpoint, response.payload)
+            output, usage, reusable = parse_answer(
+                request.endpoint, response.payload, request.structured, request.inputs
+            )
         except InvalidAnswer as exc:
             message = self._redact.clip(str(exc))
-            verdict = Verdict(ErrorKind.INVALID_OUTPUT, message, response.status)
+            answer = None if exc.answer is None else self._redact.clip(exc.answer, ANSWER_LIMIT)
+            verdict = Verdict(ErrorKind.INVALID_OUTPUT, message, response.status, answer=answer)
             billed = exc.usage if exc.usage.total_tokens else None  # unusable, still paid
             self._ended(attempt, verdict.kind, response, billed)
-            self._traffic.record(ticket, response.headers, verdict)
+            traffic.record(ticket, response.headers, verdict)
             return verdict, None
         self._first_contact.on_answer()
         storing = None
@@ -229,9 +281,12 @@ class Dispatcher:
         if reusable and key is not None and self._memo is not None:
             storing = self._memo.remember(key, response.payload)
         chat = request.endpoint is Endpoint.CHAT
-        self._traffic.record(ticket, response.headers, None, usage, response.latency, chat)
+        traffic.record(ticket, response.headers, None, usage, response.latency, chat)
         self._ended(attempt, None, response, usage)
-        return Success(attempt.item, output, usage, cached=False, attempts=attempt.number), storing
+        answered = Success(
+            attempt.item, output, usage, attempts=attempt.number, model=request.model
+        )
+        return answered, storing
 
     def _ended(
         self,
@@ -254,6 +309,7 @@ class Dispatcher:
                 attempt.request.model,
                 response.latency if response is not None else None,
                 error is ErrorKind.RATE_LIMITED,
+                response.first_token if response is not None else None,
             )
         )
 

@@ -8,6 +8,7 @@ an error answer is kept only up to `ERROR_BODY_LIMIT` (enough for its message).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import socket
@@ -21,10 +22,12 @@ from typing import Protocol
 import aiohttp
 
 from pipeline.core.config import DEFAULT_MAX_RESPONSE_SIZE, Secret
+from pipeline.protocol.sse import StreamAssembly, StreamBroken
 
 USER_AGENT = "sluice/0.1"
 ERROR_BODY_LIMIT = 64 * 1024  # an error's message fits; redacting more would cost for nothing
 CHUNK_SIZE = 64 * 1024
+DEFAULT_IDLE_TIMEOUT = 30.0  # seconds a stream may stay silent (--idle-timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,7 @@ class Response:
     headers: Mapping[str, str]
     payload: bytes
     latency: float
+    first_token: float | None = None  # seconds to a streamed answer's first text
 
 
 class TransportError(Exception):
@@ -67,9 +71,11 @@ class HttpTransport:
         api_key: Secret | None,
         concurrency: int,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._max_response_size = max_response_size
+        self._idle_timeout = idle_timeout  # the longest silence within a streamed answer
         self._headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key.reveal()}"
@@ -116,6 +122,10 @@ class HttpTransport:
                 allow_redirects=False,
                 timeout=self._client_timeout(timeout),
             ) as answer:
+                if 200 <= answer.status < 300 and _is_stream(answer):
+                    body, first = await self._streamed(answer, started)
+                    latency = time.perf_counter() - started
+                    return Response(answer.status, answer.headers, body, latency, first)
                 body = await self._body(answer)
                 return Response(answer.status, answer.headers, body, time.perf_counter() - started)
         except TimeoutError as exc:
@@ -149,6 +159,49 @@ class HttpTransport:
         if not complete:
             raise AnswerTooLarge(answer.status, limit)
         return body
+
+    async def _streamed(
+        self, answer: aiohttp.ClientResponse, started: float
+    ) -> tuple[bytes, float | None]:
+        """A streamed answer put back together, and the seconds to its first text. A
+        stream silent for longer than the idle timeout is cut: a stuck generation is
+        retried long before the whole attempt's timeout."""
+        assembly = StreamAssembly()
+        first: float | None = None
+        pending, size, limit = b"", 0, self._max_response_size
+        while not assembly.done:
+            try:
+                chunk = await asyncio.wait_for(answer.content.readany(), self._idle_timeout)
+            except TimeoutError as exc:
+                answer.close()
+                raise TransportError(
+                    f"the stream sent nothing for {self._idle_timeout:g}s (--idle-timeout)",
+                    timed_out=True,
+                ) from exc
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                answer.close()
+                raise AnswerTooLarge(answer.status, limit)
+            *lines, pending = (pending + chunk).split(b"\n")
+            try:
+                for line in lines:
+                    if assembly.feed(line) and first is None:
+                        first = time.perf_counter() - started
+            except StreamBroken as exc:
+                answer.close()
+                raise TransportError(str(exc)) from exc
+        try:
+            if pending:
+                assembly.feed(pending)
+            return assembly.body(), first
+        except StreamBroken as exc:
+            raise TransportError(str(exc)) from exc
+
+
+def _is_stream(answer: aiohttp.ClientResponse) -> bool:
+    return answer.content_type == "text/event-stream"
 
 
 async def _read_at_most(answer: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:

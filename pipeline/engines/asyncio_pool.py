@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from functools import partial
 
 from pipeline.cache.memo import ResponseMemo, served
+from pipeline.core.config import Endpoint
 from pipeline.core.errors import BudgetReached, ConfigError, ErrorKind, SluiceError
 from pipeline.core.events import (
     AnswerReused,
@@ -35,12 +36,15 @@ from pipeline.core.events import (
     Heartbeat,
     ItemSettled,
 )
-from pipeline.core.models import Batch, Failure, Item, Outcome, Success
+from pipeline.core.models import Batch, Failure, Item, Outcome, Success, Usage
 from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
+from pipeline.dispatch.packs import PackSender
 from pipeline.engines.protocol import NextBatch, OutcomeWriter
 from pipeline.engines.stalls import CHECK_EVERY, StallWatch
-from pipeline.prepare.preparer import PreparedBatch
+from pipeline.prepare.packing import Packer, PackLimits
+from pipeline.prepare.preparer import PreparedBatch, Skipped
 from pipeline.prepare.request_builder import Request
+from pipeline.protocol.token_count import prompt_tokens
 
 
 class _BatchInFlight:
@@ -68,9 +72,13 @@ class _BatchInFlight:
 
 
 # An item to send: its batch, its place in it, the item, its request and cache key, and
-# when it was queued (the clock's time).
+# when it was queued (the clock's time). Packed embeddings go as a list of them.
 ToSend = tuple[_BatchInFlight, int, Item, Request, str | None, float]
+Job = ToSend | list[ToSend]
+# How long a begun pack waits for the next batch before it is sent as it is.
+PACK_WAIT = 0.02
 WRITE_GROUP = 64  # at most this many complete batches share one commit
+NOTHING_USED = Usage()
 
 
 class AsyncioEngine:
@@ -85,8 +93,12 @@ class AsyncioEngine:
         window: int,
         memo: ResponseMemo | None = None,
         landing_grace: float = 0.0,
+        packing: PackLimits | None = None,
     ) -> None:
         self._memo = memo
+        # Embeddings inputs travel in shared requests (--inputs-per-request).
+        self._packer: Packer[ToSend] | None = Packer(packing) if packing else None
+        self._packs = PackSender(dispatcher, memo)
         self._clock = dispatcher.clock
         self._landing_grace = landing_grace  # how long a budget stop waits for answers
         self._dispatcher = dispatcher
@@ -96,7 +108,7 @@ class AsyncioEngine:
         # but no slot, and must not leave the slots idle meanwhile. Not many more:
         # each extra worker queues for a slot on every request when all is well.
         self._workers = concurrency + max(4, concurrency // 4)
-        self._work: asyncio.Queue[ToSend | None] = asyncio.Queue(maxsize=concurrency * 2)
+        self._work: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=concurrency * 2)
         self._order: asyncio.Queue[_BatchInFlight | None] = asyncio.Queue(maxsize=window)
         self._checked_templates = False
         self._unwritten: set[_BatchInFlight] = set()
@@ -173,17 +185,42 @@ class AsyncioEngine:
             self.end_run(error)
 
     async def _produce_all(self, next_batch: NextBatch) -> None:
-        while (prepared := await next_batch()) is not None:
+        while (prepared := await self._next(next_batch)) is not None:
             in_flight = _BatchInFlight(prepared.batch)
             batch = prepared.batch
             self._events.emit(BatchStarted(batch.index, len(batch.items), self._clock.now()))
+            if self._order.full():  # the writer may be waiting for the begun pack's items
+                await self._send_begun_pack()
             await self._order.put(in_flight)
             self._unwritten.add(in_flight)
             for job in self._prepare(in_flight, prepared):
-                await self._work.put(job)
+                await self._queue(job)
+        await self._send_begun_pack()
         await self._order.put(None)
         for _ in range(self._workers):
             await self._work.put(None)
+
+    async def _next(self, next_batch: NextBatch) -> PreparedBatch | None:
+        """The next batch; a begun pack is sent as it is if that batch is slow to come."""
+        if self._packer is None or not len(self._packer):
+            return await next_batch()
+        coming = asyncio.ensure_future(next_batch())
+        done, _ = await asyncio.wait({coming}, timeout=PACK_WAIT)
+        if not done:
+            await self._send_begun_pack()
+        return await coming
+
+    async def _queue(self, job: ToSend) -> None:
+        request = job[3]
+        if self._packer is None or request.endpoint is not Endpoint.EMBEDDINGS:
+            await self._work.put(job)
+            return
+        for pack in self._packer.add(job, prompt_tokens(request.body)):
+            await self._work.put(pack)
+
+    async def _send_begun_pack(self) -> None:
+        if self._packer is not None and len(self._packer):
+            await self._work.put(self._packer.flush())
 
     def _prepare(self, in_flight: _BatchInFlight, prepared: PreparedBatch) -> list[ToSend]:
         """Settle the invalid and the already answered items; the rest are to be sent."""
@@ -194,6 +231,9 @@ class AsyncioEngine:
             request = prepared.requests[index]
             if isinstance(request, Request):
                 rendered.append((index, item, request, prepared.keys[index]))
+                continue
+            if isinstance(request, Skipped):
+                settled.append((index, Success(item, None, NOTHING_USED, attempts=0, skipped=True)))
                 continue
             if request is not None:
                 render_failures.append(request)
@@ -231,7 +271,7 @@ class AsyncioEngine:
             if key is None:
                 jobs.append((in_flight, index, item, request, None, now))
             elif key in known:
-                answer = served(item, known[key])
+                answer = served(item, known[key], request.model)
                 settled.append((index, answer))
                 self._events.emit(AnswerReused(request.model, answer.usage))
             elif not memo.join(key, item, partial(self._settle, in_flight, index)):
@@ -252,10 +292,16 @@ class AsyncioEngine:
 
     async def _send(self) -> None:
         while (job := await self._work.get()) is not None:
-            in_flight, index, item, request, key, queued_at = job
+            pack: list[ToSend] | None = job if isinstance(job, list) else None
+            first: ToSend = job[0] if isinstance(job, list) else job
+            in_flight, index, item, request, key, queued_at = first
             batch, queued = in_flight.batch.index, self._clock.now() - queued_at
             try:
-                outcome = await self._dispatcher.dispatch(item, request, key, batch, queued)
+                if pack is None:
+                    outcome = await self._dispatcher.dispatch(item, request, key, batch, queued)
+                else:
+                    entries = [(item, request, key) for _, _, item, request, key, _ in pack]
+                    outcomes = await self._packs.send(entries, batch, queued)
             except DispatchStopped:
                 return
             except BudgetReached as reached:
@@ -265,13 +311,23 @@ class AsyncioEngine:
             except SluiceError as error:
                 self.end_run(error)
                 return
-            self._settle(in_flight, index, outcome)
-            if key is not None and self._memo is not None:
-                twins = self._memo.landed(key, outcome)
-                if twins and isinstance(outcome, Success):
-                    reused = AnswerReused(request.model, outcome.usage)
-                    for _ in range(twins):
-                        self._events.emit(reused)
+            if pack is None:
+                self._settle(in_flight, index, outcome)
+                self._settle_twins(key, request, outcome)
+                continue
+            for (sent_in, place, _, sent, its_key, _), answer in zip(pack, outcomes, strict=True):
+                self._settle(sent_in, place, answer)
+                self._settle_twins(its_key, sent, answer)
+
+    def _settle_twins(self, key: str | None, request: Request, outcome: Outcome) -> None:
+        """Items identical to one just answered, that waited for it, get its outcome."""
+        if key is None or self._memo is None:
+            return
+        twins = self._memo.landed(key, outcome)
+        if twins and isinstance(outcome, Success):
+            reused = AnswerReused(request.model, outcome.usage)
+            for _ in range(twins):
+                self._events.emit(reused)
 
     async def _write(self) -> None:
         carried: list[_BatchInFlight | None] = []  # taken from the queue, not yet writable

@@ -117,6 +117,7 @@ class RunStats(Tally):
     rate_limited: int = 0
     requests_by_outcome: Counter[str] = field(default_factory=Counter)  # "ok" or error kind
     latencies: LatencySample = field(default_factory=LatencySample)  # the request itself
+    first_tokens: LatencySample = field(default_factory=LatencySample)  # streamed answers
     queue_waits: LatencySample = field(default_factory=LatencySample)  # for a worker
     limiter_waits: LatencySample = field(default_factory=LatencySample)  # for traffic control
     traffic: TrafficStats = field(default_factory=TrafficStats)
@@ -154,6 +155,8 @@ def _attempt_ended(stats: RunStats, event: AttemptEnded) -> None:
     stats.requests_by_outcome[event.error or "ok"] += 1
     if event.latency is not None:  # an answer came (any status)
         stats.latencies.add(event.latency)
+    if event.first_token is not None:
+        stats.first_tokens.add(event.first_token)
     if event.rate_limited:
         stats.rate_limited += 1
 

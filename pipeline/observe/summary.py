@@ -105,6 +105,7 @@ def summary_dict(
         "cached": stats.cached,
         "quarantined": stats.failed,
         "quarantined_by_kind": job["quarantined_by_kind"],
+        "skipped_by_where": stats.skipped,
         "skipped": skipped,
         "requests": stats.requests,
         "retries": stats.retries,
@@ -120,6 +121,7 @@ def summary_dict(
             "queue_wait": _percentiles(stats.queue_waits),
             "limiter_wait": _percentiles(stats.limiter_waits),
             "request": _percentiles(stats.latencies),
+            "first_token": _percentiles(stats.first_tokens),  # with --stream
         },
         "traffic": stats.traffic.as_dict(),
         "limits_used": _limits_used(stats, tokens, wall_seconds),

@@ -17,12 +17,21 @@ from pipeline.core.models import Batch, Item
 from pipeline.prepare.request_builder import InvalidItem, Request, RequestBuilder
 
 
+class Skipped:
+    """`--where` left the item out: it is not sent, and its result row says so."""
+
+    __slots__ = ()
+
+
+SKIPPED = Skipped()
+
+
 @dataclass(slots=True)
 class PreparedBatch:
     batch: Batch
-    # Per item: its request; why it could not be rendered; or None when the item
-    # itself is invalid (item.problem) and never gets one.
-    requests: list[Request | str | None] = field(default_factory=list)
+    # Per item: its request; why it could not be rendered; SKIPPED when --where leaves it
+    # out; or None when the item itself is invalid (item.problem) and never gets one.
+    requests: list[Request | str | Skipped | None] = field(default_factory=list)
     keys: list[str | None] = field(default_factory=list)  # cache keys; None without a cache
     stored: dict[str, bytes] = field(default_factory=dict)  # answers found, by cache key
 
@@ -48,7 +57,7 @@ class Preparer:
     def prepare(self, batch: Batch) -> PreparedBatch:
         prepared = PreparedBatch(batch)
         for item in batch.items:
-            request: Request | str | None = None
+            request: Request | str | Skipped | None = None
             if item.problem is None:
                 request = self._request(item)
             prepared.requests.append(request)
@@ -58,12 +67,14 @@ class Preparer:
             prepared.stored = self._lookup([key for key in prepared.keys if key is not None])
         return prepared
 
-    def _request(self, item: Item) -> Request | str:
-        """The item's request, or why it cannot have one."""
+    def _request(self, item: Item) -> Request | str | Skipped:
+        """The item's request, SKIPPED, or why it cannot have one."""
         # A user's field is never dropped: one the answer would overwrite stops the item.
         if item.row is not None and not self._reserved.isdisjoint(item.row):
             return result_field_clash(self._result_fields.clash(item.row) or "")
         try:
+            if not self._builder.wanted(item):
+                return SKIPPED
             return self._builder.build(item)
         except InvalidItem as exc:
             return str(exc)

@@ -10,7 +10,10 @@ from pipeline.core.errors import UsageError
 from pipeline.core.jsonio import dumps
 from pipeline.core.models import Item
 from pipeline.prepare.templates import PromptTemplate, TemplateFieldError
+from pipeline.prepare.where import Where, WhereEvalError, compile_where
 from pipeline.protocol.batch_lines import is_batch_line
+from pipeline.protocol.structured import StructuredOutput
+from pipeline.protocol.token_count import prompt_tokens
 
 # Batch lines name their endpoint; only these two are answered, and always on our base URL.
 BATCH_URLS: dict[str, Endpoint] = {
@@ -19,6 +22,9 @@ BATCH_URLS: dict[str, Endpoint] = {
     "/v1/embeddings": Endpoint.EMBEDDINGS,
     "/embeddings": Endpoint.EMBEDDINGS,
 }
+
+
+TOO_LONG = "the prompt is about"
 
 
 class InvalidItem(Exception):
@@ -31,12 +37,28 @@ class Request:
     path: str
     body: dict[str, Any]
     payload: bytes
+    structured: StructuredOutput | None = None  # the JSON its answer must be
+    inputs: int = 1  # texts an embeddings request carries (several when packed)
 
     @property
     def model(self) -> str | None:
         """The model the request names (what prices it)."""
         model = self.body.get("model")
         return model if isinstance(model, str) else None
+
+    def for_model(self, model: str) -> Request:
+        """The same request, asking another model (a fallback)."""
+        body = {**self.body, "model": model}
+        return Request(self.endpoint, self.path, body, dumps(body), self.structured, self.inputs)
+
+    @classmethod
+    def packed(cls, requests: list[Request]) -> Request:
+        """One embeddings request for the inputs of several (which differ in nothing else)."""
+        first = requests[0]
+        if len(requests) == 1:
+            return first
+        body = {**first.body, "input": [request.body["input"] for request in requests]}
+        return cls(first.endpoint, first.path, body, dumps(body), None, len(requests))
 
 
 def detect_endpoint(first_row: dict[str, Any] | None) -> Endpoint:
@@ -48,11 +70,29 @@ class RequestBuilder:
     def __init__(self, config: RequestConfig) -> None:
         self.config = config
         self.endpoint: Endpoint | None = None
+        self.structured = structured_output(config)
         if config.endpoint is not None:
             self._settle_endpoint(config.endpoint)
         self._prompt = PromptTemplate(config.prompt, "prompt") if config.prompt else None
         self._system = PromptTemplate(config.system, "system") if config.system else None
         self._overrides = self._body_overrides()
+        self._where = compile_where(config.where) if config.where is not None else None
+        self._truncate = config.truncate
+        self._max_input_tokens = config.max_input_tokens
+
+    def wanted(self, item: Item) -> bool:
+        """Whether `--where` selects the item (always, without one); InvalidItem when the
+        expression cannot be evaluated on its fields."""
+        if self._where is None or item.row is None:
+            return True
+        try:
+            return self._where.matches(item.row)
+        except WhereEvalError as exc:
+            raise InvalidItem(str(exc)) from exc
+
+    @property
+    def where(self) -> Where | None:
+        return self._where
 
     def build(self, item: Item) -> Request:
         row = item.row
@@ -60,15 +100,29 @@ class RequestBuilder:
             raise InvalidItem(item.problem or "item has no fields")
         if self.endpoint is None:
             self._settle_endpoint(detect_endpoint(row))
+        if self._truncate:
+            row = _truncated(row, self._truncate)
         try:
             endpoint, body = self._body_for(row)
         except TemplateFieldError as exc:
             raise InvalidItem(str(exc)) from exc
-        return Request(endpoint, ENDPOINT_PATHS[endpoint], body, dumps(body))
+        if self._max_input_tokens is not None:
+            tokens = prompt_tokens(body)
+            if tokens > self._max_input_tokens:
+                raise InvalidItem(
+                    f"{TOO_LONG} {tokens:,} tokens, over --max-input-tokens "
+                    f"{self._max_input_tokens:,}; not sent"
+                )
+        structured = self.structured if endpoint is Endpoint.CHAT else None
+        return Request(endpoint, ENDPOINT_PATHS[endpoint], body, dumps(body), structured)
 
     def _settle_endpoint(self, endpoint: Endpoint) -> None:
         if endpoint is not Endpoint.RAW and not self.config.model:
             raise UsageError(f"--model is required for the {endpoint} endpoint")
+        if endpoint is Endpoint.EMBEDDINGS and self.structured is not None:
+            raise UsageError("--schema and --json shape chat answers; embeddings are vectors")
+        if endpoint is Endpoint.EMBEDDINGS and self.config.stream:
+            raise UsageError("--stream is for chat answers; embeddings are not streamed")
         self.endpoint = endpoint
 
     def _body_for(self, row: dict[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
@@ -122,8 +176,31 @@ class RequestBuilder:
             overrides["max_tokens"] = config.max_tokens
         if config.temperature is not None:
             overrides["temperature"] = config.temperature
+        if self.structured is not None:
+            overrides["response_format"] = self.structured.response_format
+        if config.stream:
+            overrides["stream"] = True
+            overrides["stream_options"] = {"include_usage": True}  # usage in the last chunk
         overrides.update(config.body_options)
         return overrides
+
+
+def structured_output(config: RequestConfig) -> StructuredOutput | None:
+    """What `--schema` or `--json` asks of every chat answer, if anything."""
+    if config.schema is None and not config.json_output:
+        return None
+    return StructuredOutput(config.schema, config.schema_name)
+
+
+def _truncated(row: dict[str, Any], limits: tuple[tuple[str, int], ...]) -> dict[str, Any]:
+    """The row as the templates see it with `--truncate`: text fields cut to their length.
+    The item itself, written back in its result row, keeps every character."""
+    cut = dict(row)
+    for field, characters in limits:
+        value = cut.get(field)
+        if isinstance(value, str) and len(value) > characters:
+            cut[field] = value[:characters]
+    return cut
 
 
 def _default_user_text(row: dict[str, Any]) -> str:

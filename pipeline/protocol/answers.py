@@ -8,20 +8,24 @@ import orjson
 
 from pipeline.core.config import Endpoint
 from pipeline.core.models import Usage
+from pipeline.protocol.structured import NotStructured, StructuredOutput
 
 # A cut-off or filtered answer is a result worth keeping once, never worth serving again.
 UNREUSABLE_FINISH_REASONS = frozenset({"length", "content_filter"})
 
 
 class InvalidAnswer(Exception):
-    """A 2xx whose body is not a usable answer (not JSON, no choices, truncated).
+    """A 2xx whose body is not a usable answer (not JSON, no choices, truncated, not
+    the structured output asked for).
 
     `usage` holds the tokens the body reports all the same: an unusable answer is
-    still billed."""
+    still billed. `answer` is the model's text when it was there but unusable, so
+    the quarantine row can show what the model said."""
 
-    def __init__(self, message: str, usage: Usage | None = None) -> None:
+    def __init__(self, message: str, usage: Usage | None = None, answer: str | None = None) -> None:
         super().__init__(message)
         self.usage = usage or Usage()
+        self.answer = answer
 
 
 class Answer(NamedTuple):
@@ -30,7 +34,15 @@ class Answer(NamedTuple):
     reusable: bool  # complete and non-empty: safe to serve again from the cache
 
 
-def parse_answer(endpoint: Endpoint, payload: bytes) -> Answer:
+def parse_answer(
+    endpoint: Endpoint,
+    payload: bytes,
+    structured: StructuredOutput | None = None,
+    inputs: int = 1,
+) -> Answer:
+    """The output of a 2xx body; with `structured`, the chat answer's parsed and
+    validated JSON instead of its text. A packed embeddings request (`inputs` > 1)
+    must be answered with one vector per input: its output is their list, by index."""
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -40,11 +52,22 @@ def parse_answer(endpoint: Endpoint, payload: bytes) -> Answer:
     usage = _usage(body.get("usage"))
     try:
         if endpoint is Endpoint.EMBEDDINGS:
+            if inputs > 1:
+                return Answer(_packed_vectors(body, inputs), usage, True)
             return Answer(_embedding_output(body), usage, True)
         output = _chat_output(body)
     except InvalidAnswer as exc:
         raise InvalidAnswer(str(exc), usage) from exc
-    return Answer(output, usage, _has_text(output) and _finished_normally(body))
+    finished = _finished_normally(body)
+    if structured is not None:
+        if not isinstance(output, str):
+            raise InvalidAnswer("answer has tool calls, not the JSON asked for", usage)
+        try:
+            # A cut-off answer that still parses and validates is kept, never served again.
+            return Answer(structured.check(output, _finish_reason(body)), usage, finished)
+        except NotStructured as exc:
+            raise InvalidAnswer(str(exc), usage, answer=output) from exc
+    return Answer(output, usage, _has_text(output) and finished)
 
 
 def _has_text(output: Any) -> bool:
@@ -52,7 +75,11 @@ def _has_text(output: Any) -> bool:
 
 
 def _finished_normally(body: dict[str, Any]) -> bool:
-    return body["choices"][0].get("finish_reason") not in UNREUSABLE_FINISH_REASONS
+    return _finish_reason(body) not in UNREUSABLE_FINISH_REASONS
+
+
+def _finish_reason(body: dict[str, Any]) -> Any:
+    return body["choices"][0].get("finish_reason")
 
 
 def _chat_output(body: dict[str, Any]) -> Any:
@@ -67,6 +94,9 @@ def _chat_output(body: dict[str, Any]) -> Any:
         return content
     if message.get("tool_calls"):
         return message["tool_calls"]
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:  # structured outputs' way of declining
+        raise InvalidAnswer(f"the model refused: {refusal}")
     raise InvalidAnswer("answer's message has no content")
 
 
@@ -80,6 +110,30 @@ def _embedding_output(body: dict[str, Any]) -> Any:
     except (AttributeError, KeyError, TypeError) as exc:
         raise InvalidAnswer("answer's embedding data is malformed") from exc
     return vectors[0] if len(vectors) == 1 else vectors
+
+
+def _packed_vectors(body: dict[str, Any], inputs: int) -> list[Any]:
+    """Each input's vector, placed by its `index`: the order of `data` is not promised."""
+    data = body.get("data")
+    if not isinstance(data, list) or not data:
+        raise InvalidAnswer("answer has no embedding data")
+    vectors: list[Any] = [None] * inputs
+    for entry in data:
+        index = entry.get("index") if isinstance(entry, dict) else None
+        vector = entry.get("embedding") if isinstance(entry, dict) else None
+        if (
+            not isinstance(index, int)
+            or isinstance(index, bool)
+            or not 0 <= index < inputs
+            or vector is None
+            or vectors[index] is not None
+        ):
+            raise InvalidAnswer(f"answer's embedding data does not map onto the {inputs} inputs")
+        vectors[index] = vector
+    if any(vector is None for vector in vectors):
+        found = sum(vector is not None for vector in vectors)
+        raise InvalidAnswer(f"answer has {found} vectors for {inputs} inputs")
+    return vectors
 
 
 def _usage(raw: Any) -> Usage:
@@ -103,3 +157,15 @@ def _cached_prompt(usage: dict[str, Any]) -> int:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def embedding_answer(vector: Any, usage: Usage, model: str | None) -> bytes:
+    """The answer a single-input request for `vector` would have had: how one input of a
+    packed request is stored in the cache, so a later run finds it input by input."""
+    body = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+        "model": model,
+        "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens},
+    }
+    return orjson.dumps(body)

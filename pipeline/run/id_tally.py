@@ -15,7 +15,8 @@ import orjson
 
 
 class IdTally:
-    """Per id (its JSON bytes): input and output counts, first input position."""
+    """Per id (its JSON bytes): input and output counts, first input position, and how
+    many of its input items may be absent from the outputs (left out by --where)."""
 
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="sluice-verify-")
@@ -26,7 +27,8 @@ class IdTally:
         # seen: the output row that first named an id no input has, to list those in order.
         self._db.execute(
             "CREATE TABLE ids (key BLOB PRIMARY KEY, inputs INTEGER NOT NULL, "
-            "outputs INTEGER NOT NULL, first INTEGER, seen INTEGER) WITHOUT ROWID"
+            "outputs INTEGER NOT NULL, first INTEGER, seen INTEGER, "
+            "optional INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
         )
         # The later positions of ids the input repeats (duplicates the run quarantined).
         self._db.execute(
@@ -35,18 +37,21 @@ class IdTally:
         )
         self._db.execute("BEGIN")
 
-    def add_input(self, key: bytes, position: int) -> None:
+    def add_input(self, key: bytes, position: int, optional: bool = False) -> None:
         added = self._db.execute(
-            "INSERT OR IGNORE INTO ids VALUES (?, 1, 0, ?, NULL)", (key, position)
+            "INSERT OR IGNORE INTO ids VALUES (?, 1, 0, ?, NULL, ?)", (key, position, optional)
         )
         if added.rowcount == 0:
-            self._db.execute("UPDATE ids SET inputs = inputs + 1 WHERE key = ?", (key,))
+            self._db.execute(
+                "UPDATE ids SET inputs = inputs + 1, optional = optional + ? WHERE key = ?",
+                (optional, key),
+            )
             self._db.execute("INSERT INTO repeats VALUES (?, ?)", (key, position))
 
     def add_output(self, key: bytes, row: int, last: int) -> int | None:
         """Count one output row; then as `place`, from the counts so far."""
         counts = self._db.execute(
-            "INSERT INTO ids VALUES (?, 0, 1, NULL, ?) ON CONFLICT (key) "
+            "INSERT INTO ids VALUES (?, 0, 1, NULL, ?, 0) ON CONFLICT (key) "
             "DO UPDATE SET outputs = outputs + 1 RETURNING first, inputs, outputs",
             (key, row),
         ).fetchone()
@@ -80,6 +85,14 @@ class IdTally:
             f"SELECT key FROM ids WHERE {where} ORDER BY {order} LIMIT ?", (show,)
         ).fetchall()
         return tuple(orjson.loads(key) for (key,) in keys), count
+
+    def left_out(self) -> int:
+        """Input items that --where left out and that no output row names."""
+        (count,) = self._db.execute(
+            "SELECT COALESCE(SUM(MIN(optional, inputs - outputs)), 0) FROM ids "
+            "WHERE optional > 0 AND inputs > outputs"
+        ).fetchone()
+        return int(count)
 
     def close(self) -> None:
         self._db.close()

@@ -28,9 +28,11 @@ from pipeline.core.events import DISCARD
 from pipeline.core.models import Item
 from pipeline.dispatch.transport import HttpTransport, TransportError
 from pipeline.prepare.batching import batched
-from pipeline.prepare.preparer import PreparedBatch, Preparer
-from pipeline.prepare.request_builder import Request, RequestBuilder
+from pipeline.prepare.packing import Packer, PackLimits
+from pipeline.prepare.preparer import PreparedBatch, Preparer, Skipped
+from pipeline.prepare.request_builder import TOO_LONG, Request, RequestBuilder
 from pipeline.protocol.headers import read_limits
+from pipeline.protocol.token_count import completion_cap, prompt_tokens
 from pipeline.read.ids import SeenIds, identify
 from pipeline.read.requeue import read_quarantine
 from pipeline.read.sources import check_inputs, read_records
@@ -39,7 +41,6 @@ from pipeline.spend.prices import pricing_for
 from pipeline.state.fingerprint import input_identity, run_fingerprint
 from pipeline.state.resume import skip_committed, with_digests
 from pipeline.state.store import read_state
-from pipeline.traffic.tokens import completion_cap, prompt_tokens
 
 EXIT_INVALID_ITEMS = 65
 PROBE_TIMEOUT = 30.0
@@ -53,6 +54,7 @@ class PlanCounts:
     items: int = 0
     done: int = 0  # committed by earlier attempts of the job (in the state)
     invalid: Counter[str] = field(default_factory=Counter)  # by kind
+    skipped: int = 0  # left out by --where
     cached: int = 0
     twins: int = 0  # identical to an earlier request of the run: answered by it
     requests: int = 0
@@ -63,6 +65,7 @@ class PlanCounts:
     cached_completion_tokens: int = 0
     state_differs: bool = False  # the state holds another job: the run would refuse it
     shown: list[dict[str, Any]] = field(default_factory=list)
+    packer: Packer[None] | None = None  # embeddings inputs share requests, as the run packs them
 
 
 @dataclass(slots=True)
@@ -86,12 +89,17 @@ async def make_plan(config: RunConfig, show: int, probe: bool) -> dict[str, Any]
 
 def count_requests(config: RunConfig, show: int) -> PlanCounts:
     counts = PlanCounts()
+    request = config.request
+    if request.endpoint is Endpoint.EMBEDDINGS and request.inputs_per_request > 1:
+        counts.packer = Packer(PackLimits(inputs=request.inputs_per_request))
     builder = RequestBuilder(config.request)
     seen, twins = SeenIds(), SeenIds()
     try:
         with _memo(config) as memo:
             for prepared in _prepared(config, builder, seen, memo, counts):
                 _count_batch(prepared, memo, twins, counts, show)
+        if counts.packer is not None and len(counts.packer):
+            counts.requests += 1  # the last pack, not full
     finally:
         seen.close()
         twins.close()
@@ -137,6 +145,8 @@ def _count_batch(
     for item, request, key in zip(items, prepared.requests, prepared.keys, strict=True):
         if isinstance(request, Request):
             to_send.append((item, request, key))
+        elif isinstance(request, Skipped):
+            counts.skipped += 1
         else:
             counts.invalid[invalid_kind(item, request)] += 1
     known = {}
@@ -158,8 +168,13 @@ def _count_batch(
 
 
 def _count_request(item: Item, request: Request, counts: PlanCounts, show: int) -> None:
-    counts.requests += 1
-    counts.prompt_tokens += prompt_tokens(request.body)
+    tokens = prompt_tokens(request.body)
+    counts.prompt_tokens += tokens
+    packer = counts.packer
+    if packer is not None and request.endpoint is Endpoint.EMBEDDINGS:
+        counts.requests += len(packer.add(None, tokens))
+    else:
+        counts.requests += 1
     if request.endpoint is Endpoint.CHAT:
         counts.chat_requests += 1
         cap = completion_cap(request.body)
@@ -182,6 +197,10 @@ def invalid_kind(item: Item, why: str | None) -> str:
         return "bad_id"
     if problem.startswith(_CLASH):
         return "result_field_clash"
+    if problem.startswith(TOO_LONG):
+        return "too_long"
+    if problem.startswith("--where"):
+        return "where_error"
     return "cannot_render"
 
 
@@ -272,6 +291,7 @@ def plan_dict(config: RunConfig, counts: PlanCounts, limits: Limits) -> dict[str
         "done": counts.done,
         "invalid": invalid,
         "invalid_by_kind": dict(sorted(counts.invalid.items())),
+        "skipped_by_where": counts.skipped,
         "cached": counts.cached,
         "duplicates": counts.twins,
         "requests": counts.requests,

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -29,7 +28,6 @@ import pyarrow as pa
 
 from pipeline.cache.memo import ResponseMemo
 from pipeline.cache.store import CacheUnavailable, ResponseCache
-from pipeline.core.clock import SystemClock
 from pipeline.core.config import RunConfig
 from pipeline.core.errors import (
     BudgetReached,
@@ -39,9 +37,7 @@ from pipeline.core.errors import (
 )
 from pipeline.core.events import CacheOpened, JobResumed
 from pipeline.core.formats import FileFormat
-from pipeline.core.redact import Redactor
-from pipeline.dispatch.dispatcher import Dispatcher
-from pipeline.dispatch.transport import HttpTransport, Transport
+from pipeline.dispatch.transport import Transport
 from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.engines.protocol import OutcomeWriter
 from pipeline.observe.broadcast import Broadcast
@@ -56,10 +52,11 @@ from pipeline.read.ids import SeenIds, identify
 from pipeline.read.reader_thread import ThreadFeed
 from pipeline.read.requeue import read_quarantine
 from pipeline.read.sources import check_inputs, read_records
+from pipeline.run.assembly import build_engine, http_transport
 from pipeline.run.interrupts import Interrupted, run_until_signal
 from pipeline.run.result import EXIT_ERROR_RATE, EXIT_INTERNAL, EXIT_OK, RunResult
 from pipeline.run.telemetry import skipped_items, span_recorder, write_summary
-from pipeline.spend.budget import UNPRICED_HINT, BudgetGate, deadline_left, deadline_reached
+from pipeline.spend.budget import UNPRICED_HINT, deadline_left, deadline_reached
 from pipeline.spend.ledger import Ledger
 from pipeline.spend.prices import pricing_for
 from pipeline.state.checkpoint import ArrowEncoding, CheckpointWriter
@@ -67,7 +64,6 @@ from pipeline.state.fingerprint import input_identity, run_fingerprint
 from pipeline.state.resume import ResumePoint, skip_committed, with_digests
 from pipeline.state.spent import SpendingKeeper
 from pipeline.state.store import RunState
-from pipeline.traffic.control import TrafficControl
 from pipeline.write.final import (
     DirectWriter,
     FinalWriters,
@@ -75,19 +71,9 @@ from pipeline.write.final import (
     parquet_result_schema,
     sweep_output_temps,
 )
-from pipeline.write.writers import output_format
+from pipeline.write.writers import output_format, typed_output
 
 TransportFactory = Callable[[RunConfig], AbstractAsyncContextManager[Transport]]
-
-
-def http_transport(config: RunConfig) -> HttpTransport:
-    connection = config.connection
-    return HttpTransport(
-        connection.base_url,
-        connection.api_key,
-        config.traffic.concurrency,
-        connection.max_response_size,
-    )
 
 
 async def run(
@@ -176,9 +162,9 @@ def _begin(config: RunConfig, ledger: Ledger) -> tuple[RequestBuilder, RunState 
     check_inputs(config.read.inputs)
     check_output_paths(config.output)
     builder = RequestBuilder(config.request)
-    model = config.request.model
-    if config.spend.max_cost is not None and model and ledger.pricing.price_of(model) is None:
-        raise ConfigError(f"--max-cost needs a price for {model!r}: {UNPRICED_HINT}")
+    for model in (config.request.model, config.request.fallback_model):
+        if config.spend.max_cost is not None and model and ledger.pricing.price_of(model) is None:
+            raise ConfigError(f"--max-cost needs a price for {model!r}: {UNPRICED_HINT}")
     state = None
     if config.state.directory is not None:
         state = RunState(config.state.directory)
@@ -232,6 +218,7 @@ class _Run:
                 self.config.read.id_field,
                 self._arrow_encoding(state),
                 self.config.output.result_fields,
+                self.config.output.drop_skipped,
             )
             await self._drive(writer, state.resume)
             self._finalize(state, state.resume.batches + writer.batches_written)
@@ -331,20 +318,7 @@ class _Run:
     def _engine(
         self, transport: Transport, writer: OutcomeWriter, memo: ResponseMemo | None
     ) -> AsyncioEngine:
-        config, events, clock = self.config, self.events, SystemClock()
-        traffic = TrafficControl(config.traffic, clock, events, random.Random())
-        redact = Redactor(config.connection.api_key)
-        budget = BudgetGate(config.spend, self.ledger) if config.spend.budgeted else None
-        dispatcher = Dispatcher(
-            transport, traffic, config.retry, events, redact, clock, random.Random(), memo, budget
-        )
-        concurrency, batch_size = config.traffic.concurrency, config.read.batch_size
-        # Enough batches ahead of the writer that one slow item does not idle the pool,
-        # and that commits can take several complete batches at once.
-        window = max(16, 4 * -(-concurrency // batch_size))
-        # A budget stop lets requests on the wire land: they are paid for.
-        landing = config.traffic.timeout
-        return AsyncioEngine(dispatcher, writer, events, concurrency, window, memo, landing)
+        return build_engine(self.config, transport, writer, memo, self.events, self.ledger)
 
     def _result_schema(self) -> pa.Schema | None:
         config = self.config
@@ -355,11 +329,18 @@ class _Run:
     def _arrow_encoding(self, state: RunState) -> ArrowEncoding | None:
         if output_format(self.config.output.results) is not FileFormat.PARQUET:
             return None
-        return ArrowEncoding(self._result_schema() or state.results_schema())
+        return ArrowEncoding(self._parquet_schema(state), typed_output(self.config.output))
+
+    def _parquet_schema(self, state: RunState) -> pa.Schema | None:
+        """What committed parts were written with, when there are any (the one schema of
+        the job), else what the inputs make it; None for results that are not Parquet."""
+        if output_format(self.config.output.results) is not FileFormat.PARQUET:
+            return None
+        return state.results_schema() or self._result_schema()
 
     def _finalize(self, state: RunState, batches: int) -> None:
         """Every batch is committed: assemble the final files in input order, atomically."""
-        files = FinalWriters(self.config.output, self._result_schema())
+        files = FinalWriters(self.config.output, self._parquet_schema(state))
         try:
             state.assemble(files.results, files.quarantine, batches)
             files.commit()

@@ -22,13 +22,15 @@ from pipeline.core.config import STDIO
 from pipeline.core.errors import InputMissing, UsageError
 from pipeline.core.models import Item
 from pipeline.core.words import counted
+from pipeline.prepare.where import Where, WhereEvalError
 from pipeline.protocol.batch_lines import RAW_ID_FIELD, is_batch_line
 from pipeline.read.ids import SeenIds, identify
 from pipeline.read.sources import STDIN_SOURCE, check_inputs, input_format, read_records
 from pipeline.run.id_tally import IdTally
 
-# Filters on the id table: (condition, order for the examples).
-_MISSING = ("inputs > outputs", "first")
+# Filters on the id table: (condition, order for the examples). Items --where left out
+# (`optional`) may be missing: --drop-skipped writes no row for them.
+_MISSING = ("inputs > outputs + optional", "first")
 _DUPLICATED = ("outputs > inputs AND inputs > 0", "first")
 _UNEXPECTED = ("inputs = 0", "seen")
 
@@ -58,11 +60,13 @@ class VerifyReport:
     out_of_order: tuple[Misplaced, ...]
     out_of_order_count: int
     rows_without_id: int  # output rows with no id (or that are not JSON objects)
+    left_out: int = 0  # items the run's --where skipped that have no row (--drop-skipped)
 
     @property
     def ok(self) -> bool:
         faults = self.missing_count + self.duplicated_count + self.unexpected_count
-        balanced = self.input_items == self.result_rows + self.quarantine_rows
+        rows = self.result_rows + self.quarantine_rows + self.left_out
+        balanced = self.input_items == rows
         return balanced and faults + self.out_of_order_count + self.rows_without_id == 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,8 +80,9 @@ class VerifyReport:
             else "NOT OK: the outputs do not match the input one to one",
             f"{counted(self.input_items, 'input item')}; "
             f"{counted(self.result_rows, 'result row')} + "
-            f"{counted(self.quarantine_rows, 'quarantine row')} = "
-            f"{self.result_rows + self.quarantine_rows:,}",
+            f"{counted(self.quarantine_rows, 'quarantine row')}"
+            + (f" + {self.left_out:,} left out by --where" if self.left_out else "")
+            + f" = {self.result_rows + self.quarantine_rows + self.left_out:,}",
         ]
         for what, ids, count in (
             ("missing (no output row)", self.missing, self.missing_count),
@@ -112,14 +117,16 @@ def verify(
     quarantines: Sequence[str],
     id_field: str = "id",
     show: int = 20,
+    where: Where | None = None,
 ) -> VerifyReport:
-    """Read the inputs and a run's outputs, streaming, and report how they differ."""
+    """Read the inputs and a run's outputs, streaming, and report how they differ. With
+    the run's `where`, the items it leaves out may be absent (--drop-skipped)."""
     check_inputs(inputs)
     _check_outputs(results, "results")
     _check_outputs(quarantines, "quarantine")
     tally = IdTally()
     try:
-        input_items = _read_inputs(tally, inputs, id_field)
+        input_items = _read_inputs(tally, inputs, id_field, where)
         outputs = (
             (results, lambda row: _result_id(row, id_field)),
             (quarantines, _quarantine_id),
@@ -143,6 +150,7 @@ def verify(
             tuple(found.misplaced),
             found.out_of_order,
             found.without_id,
+            tally.left_out(),
         )
     finally:
         tally.close()
@@ -157,16 +165,27 @@ def _check_outputs(paths: Sequence[str], what: str) -> None:
             raise InputMissing(f"{what} file {path!r} does not exist")
 
 
-def _read_inputs(tally: IdTally, inputs: Sequence[str], id_field: str) -> int:
+def _read_inputs(tally: IdTally, inputs: Sequence[str], id_field: str, where: Where | None) -> int:
     seen = SeenIds()  # identify needs one; its verdicts do not change the ids
     try:
         count = 0
         for item in identify(read_records(inputs), id_field, seen):
-            tally.add_input(orjson.dumps(_input_id(item)), item.position)
+            optional = where is not None and _left_out(item, where)
+            tally.add_input(orjson.dumps(_input_id(item)), item.position, optional)
             count += 1
         return count
     finally:
         seen.close()
+
+
+def _left_out(item: Item, where: Where) -> bool:
+    """Whether the run, given `where`, skipped the item (a valid one it did not match)."""
+    if item.problem is not None or item.row is None:
+        return False
+    try:
+        return not where.matches(item.row)
+    except WhereEvalError:
+        return False  # the run quarantined it
 
 
 def _input_id(item: Item) -> Any:

@@ -18,8 +18,8 @@ from typing import Any
 from pipeline.core.config import SpendConfig
 from pipeline.core.errors import BudgetReached, ConfigError
 from pipeline.core.words import counted, money
+from pipeline.protocol.token_count import completion_cap, prompt_tokens
 from pipeline.spend.ledger import Ledger, Spent
-from pipeline.traffic.tokens import completion_cap, prompt_tokens
 
 
 def budget_reached(

@@ -21,7 +21,7 @@ from pipeline.core.tally import Tally
 from pipeline.state.part_header import PartHeader
 from pipeline.state.parts import write_part
 from pipeline.write.rows import quarantine_row, result_row
-from pipeline.write.writers import infer_schema, rows_to_arrow
+from pipeline.write.writers import TypedOutput, infer_schema, rows_to_arrow
 
 
 class ArrowEncoding:
@@ -32,10 +32,17 @@ class ArrowEncoding:
     stops the run rather than being silently changed.
     """
 
-    def __init__(self, schema: pa.Schema | None) -> None:
+    def __init__(self, schema: pa.Schema | None, typed: TypedOutput | None = None) -> None:
         self.schema = schema
+        self._typed = typed  # the answer column's type and how values fit it
+        self._settled = schema is not None and typed is None
 
     def __call__(self, rows: list[dict[str, Any]]) -> bytes:
+        if self._typed is not None:
+            self._typed.fit(rows)
+            if not self._settled:
+                self.schema = self._typed.settled(self.schema, rows)
+                self._settled = True
         if self.schema is None:
             self.schema = infer_schema(rows)
         return rows_to_arrow(rows, self.schema)
@@ -51,7 +58,9 @@ class CheckpointWriter:
         id_field: str,
         encode_results: Encode | None,
         result_fields: ResultFields = RESULT_FIELDS,
+        drop_skipped: bool = False,
     ) -> None:
+        self._drop = drop_skipped  # items --where skipped get no result row
         self._parts_dir = parts_dir
         self._id_field = id_field
         self._result_fields = result_fields
@@ -67,7 +76,7 @@ class CheckpointWriter:
         self.batches_written += len(parts)
 
     def _part(self, batch: Batch, outcomes: list[Outcome]) -> tuple[PartHeader, bytes, bytes]:
-        good = [o for o in outcomes if isinstance(o, Success)]
+        good = [o for o in outcomes if isinstance(o, Success) and not (o.skipped and self._drop)]
         bad = [o for o in outcomes if not isinstance(o, Success)]
         tally = Tally.of(outcomes)
         good_rows = [result_row(o, self._id_field, self._result_fields) for o in good]
@@ -85,5 +94,6 @@ class CheckpointWriter:
             quarantine_bytes=len(quarantine),
             committed_at=time.time(),
             quarantined=dict(tally.quarantined),
+            skipped=tally.skipped,
         )
         return header, results, quarantine

@@ -17,7 +17,8 @@ import os
 import stat
 from typing import Any
 
-from pipeline.core.config import STDIO, RunConfig
+from pipeline.core.config import STDIO, RequestConfig, RunConfig
+from pipeline.core.jsonio import dumps
 from pipeline.write.writers import output_format
 
 FINGERPRINT_VERSION = 2  # 2: checksummed parts, result field names, ids that are null
@@ -37,6 +38,13 @@ _DESCRIPTIONS: dict[str, tuple[str, bool]] = {
     "max_tokens": ("--max-tokens", True),
     "temperature": ("--temperature", True),
     "options": ("the request options (-O)", True),
+    "answers": ("the answers' JSON schema (--schema, --json)", False),
+    "where": ("--where", True),
+    "truncate": ("--truncate", True),
+    "max_input_tokens": ("--max-input-tokens", True),
+    "drop_skipped": ("--drop-skipped", True),
+    "fallback_model": ("--fallback-model", True),
+    "stream": ("--stream", True),
     "input_field": ("--input-field", True),
     "id_field": ("--id-field", True),
     "batch_size": ("--batch-size", True),
@@ -59,12 +67,36 @@ def run_fingerprint(config: RunConfig, inputs: list[dict[str, Any]]) -> dict[str
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
         "options": request.body_options,
+        "answers": _answers_shape(request),
+        **_selection(config),
         "input_field": request.input_field,
         "id_field": config.read.id_field,
         "batch_size": config.read.batch_size,
         "output_format": str(output_format(config.output.results) or "stdout"),
         "result_fields": list(config.output.result_fields.names),
     }
+
+
+def _answers_shape(request: RequestConfig) -> str | None:
+    """What answers must be: None (text), "json_object", or the schema's digest."""
+    if request.schema is not None:
+        return _text_digest(dumps(request.schema).decode())
+    return "json_object" if request.json_output else None
+
+
+def _selection(config: RunConfig) -> dict[str, Any]:
+    """The options choosing and trimming items: only when set, so jobs that use none keep
+    the fingerprint they always had."""
+    request = config.request
+    chosen = {
+        "where": request.where,
+        "truncate": [list(limit) for limit in request.truncate] or None,
+        "max_input_tokens": request.max_input_tokens,
+        "drop_skipped": config.output.drop_skipped or None,
+        "fallback_model": request.fallback_model,
+        "stream": request.stream or None,
+    }
+    return {name: value for name, value in chosen.items() if value is not None}
 
 
 def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:

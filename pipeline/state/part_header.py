@@ -31,6 +31,7 @@ _COUNTS = (
     "completion_tokens",
     "results_bytes",
     "quarantine_bytes",
+    "skipped",
 )
 
 
@@ -51,6 +52,7 @@ class PartHeader:
     quarantine_bytes: int
     committed_at: float
     quarantined: dict[str, int] = field(default_factory=dict)  # by error kind
+    skipped: int = 0  # by --where; written only when not 0, so older parts read the same
     checksum: str = ""  # of every field above and the batch's rows; see `sealed`
 
     def encode(self) -> bytes:
@@ -58,7 +60,10 @@ class PartHeader:
 
     def _as_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies, and measured a second per 100k items.
-        return {name: getattr(self, name) for name in _FIELD_NAMES}
+        fields = {name: getattr(self, name) for name in _FIELD_NAMES}
+        if not self.skipped:
+            del fields["skipped"]
+        return fields
 
     def tally(self) -> Tally:
         """The counts of the batch's outcomes."""
@@ -69,6 +74,7 @@ class PartHeader:
             self.prompt_tokens,
             self.completion_tokens,
             Counter(self.quarantined),
+            self.skipped,
         )
 
     def sealed(self, results: bytes, quarantine: bytes) -> PartHeader:

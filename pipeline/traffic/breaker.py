@@ -65,6 +65,12 @@ class CircuitBreaker:
         # Half-open: the probe is out; its verdict wakes waiters, this is a fallback.
         return Admission(send=False, wait=self._cooldown)
 
+    def passes(self, now: float) -> bool:
+        """Whether an attempt asking now would go out: closed, or a probe is due."""
+        if self.state is BreakerState.CLOSED:
+            return True
+        return self.state is BreakerState.OPEN and now >= self._retry_at
+
     def record(self, ok: bool, now: float, probe: bool = False) -> None:
         if ok and self.state is not BreakerState.CLOSED:
             self._close()  # any answer, probe or straggler, shows the endpoint is back

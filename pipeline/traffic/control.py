@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -100,6 +100,10 @@ class TrafficControl:
             self.budget.on_first_attempt()
         return ticket
 
+    def down(self) -> bool:
+        """The breaker is open and no probe is due: an attempt asking now would wait."""
+        return not self.breaker.passes(self._clock.now())
+
     def release(self, ticket: Ticket) -> None:
         """Free the slot after an attempt, whatever became of it."""
         self._in_flight -= 1
@@ -122,9 +126,12 @@ class TrafficControl:
             return self._timeout
         return self.latency.attempt_timeout(self._timeout)
 
-    async def retry_permit(self) -> None:
-        """Wait until the retry budget allows one more retry."""
-        while not self.budget.try_spend(self._clock.now()):
+    async def retry_permit(self, unless: Callable[[], bool] | None = None) -> None:
+        """Wait until the retry budget allows one more retry, or `unless()` says the
+        retry will not come here (it goes to a fallback model)."""
+        while not (unless is not None and unless()) and not self.budget.try_spend(
+            self._clock.now()
+        ):
             self._events.emit(RETRY_BUDGET_WAITED)
             wait = self.budget.seconds_until_available(self._clock.now())
             await self._clock.sleep(wait * self._rng.uniform(0.5, 1.5))

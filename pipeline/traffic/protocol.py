@@ -7,7 +7,7 @@ shared across processes (one account's limit for several runs) would be another.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,14 +64,17 @@ class Limiter(Protocol):
     async def admit_request(self, body: dict[str, Any], chat: bool, first_attempt: bool) -> Ticket:
         """Wait until the request may go (limits, slots, the breaker); its ticket."""
 
+    def down(self) -> bool:
+        """Whether the endpoint is held to be down right now (the breaker is open)."""
+
     def release(self, ticket: Ticket) -> None:
         """Free the attempt's slot, whatever became of it."""
 
     def attempt_timeout(self) -> float:
         """How long the next attempt may take."""
 
-    async def retry_permit(self) -> None:
-        """Wait until the retry budget allows another retry."""
+    async def retry_permit(self, unless: Callable[[], bool] | None = None) -> None:
+        """Wait until the retry budget allows another retry, or until `unless()`."""
 
     def record(
         self,

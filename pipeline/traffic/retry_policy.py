@@ -39,6 +39,7 @@ class Verdict:
     server_wait: float | None = None
     server_says_retry: bool | None = None
     timed_out: bool = False
+    answer: str | None = None  # an unusable answer's text, for the quarantine row
 
 
 def retry_kind(verdict: Verdict) -> ErrorKind | None:

@@ -9,31 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.protocol.messages import message_text
+from pipeline.protocol.token_count import completion_cap, prompt_tokens
 
-CHARS_PER_TOKEN = 4
-TOKENS_PER_MESSAGE = 4
 # What a chat answer is assumed to cost before any has been seen, when max_tokens is unset.
 PRIOR_COMPLETION_TOKENS = 256.0
-
-
-def prompt_tokens(body: dict[str, Any]) -> int:
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        return sum(_text_tokens(message_text(m)) + TOKENS_PER_MESSAGE for m in messages)
-    embedded = body.get("input")
-    if isinstance(embedded, list):
-        return sum(_text_tokens(x if isinstance(x, str) else str(x)) for x in embedded)
-    return _text_tokens(embedded if isinstance(embedded, str) else "")
-
-
-def completion_cap(body: dict[str, Any]) -> int | None:
-    """The most completion tokens the request allows, or None when it sets no bound."""
-    cap = body.get("max_completion_tokens") or body.get("max_tokens")
-    choices = body.get("n", 1)
-    if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0:
-        return None
-    return cap * (choices if isinstance(choices, int) and choices > 0 else 1)
 
 
 class CompletionAverage:
@@ -60,7 +39,3 @@ def expected_tokens(body: dict[str, Any], completions: CompletionAverage, chat: 
         return float(prompt_tokens(body))
     cap = completion_cap(body)
     return prompt_tokens(body) + (float(cap) if cap is not None else completions.mean)
-
-
-def _text_tokens(text: str) -> int:
-    return -(-len(text) // CHARS_PER_TOKEN)

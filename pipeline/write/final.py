@@ -21,6 +21,7 @@ from pipeline.write.writers import (
     open_result_writer,
     output_format,
     result_schema,
+    typed_output,
 )
 
 
@@ -60,7 +61,7 @@ class FinalWriters:
     """The results and quarantine files, published together or not at all."""
 
     def __init__(self, output: OutputConfig, result_schema: pa.Schema | None) -> None:
-        self.results = open_result_writer(output.results, result_schema)
+        self.results = open_result_writer(output.results, result_schema, typed_output(output))
         try:
             self.quarantine: RowWriter = open_quarantine_writer(output.quarantine)
         except BaseException:
@@ -87,13 +88,14 @@ class DirectWriter:
         self.files = FinalWriters(output, result_schema)
         self._id_field = id_field
         self._fields = output.result_fields
+        self._drop = output.drop_skipped  # items --where skipped get no result row
 
     async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
         for _, outcomes in batches:
             good = [
                 result_row(o, self._id_field, self._fields)
                 for o in outcomes
-                if isinstance(o, Success)
+                if isinstance(o, Success) and not (o.skipped and self._drop)
             ]
             bad = [quarantine_row(o) for o in outcomes if not isinstance(o, Success)]
             if good:
@@ -122,5 +124,11 @@ def parquet_result_schema(
     names = output.result_fields
     if clash := names.clash(schema.names):
         raise ConfigError(result_field_clash(clash))
-    output_type = pa.list_(pa.float64()) if endpoint is Endpoint.EMBEDDINGS else pa.string()
+    typed = typed_output(output)
+    if typed is not None:
+        output_type = typed.type_for([])  # vectors: their size is filled in by the first rows
+    elif endpoint is Endpoint.EMBEDDINGS:
+        output_type = pa.list_(pa.float32())
+    else:
+        output_type = pa.string()
     return result_schema(schema, id_field, output_type, names)

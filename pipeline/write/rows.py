@@ -21,6 +21,10 @@ def result_row(
     row[fields.output] = success.output
     row[fields.usage] = success.usage.as_dict()
     row[fields.cached] = success.cached
+    if fields.skipped is not None:
+        row[fields.skipped] = success.skipped
+    if fields.model is not None:
+        row[fields.model] = success.model
     return row
 
 
@@ -30,10 +34,17 @@ def quarantine_row(failure: Failure) -> dict[str, Any]:
     An item without a valid id has "id": null; its source file and line tell it apart.
     """
     item = failure.item
+    error: dict[str, Any] = {
+        "kind": str(failure.kind),
+        "status": failure.status,
+        "message": failure.message,
+    }
+    if failure.answer is not None:
+        error["answer"] = failure.answer
     return {
         "id": item.id,
         "item": item.original,
-        "error": {"kind": str(failure.kind), "status": failure.status, "message": failure.message},
+        "error": error,
         "attempts": failure.attempts,
         "source": {"file": item.source, "line": item.line},
     }

@@ -12,15 +12,17 @@ import contextlib
 import gzip
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.core.config import RESULT_FIELDS, STDIO, ResultFields
+from pipeline.core.config import RESULT_FIELDS, STDIO, OutputConfig, ResultFields
 from pipeline.core.errors import OutputError, SchemaMismatch, UsageError
 from pipeline.core.formats import KNOWN_SUFFIXES, FileFormat, format_of
 from pipeline.core.jsonio import dumps_lines
+from pipeline.write.arrow_shape import OutputShape, output_shape
 from pipeline.write.atomic import DirectFile, OutputFile, open_output
 from pipeline.write.paths import Target, target_kind
 
@@ -30,6 +32,53 @@ PARQUET_ROW_GROUP_ROWS = 5000
 USAGE_TYPE = pa.struct(
     [("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("total_tokens", pa.int64())]
 )
+
+
+@dataclass(frozen=True, slots=True)
+class TypedOutput:
+    """Parquet's output column typed by what the answers are, not by the first rows:
+    the schema's type with --schema, or fixed-size float32 lists for embeddings (the
+    size is the first vector's, as no option says it)."""
+
+    column: str
+    shape: OutputShape | None = None  # with --schema
+    vectors: bool = False  # embeddings
+
+    def fit(self, rows: list[dict[str, Any]]) -> None:
+        """Make each row's answer storable under the column's type (rows are ours to change)."""
+        if self.shape is None or not self.shape.needs_fitting:
+            return
+        column, fit = self.column, self.shape.fit
+        for row in rows:
+            value = row.get(column)
+            if value is not None:
+                row[column] = fit(value)
+
+    def type_for(self, rows: list[dict[str, Any]]) -> pa.DataType:
+        if self.shape is not None:
+            return self.shape.type
+        if not self.vectors:
+            return pa.string()
+        size = next((len(v) for row in rows if isinstance(v := row.get(self.column), list)), 0)
+        return pa.list_(pa.float32(), size) if size else pa.list_(pa.float32())
+
+    def settled(self, schema: pa.Schema | None, rows: list[dict[str, Any]]) -> pa.Schema:
+        """The schema for the first rows written: inferred, or the one given with the
+        vectors' size filled in once a vector shows it."""
+        if schema is None:
+            return infer_schema(rows, self)
+        index = schema.get_field_index(self.column)
+        if self.vectors and index >= 0 and pa.types.is_list(schema.field(index).type):
+            return schema.set(index, pa.field(self.column, self.type_for(rows)))
+        return schema
+
+
+def typed_output(output: OutputConfig) -> TypedOutput | None:
+    if output.answer_schema is not None:
+        return TypedOutput(output.result_fields.output, output_shape(output.answer_schema))
+    if output.vectors:
+        return TypedOutput(output.result_fields.output, vectors=True)
+    return None
 
 
 class RowWriter(Protocol):
@@ -116,9 +165,12 @@ class ParquetWriter:
     silently changed.
     """
 
-    def __init__(self, path: str, schema: pa.Schema | None = None) -> None:
+    def __init__(
+        self, path: str, schema: pa.Schema | None = None, typed: TypedOutput | None = None
+    ) -> None:
         self.target = open_output(path)
         self._schema = schema
+        self._typed = typed
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[dict[str, Any]] = []
         self._pending_tables: list[pa.Table] = []
@@ -133,7 +185,7 @@ class ParquetWriter:
         try:
             self._flush()
             if self._writer is None:
-                self._open(self._schema or infer_schema([]))
+                self._open(self._schema or infer_schema([], self._typed))
             assert self._writer is not None
             self._writer.close()
         except OSError as exc:
@@ -165,6 +217,10 @@ class ParquetWriter:
 
     def _flush(self) -> None:
         if self._pending:
+            if self._typed is not None:
+                self._typed.fit(self._pending)
+                if self._writer is None:
+                    self._schema = _checked(self._typed.settled, self._schema, self._pending)
             if self._schema is None:
                 self._schema = _checked(infer_schema, self._pending)
             self._write(_checked(rows_to_table, self._pending, self._schema))
@@ -204,20 +260,24 @@ def rows_to_arrow(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:
 def _checked(convert: Callable[..., T], *args: Any) -> T:
     try:
         return convert(*args)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         raise SchemaMismatch(
             f"result rows do not fit one Parquet schema ({exc}); "
             "write JSONL instead (-o results.jsonl)"
         ) from exc
 
 
-def infer_schema(rows: Iterable[dict[str, Any]]) -> pa.Schema:
-    """The first rows' types; all-null columns become strings so later values fit."""
+def infer_schema(rows: Iterable[dict[str, Any]], typed: TypedOutput | None = None) -> pa.Schema:
+    """The first rows' types; all-null columns become strings so later values fit. The
+    answer's column has the schema's type when there is one (`typed`), whatever the rows."""
     rows = list(rows)
+    answer_type = typed.type_for(rows) if typed is not None else pa.string()
     if not rows:
-        return pa.schema(_answer_fields(pa.string()))
+        return pa.schema(_answer_fields(answer_type))
     inferred = pa.Table.from_pylist(rows).schema
     fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in inferred]
+    if typed is not None:
+        fields = [pa.field(f.name, answer_type) if f.name == typed.column else f for f in fields]
     return pa.schema(fields).remove_metadata()
 
 
@@ -236,19 +296,26 @@ def result_schema(
 
 def _answer_fields(output_type: pa.DataType, names: ResultFields = RESULT_FIELDS) -> list[pa.Field]:
     """The columns sluice adds to each item, in the order `result_row` adds them."""
-    return [
+    fields = [
         pa.field(names.output, output_type),
         pa.field(names.usage, USAGE_TYPE),
         pa.field(names.cached, pa.bool_()),
     ]
+    if names.skipped is not None:
+        fields.append(pa.field(names.skipped, pa.bool_()))
+    if names.model is not None:
+        fields.append(pa.field(names.model, pa.string()))
+    return fields
 
 
-def open_result_writer(path: str, schema: pa.Schema | None) -> RowWriter:
+def open_result_writer(
+    path: str, schema: pa.Schema | None, typed: TypedOutput | None = None
+) -> RowWriter:
     fmt = output_format(path)
     if fmt is None:
         return JsonlWriter(path)  # '-': standard output
     if fmt is FileFormat.PARQUET:
-        return ParquetWriter(path, schema)
+        return ParquetWriter(path, schema, typed)
     return JsonlWriter(path, compress=fmt is FileFormat.JSONL_GZ)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from tests.bench.durability import durability
 from tests.bench.harness import Measured, measure, simulator, sluice_run, write_reviews
 from tests.bench.observation import observation
+from tests.bench.shaping import shaping
 from tests.bench.traffic import traffic
 
 THROUGHPUT_ITEMS = 20_000
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
         "--only",
-        choices=["throughput", "memory", "traffic", "durability", "observation"],
+        choices=["throughput", "memory", "traffic", "durability", "observation", "shaping"],
         help="run one group of figures",
     )
     args = parser.parse_args()
@@ -99,6 +100,11 @@ def main() -> None:
             traffic(work, 400 if args.quick else 1_000)
         if args.only in (None, "observation"):
             observation(work, 2_000 if args.quick else THROUGHPUT_ITEMS)
+        if args.only in (None, "shaping"):
+            if args.quick:
+                shaping(work, embedding_items=5_000, structured_items=2_000)
+            else:
+                shaping(work, embedding_items=100_000, structured_items=THROUGHPUT_ITEMS)
         if args.only in (None, "durability"):
             if args.quick:
                 durability(work, cached_items=20_000, kill_items=600, checkpoint_items=5_000)

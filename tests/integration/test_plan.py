@@ -138,6 +138,7 @@ def test_an_unpriced_model_has_no_cost_and_the_limits_can_be_probed(tmp_path: Pa
 
 def test_plan_flags_belong_to_a_dry_run(tmp_path: Path) -> None:
     source = _source(tmp_path)
-    result = run_cli(["run", source, "-o", str(tmp_path / "o.jsonl"), "-m", "m", "--json"])
-    assert result.exit_code == 2
-    assert "--dry-run" in result.stderr
+    for flag in (["--show", "2"], ["--probe-limits"]):
+        result = run_cli(["run", source, "-o", str(tmp_path / "o.jsonl"), "-m", "m", *flag])
+        assert result.exit_code == 2
+        assert "--dry-run" in result.stderr

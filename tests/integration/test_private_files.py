@@ -36,7 +36,7 @@ def test_a_stopped_run_leaves_only_owner_only_files_in_the_cache_and_the_state(
     command = [
         *(sys.executable, "-m", "cli", "run", source, "-o", str(tmp_path / "out.jsonl")),
         *("--endpoint", "embeddings", "-m", "sim-embed", "-O", f"dimensions={DIMENSIONS}"),
-        *("--cache-dir", str(cache), "--batch-size", "2", "-c", "1"),
+        *("--cache-dir", str(cache), "--batch-size", "2", "-c", "1", "--inputs-per-request", "1"),
     ]
     # The quota stops the run after five answers: two batches committed, state kept.
     with BackgroundSimulator(SimulatorConfig(quota_requests=5)) as sim:

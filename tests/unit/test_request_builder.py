@@ -1,5 +1,7 @@
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.core.config import Endpoint, RequestConfig
 from pipeline.core.errors import UsageError
@@ -89,3 +91,48 @@ def test_answers_are_read_or_rejected() -> None:
     for bad in (b"{not json", b"[]", b'{"choices": []}', b'{"choices": [{"message": {}}]}'):
         with pytest.raises(InvalidAnswer):
             parse_answer(Endpoint.CHAT, bad)
+
+
+def test_a_schema_becomes_response_format_and_travels_with_the_request() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    config = RequestConfig(Endpoint.CHAT, "m", "{{ text }}", schema=schema, schema_name="labels")
+    request = RequestBuilder(config).build(_item({"text": "hi"}))
+    assert request.body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "labels", "schema": schema, "strict": True},
+    }
+    assert request.structured is not None
+    json_mode = RequestConfig(Endpoint.CHAT, "m", "{{ text }}", json_output=True)
+    plain = RequestBuilder(json_mode).build(_item({"text": "hi"}))
+    assert plain.body["response_format"] == {"type": "json_object"}
+
+
+def test_a_schema_for_embeddings_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="embeddings are vectors"):
+        RequestBuilder(RequestConfig(Endpoint.EMBEDDINGS, "m", json_output=True))
+
+
+@given(text=st.text(max_size=80), limit=st.integers(1, 40))
+def test_truncate_cuts_what_the_template_sees_never_the_item(text: str, limit: int) -> None:
+    config = RequestConfig(Endpoint.CHAT, "m", "<{{ text }}>", truncate=(("text", limit),))
+    row = {"text": text, "n": 1}
+    request = RequestBuilder(config).build(_item(row))
+    assert request.body["messages"][0]["content"] == f"<{text[:limit]}>"
+    assert row == {"text": text, "n": 1}
+
+
+def test_a_prompt_over_max_input_tokens_is_an_invalid_item() -> None:
+    config = RequestConfig(Endpoint.CHAT, "m", "{{ text }}", max_input_tokens=10)
+    builder = RequestBuilder(config)
+    assert builder.build(_item({"text": "a" * 24})).body  # 6 tokens + 4 for the message
+    with pytest.raises(InvalidItem, match="about 11 tokens, over --max-input-tokens 10"):
+        builder.build(_item({"text": "a" * 25}))
+
+
+def test_where_selects_and_an_unevaluable_item_is_invalid() -> None:
+    builder = RequestBuilder(RequestConfig(Endpoint.CHAT, "m", "{{ text }}", where="n > 2"))
+    assert builder.wanted(_item({"n": 3}))
+    assert not builder.wanted(_item({"n": 2}))
+    assert not builder.wanted(_item({}))  # missing is null: no ordering holds
+    with pytest.raises(InvalidItem, match="--where, column"):
+        builder.wanted(_item({"n": "three"}))

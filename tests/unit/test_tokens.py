@@ -4,14 +4,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.traffic.tokens import (
-    PRIOR_COMPLETION_TOKENS,
-    TOKENS_PER_MESSAGE,
-    CompletionAverage,
-    completion_cap,
-    expected_tokens,
-    prompt_tokens,
-)
+from pipeline.protocol.token_count import TOKENS_PER_MESSAGE, completion_cap, prompt_tokens
+from pipeline.traffic.tokens import PRIOR_COMPLETION_TOKENS, CompletionAverage, expected_tokens
 
 
 def chat(*contents: Any, **fields: Any) -> dict[str, Any]:
