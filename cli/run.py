@@ -13,6 +13,7 @@ import typer
 import cli.connection_options as conn
 import cli.operator_options as ops
 import cli.run_options as opt
+import cli.shaping_options as shape
 from cli.after_run import report_after_run
 from cli.errors import fail, report_internal_error, say
 from cli.plan import PLAN_HELP, execute_plan
@@ -57,7 +58,7 @@ def run_command(
 
     `--json` is the one name that differs: on `plan` (and `run --dry-run`), as on every
     report command, it prints JSON; on a run it asks the model for JSON answers."""
-    json_option = ops.Json if plan_only else opt.JsonOrPlanJson
+    json_option = ops.Json if plan_only else shape.JsonOrPlanJson
 
     def command(
         ctx: typer.Context,
@@ -75,22 +76,22 @@ def run_command(
         system_file: opt.SystemFile = None,
         endpoint: opt.EndpointOption = None,
         input_field: opt.InputField = "text",
-        inputs_per_request: opt.InputsPerRequest = 64,
+        inputs_per_request: shape.InputsPerRequest = 64,
         max_tokens: opt.MaxTokens = None,
         temperature: opt.Temperature = None,
-        stream: opt.Stream = False,
-        fallback_model: opt.FallbackModel = None,
-        schema: opt.Schema = None,
-        json_answers: opt.JsonAnswers = False,
-        schema_retries: opt.SchemaRetries = 2,
+        stream: shape.Stream = False,
+        fallback_model: shape.FallbackModel = None,
+        schema: shape.Schema = None,
+        json_answers: shape.JsonAnswers = False,
+        schema_retries: shape.SchemaRetries = 2,
         option: opt.BodyOption = None,
-        where: opt.Where = None,
-        drop_skipped: opt.DropSkipped = False,
-        truncate: opt.Truncate = None,
-        max_input_tokens: opt.MaxInputTokens = None,
+        where: shape.Where = None,
+        drop_skipped: shape.DropSkipped = False,
+        truncate: shape.Truncate = None,
+        max_input_tokens: shape.MaxInputTokens = None,
         concurrency: opt.Concurrency = 16,
         timeout: opt.Timeout = 60.0,
-        idle_timeout: opt.IdleTimeout = 30.0,
+        idle_timeout: shape.IdleTimeout = 30.0,
         max_response_size: conn.MaxResponseSize = "32MB",
         adaptive_timeout: opt.AdaptiveTimeout = True,
         rpm: opt.Rpm = None,
