@@ -193,8 +193,12 @@ class AsyncioEngine:
                 await self._send_begun_pack()
             await self._order.put(in_flight)
             self._unwritten.add(in_flight)
-            for job in self._prepare(in_flight, prepared):
-                await self._queue(job)
+            jobs = self._prepare(in_flight, prepared)
+            if self._packer is None:
+                for job in jobs:
+                    await self._work.put(job)
+            else:
+                await self._pack(jobs)
         await self._send_begun_pack()
         await self._order.put(None)
         for _ in range(self._workers):
@@ -210,13 +214,16 @@ class AsyncioEngine:
             await self._send_begun_pack()
         return await coming
 
-    async def _queue(self, job: ToSend) -> None:
-        request = job[3]
-        if self._packer is None or request.endpoint is not Endpoint.EMBEDDINGS:
-            await self._work.put(job)
-            return
-        for pack in self._packer.add(job, prompt_tokens(request.body)):
-            await self._work.put(pack)
+    async def _pack(self, jobs: list[ToSend]) -> None:
+        """Queue embeddings inputs in packs, as they fill (anything else goes alone)."""
+        assert self._packer is not None
+        for job in jobs:
+            request = job[3]
+            if request.endpoint is not Endpoint.EMBEDDINGS:
+                await self._work.put(job)
+                continue
+            for pack in self._packer.add(job, prompt_tokens(request.body)):
+                await self._work.put(pack)
 
     async def _send_begun_pack(self) -> None:
         if self._packer is not None and len(self._packer):
