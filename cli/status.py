@@ -90,6 +90,7 @@ def _committed(totals: Totals) -> dict[str, Any]:
         "cached": totals.cached,
         "quarantined": sum(totals.quarantined.values()),
         "quarantined_by_kind": dict(sorted(totals.quarantined.items())),
+        "skipped_by_where": totals.skipped,
         "tokens": {"prompt": totals.prompt_tokens, "completion": totals.completion_tokens},
     }
 
@@ -115,7 +116,13 @@ def _text(report: dict[str, Any]) -> str:
         f"committed:   {counted(report['items'], 'item')}{share} in "
         f"{counted(report['batches'], 'batch')}",
         f"             {report['succeeded']:,} ok ({report['cached']:,} from the cache), "
-        f"{report['quarantined']:,} quarantined" + (f" ({kinds})" if kinds else ""),
+        + (
+            f"{report['skipped_by_where']:,} skipped by --where, "
+            if report["skipped_by_where"]
+            else ""
+        )
+        + f"{report['quarantined']:,} quarantined"
+        + (f" ({kinds})" if kinds else ""),
         f"tokens:      {report['tokens']['prompt']:,} in, {report['tokens']['completion']:,} out",
         f"last commit: {_ago(report['last_commit'])}",
     ]

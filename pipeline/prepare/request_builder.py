@@ -25,6 +25,7 @@ BATCH_URLS: dict[str, Endpoint] = {
 
 
 TOO_LONG = "the prompt is about"
+CHAT_ONLY_FIELDS = frozenset({"stream", "stream_options", "response_format"})
 
 
 class InvalidItem(Exception):
@@ -162,7 +163,10 @@ class RequestBuilder:
         body = row["body"]
         if not isinstance(body, dict):
             raise InvalidItem("batch line 'body' must be a JSON object")
-        merged = {**body, **self._overrides}
+        overrides = self._overrides
+        if endpoint is Endpoint.EMBEDDINGS:  # --stream and --schema shape chat answers only
+            overrides = {k: v for k, v in overrides.items() if k not in CHAT_ONLY_FIELDS}
+        merged = {**body, **overrides}
         if self.config.model:
             merged["model"] = self.config.model
         if "model" not in merged:
