@@ -283,6 +283,8 @@ class SpanRecorder:
             )
             self._counts.input_tokens += event.usage.prompt_tokens
             self._counts.output_tokens += event.usage.completion_tokens
+        if event.first_token is not None:  # --stream
+            span.attributes["sluice.first_token_ms"] = round(event.first_token * 1000, 3)
         if event.error is None:
             self._end(span, event.at, OK)
             return

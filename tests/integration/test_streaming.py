@@ -67,3 +67,17 @@ def test_streaming_and_a_schema_together(tmp_path: Path) -> None:
     for row in read_jsonl(out):
         assert row["output"]["label"] in ("positive", "negative", "neutral")
         assert isinstance(row["output"]["n"], int)
+
+
+def test_each_streamed_attempt_records_its_time_to_first_token_in_the_trace(
+    tmp_path: Path,
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": n, "text": f"t{n}"} for n in range(3)])
+    trace = tmp_path / "trace.jsonl"
+    with BackgroundSimulator(SimulatorConfig(latency=0.01)) as sim:
+        result = _run(sim, source, tmp_path / "out.jsonl", "--trace-file", str(trace))
+    assert result.exit_code == 0, result.output
+    spans = [orjson.loads(line) for line in trace.read_bytes().splitlines()]
+    firsts = [s["attributes"]["sluice.first_token_ms"] for s in spans if s["kind"] == "CLIENT"]
+    assert len(firsts) == 3
+    assert all(first >= 10 for first in firsts)
