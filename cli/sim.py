@@ -9,7 +9,7 @@ import typer
 
 from pipeline.core.errors import ServiceUnavailable
 from pipeline.simulator.background import serve_until_signalled
-from pipeline.simulator.config import SimulatorConfig
+from pipeline.simulator.config import DEFAULT_MODELS, SimulatorConfig
 
 
 def _rate_option(help_text: str) -> Any:
@@ -101,6 +101,48 @@ def sim(
             min=1, help="Length of embedding vectors when a request does not ask for 'dimensions'."
         ),
     ] = 8,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--models",
+            metavar="NAME[,NAME...]",
+            help="Model names GET /v1/models lists (repeat the option or separate with "
+            "commas). Default: sim-chat and sim-embed.",
+        ),
+    ] = None,
+    strict_models: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse requests naming a model that --models does not list with 404 "
+            "model_not_found, as OpenAI does, to catch a misspelt model in your config.",
+        ),
+    ] = False,
+    context_length: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            metavar="TOKENS",
+            help="Largest prompt + max_tokens a model accepts; longer requests get 400 "
+            "context_length_exceeded. An embeddings input is checked alone.",
+        ),
+    ] = 128_000,
+    model_context: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME=TOKENS",
+            help="A context length for one model, overriding --context-length for it, e.g. "
+            "--model-context sim-small=4096. Repeat for more models.",
+        ),
+    ] = None,
+    stream_interval: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            metavar="SECONDS",
+            help="Pause between the chunks of a streamed answer ('stream': true), so a "
+            "stream takes time the way a real model's does. 0 sends them at once.",
+        ),
+    ] = 0.0,
 ) -> None:
     r"""Serve a simulated OpenAI-compatible API on this machine, to try sluice offline.
 
@@ -114,6 +156,13 @@ def sim(
     \[\[sim:500x2]] fails its first 2 requests with a 500 (also 502, 503, 429),
     \[\[sim:dropx1]] and \[\[sim:malformedx1]] drop or garble its first request,
     \[\[sim:400]], \[\[sim:context_length]] and \[\[sim:hang]] refuse or stall it every time.
+    With a JSON response_format, \[\[sim:invalid_json]] answers cut-off JSON
+    and \[\[sim:schema_violation]] JSON that fails the schema.
+    \[\[sim:stall]] stops a stream after its first chunks.
+    Add xN to any trigger to fire it only on the first N requests.
+
+    Chat requests may set response_format (json_object, or json_schema: answered
+    with JSON that fits the schema) and 'stream': true (server-sent events).
 
     GET http://127.0.0.1:8000/sim/stats shows what the simulator has seen so far.
     """
@@ -133,6 +182,11 @@ def sim(
             quota_requests=quota_requests,
             require_key=require_key,
             embedding_dimensions=embedding_dimensions,
+            context_length=context_length,
+            model_context_lengths=_model_contexts(model_context or []),
+            models=_model_names(models) if models else DEFAULT_MODELS,
+            strict_models=strict_models,
+            stream_interval=stream_interval,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -155,6 +209,26 @@ def _read_key(variable: str | None) -> str | None:
             param_hint="'--require-key-env'",
         )
     return key
+
+
+def _model_names(values: list[str]) -> tuple[str, ...]:
+    names = [name.strip() for value in values for name in value.split(",")]
+    if not all(names):
+        raise typer.BadParameter("a model name is empty", param_hint="'--models'")
+    return tuple(dict.fromkeys(names))
+
+
+def _model_contexts(values: list[str]) -> dict[str, int]:
+    contexts: dict[str, int] = {}
+    for value in values:
+        name, equals, tokens = value.rpartition("=")
+        if not equals or not name.strip() or not tokens.strip().isdigit():
+            raise typer.BadParameter(
+                f"expected NAME=TOKENS, such as sim-small=4096, got {value!r}",
+                param_hint="'--model-context'",
+            )
+        contexts[name.strip()] = int(tokens)
+    return contexts
 
 
 def _announce(base_url: str) -> None:

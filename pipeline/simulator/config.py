@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_MODELS = ("sim-chat", "sim-embed")
@@ -44,13 +45,22 @@ class SimulatorConfig:
     """Length of embedding vectors when the request does not ask for `dimensions`."""
     context_length: int = 128_000
     """Prompt + max_tokens above this is refused with context_length_exceeded."""
+    model_context_lengths: Mapping[str, int] = field(default_factory=dict)
+    """Per-model context lengths, overriding `context_length` for the models they name."""
     models: tuple[str, ...] = DEFAULT_MODELS
-    """Listed by GET /v1/models; requests may still name any model."""
+    """Listed by GET /v1/models; requests may still name any model unless `strict_models`."""
+    strict_models: bool = False
+    """Refuse requests naming a model not in `models` with 404 model_not_found."""
+    stream_interval: float = 0.0
+    """Seconds between the chunks of a streamed answer."""
 
     def __post_init__(self) -> None:
         problems = config_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
+
+    def context_length_for(self, model: str) -> int:
+        return self.model_context_lengths.get(model, self.context_length)
 
     @property
     def fault_rate_total(self) -> float:
@@ -74,7 +84,7 @@ def config_problems(config: SimulatorConfig) -> list[str]:
         value = getattr(config, name)
         if value is not None and value < minimum:
             problems.append(f"{name} must be at least {minimum} (or unset), got {value}")
-    for name in ("burst_seconds", "latency", "jitter", "hang_seconds"):
+    for name in ("burst_seconds", "latency", "jitter", "hang_seconds", "stream_interval"):
         if getattr(config, name) < 0:
             problems.append(f"{name} must not be negative")
     if config.burst_seconds == 0:
@@ -83,4 +93,12 @@ def config_problems(config: SimulatorConfig) -> list[str]:
         problems.append("embedding_dimensions must be at least 1")
     if config.context_length < 1:
         problems.append("context_length must be at least 1")
+    for model, length in config.model_context_lengths.items():
+        if length < 1:
+            problems.append(f"the context length of {model} must be at least 1, got {length}")
+        elif config.strict_models and model not in config.models:
+            problems.append(
+                f"a context length is set for {model}, which the list of models lacks, "
+                "so strict models would refuse every request for it"
+            )
     return problems

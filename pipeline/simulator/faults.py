@@ -23,6 +23,19 @@ TRIGGERED_RATE_LIMIT_WAIT = 0.05
 LONG_RATE_LIMIT_WAIT = 7200.0
 
 
+class InvalidRequest(Exception):
+    """A body the API refuses: 400 invalid_request_error unless `status` says otherwise."""
+
+    def __init__(
+        self, message: str, param: str | None = None, code: str | None = None, status: int = 400
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.status = status
+
+
 class Fault(StrEnum):
     INVALID = "400"
     CONTEXT_LENGTH = "context_length"
@@ -34,6 +47,13 @@ class Fault(StrEnum):
     DROP = "drop"
     MALFORMED = "malformed"
     HANG = "hang"
+    INVALID_JSON = "invalid_json"
+    SCHEMA_VIOLATION = "schema_violation"
+    STALL = "stall"
+
+
+# Faults that keep the 200 but bend the answer's content; only JSON answers can carry them.
+CONTENT_FAULTS = frozenset({Fault.INVALID_JSON, Fault.SCHEMA_VIOLATION})
 
 
 HTTP_STATUS_FAULTS = {
@@ -58,6 +78,15 @@ _TRIGGER_MARK = "[[sim:"
 _TRIGGER = re.compile(
     r"\[\[sim:(" + "|".join(re.escape(fault.value) for fault in Fault) + r")(?:x(\d+))?\]\]"
 )
+
+
+def find_input_trigger(texts: list[str]) -> tuple[int, Trigger] | None:
+    """The first trigger among a packed request's inputs, with the index of its input."""
+    for index, text in enumerate(texts):
+        trigger = find_trigger(text)
+        if trigger is not None:
+            return index, trigger
+    return None
 
 
 def find_trigger(text: str) -> Trigger | None:
@@ -139,15 +168,22 @@ def invalid_request_body(message: str, param: str | None = None, code: str | Non
     return error_body(message, "invalid_request_error", code, param)
 
 
-def triggered_invalid_body() -> bytes:
+def triggered_invalid_body(param: str | None = None) -> bytes:
+    """The [[sim:400]] refusal; `param` names the input of a packed request that holds it."""
+    if param is None:
+        return invalid_request_body(
+            "Invalid request: the simulator was asked to refuse this item ([[sim:400]]).",
+            code="invalid_request",
+        )
     return invalid_request_body(
-        "Invalid request: the simulator was asked to refuse this item ([[sim:400]]).",
-        code="invalid_request",
+        f"Invalid value for '{param}': the simulator was asked to refuse this input ([[sim:400]]).",
+        param,
+        "invalid_request",
     )
 
 
-def context_length_body(message: str) -> bytes:
-    return invalid_request_body(message, "messages", "context_length_exceeded")
+def context_length_body(message: str, param: str = "messages") -> bytes:
+    return invalid_request_body(message, param, "context_length_exceeded")
 
 
 def server_error_body(status: int) -> bytes:

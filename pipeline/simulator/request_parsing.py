@@ -1,7 +1,8 @@
 """Request parsing: check a chat or embeddings body the way the API does.
 
 Pure: no I/O, no clock. A body the API would refuse raises `InvalidRequest`,
-which the server answers with 400 invalid_request_error.
+which the server answers with 400 invalid_request_error (404 for an unknown model).
+`response_format` and `stream` are `answer_shape`'s to check.
 """
 
 from __future__ import annotations
@@ -11,20 +12,18 @@ from typing import Any
 
 import orjson
 
+from pipeline.simulator.answer_shape import (
+    RESPONSE_FORMAT,
+    TEXT_FORMAT,
+    ResponseFormat,
+    parse_response_format,
+    stream_settings,
+)
 from pipeline.simulator.answers import content_digest
+from pipeline.simulator.faults import InvalidRequest as InvalidRequest  # re-exported
 
 MAX_EMBEDDING_DIMENSIONS = 8192
 MAX_EMBEDDING_INPUTS = 2048
-
-
-class InvalidRequest(Exception):
-    """A body the API refuses with 400 invalid_request_error."""
-
-    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
 
 
 def parse_json_body(raw: bytes) -> Any:
@@ -43,6 +42,10 @@ class ChatRequest:
     messages: list[dict[str, Any]]
     max_tokens: int | None
     digest: str
+    response_format: ResponseFormat = TEXT_FORMAT
+    stream: bool = False
+    include_usage: bool = False
+    """Whether a stream ends with a chunk carrying `usage` (`stream_options.include_usage`)."""
 
 
 def parse_chat_request(body: Any) -> ChatRequest:
@@ -59,8 +62,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
                 f"Invalid value for 'messages[{index}]': expected an object with a 'role'.",
                 f"messages[{index}]",
             )
-    if body.get("stream") is True:
-        raise InvalidRequest("sluice sim does not support 'stream': true.", "stream")
+    stream, include_usage = stream_settings(body)
+    response_format = parse_response_format(body.get(RESPONSE_FORMAT))
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is not None and not _is_positive_int(max_tokens):
         raise InvalidRequest("'max_tokens' must be a positive integer.", "max_tokens")
@@ -69,7 +72,15 @@ def parse_chat_request(body: Any) -> ChatRequest:
     except orjson.JSONEncodeError as error:
         # orjson reads deeper nesting than it writes; such a body is garbage anyway.
         raise InvalidRequest("'messages' is nested too deeply.", "messages") from error
-    return ChatRequest(model=model, messages=messages, max_tokens=max_tokens, digest=digest)
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        max_tokens=max_tokens,
+        digest=digest,
+        response_format=response_format,
+        stream=stream,
+        include_usage=include_usage,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +105,8 @@ def parse_embedding_request(body: Any) -> EmbeddingRequest:
             f"{MAX_EMBEDDING_INPUTS} non-empty strings.",
             "input",
         )
+    if body.get("stream") not in (None, False):
+        raise InvalidRequest("Unrecognized request argument supplied: stream", "stream")
     dimensions = body.get("dimensions")
     if dimensions is not None and not (
         _is_positive_int(dimensions) and dimensions <= MAX_EMBEDDING_DIMENSIONS
@@ -110,6 +123,29 @@ def check_context_length(prompt: int, completion: int, limit: int) -> None:
     if prompt + completion > limit:
         raise InvalidRequest(
             context_length_message(limit, prompt, completion), "messages", "context_length_exceeded"
+        )
+
+
+def check_input_lengths(token_counts: list[int], limit: int) -> None:
+    """Refuse a packed embeddings request whose input `i` alone exceeds the context."""
+    for index, tokens in enumerate(token_counts):
+        if tokens > limit:
+            raise InvalidRequest(
+                f"Invalid 'input[{index}]': this model's maximum context length is {limit} "
+                f"tokens, however you requested {tokens} tokens in this input. "
+                "Please reduce its length.",
+                f"input[{index}]",
+                "context_length_exceeded",
+            )
+
+
+def check_model(model: str, known_models: tuple[str, ...] | None) -> None:
+    """With a list of known models, refuse any other as OpenAI does: 404 model_not_found."""
+    if known_models is not None and model not in known_models:
+        raise InvalidRequest(
+            f"The model `{model}` does not exist or you do not have access to it.",
+            code="model_not_found",
+            status=404,
         )
 
 

@@ -12,22 +12,35 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from pipeline.simulator import answers, faults, request_parsing
+from pipeline.simulator import answer_shape, answers, faults, request_parsing
 from pipeline.simulator.config import SimulatorConfig
-from pipeline.simulator.faults import Fault
+from pipeline.simulator.faults import Fault, InvalidRequest
 from pipeline.simulator.limits import RateLimits, Refusal
-from pipeline.simulator.request_parsing import InvalidRequest
+from pipeline.simulator.schema_values import UnsatisfiableSchema
 from pipeline.simulator.stats import STATS_KEY, SimulatorStats
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 UNKNOWN_PATH = "(unknown)"
 JSON_CONTENT_TYPE = "application/json"
+EVENT_STREAM_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+# A stalled stream sends the role chunk and the first piece of content, then nothing.
+STALL_AFTER_EVENTS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A successful answer: one JSON body, or the server-sent events of a stream."""
+
+    body: bytes
+    """The JSON body, or every event of the stream joined."""
+    events: list[bytes] | None
+    completion_tokens: int
 
 
 @dataclass(slots=True)
@@ -39,8 +52,13 @@ class Exchange:
     trigger: faults.Trigger | None
     token_cost: int
     prompt_tokens: int
-    completion_tokens: int
-    render: Callable[[], bytes]
+    answer: Callable[[Fault | None], Answer]
+    """Renders the answer; a content fault (invalid_json, schema_violation) bends it."""
+    streams: bool = False
+    trigger_param: str | None = None
+    """Which input of a packed request holds the trigger, e.g. `input[3]`."""
+    inputs: list[str] = field(default_factory=list)
+    """An embeddings request's texts, each counted in the stats."""
 
 
 class Simulator:
@@ -55,6 +73,7 @@ class Simulator:
         self._accepted = 0
         self._ids = itertools.count(1)
         self._released = asyncio.Event()
+        self._known_models = config.models if config.strict_models else None
         self._models_body = orjson.dumps(
             {
                 "object": "list",
@@ -73,36 +92,61 @@ class Simulator:
 
     def _chat_job(self, body: Any) -> Exchange:
         chat = request_parsing.parse_chat_request(body)
-        completion = answers.complete(chat)
+        request_parsing.check_model(chat.model, self._known_models)
+        completion = _complete(chat)
         # OpenAI reserves max_tokens against the context window and the TPM limit.
         reserved = chat.max_tokens if chat.max_tokens is not None else completion.completion_tokens
         request_parsing.check_context_length(
-            completion.prompt_tokens, reserved, self.config.context_length
+            completion.prompt_tokens, reserved, self.config.context_length_for(chat.model)
         )
 
-        def render() -> bytes:
+        def answer(fault: Fault | None) -> Answer:
+            done = completion if fault is None else answers.complete(chat, fault)
             completion_id = f"chatcmpl-sim{next(self._ids):020x}"
             created = int(time.time())
-            return orjson.dumps(
-                answers.chat_completion_body(completion_id, created, chat.model, completion)
-            )
+            if chat.stream:
+                events = answers.stream_events(
+                    completion_id, created, chat.model, done, chat.include_usage
+                )
+                return Answer(b"".join(events), events, done.completion_tokens)
+            body = answers.chat_completion_body(completion_id, created, chat.model, done)
+            return Answer(orjson.dumps(body), None, done.completion_tokens)
 
         trigger = faults.find_trigger(answers.last_user_text(chat.messages))
-        prompt, output = completion.prompt_tokens, completion.completion_tokens
-        return Exchange(chat.model, chat.digest, trigger, prompt + reserved, prompt, output, render)
+        if chat.response_format.kind == "text":
+            trigger = _without_content_fault(trigger)  # only JSON answers can be bent
+        prompt = completion.prompt_tokens
+        return Exchange(
+            chat.model, chat.digest, trigger, prompt + reserved, prompt, answer, chat.stream
+        )
 
     def _embedding_job(self, body: Any) -> Exchange:
         embed = request_parsing.parse_embedding_request(body)
-        tokens = sum(answers.count_tokens(text) for text in embed.texts)
+        request_parsing.check_model(embed.model, self._known_models)
+        token_counts = [answers.count_tokens(text) for text in embed.texts]
+        request_parsing.check_input_lengths(
+            token_counts, self.config.context_length_for(embed.model)
+        )
+        tokens = sum(token_counts)
         dimensions = embed.dimensions or self.config.embedding_dimensions
 
-        def render() -> bytes:
-            return orjson.dumps(
-                answers.embeddings_body(embed.model, embed.texts, dimensions, tokens)
-            )
+        def answer(fault: Fault | None) -> Answer:
+            body = answers.embeddings_body(embed.model, embed.texts, dimensions, tokens)
+            return Answer(orjson.dumps(body), None, 0)
 
-        trigger = faults.find_trigger("\n".join(embed.texts))
-        return Exchange(embed.model, embed.digest, trigger, tokens, tokens, 0, render)
+        found = faults.find_input_trigger(embed.texts)
+        trigger = None if found is None else _without_content_fault(found[1])
+        where = None if found is None else f"input[{found[0]}]"
+        return Exchange(
+            embed.model,
+            embed.digest,
+            trigger,
+            tokens,
+            tokens,
+            answer,
+            trigger_param=where,
+            inputs=embed.texts,
+        )
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         refusal = self._check_account(request, "/v1/models", check_quota=False)
@@ -129,7 +173,7 @@ class Simulator:
             job = make_job(await _read_body(request))
         except InvalidRequest as invalid:
             body = faults.invalid_request_body(invalid.message, invalid.param, invalid.code)
-            return self._respond(400, body)
+            return self._respond(invalid.status, body)
         return await self._serve(request, job)
 
     async def _serve(self, request: web.Request, job: Exchange) -> web.StreamResponse:
@@ -141,35 +185,70 @@ class Simulator:
         counts = self.stats.requests_by_digest
         earlier = counts.get(job.digest, 0)
         counts[job.digest] = earlier + 1
+        for text in job.inputs:
+            self.stats.embedding_inputs_by_digest[answers.content_digest(text)] += 1
         if job.trigger is not None and job.trigger.fires(earlier):
             fault: Fault | None = job.trigger.fault
         else:
             fault = self._random_faults.draw()
-        if fault is Fault.HANG:
+        if fault is Fault.HANG or (fault is Fault.STALL and not job.streams):
             return await self._hang(request)
         delay = self._latency.draw()
         if delay > 0.0:
             await asyncio.sleep(delay)
-        if fault is None:
-            self.stats.prompt_tokens += job.prompt_tokens
-            self.stats.completion_tokens += job.completion_tokens
-            return self._respond(200, job.render())
-        return self._fault_response(request, fault, job)
+        if fault is None or fault in faults.CONTENT_FAULTS:
+            return await self._answer(request, job, fault)
+        return await self._fault_response(request, fault, job)
 
-    def _fault_response(
+    async def _answer(
+        self, request: web.Request, job: Exchange, fault: Fault | None
+    ) -> web.StreamResponse:
+        answer = job.answer(fault)
+        if fault is not None:
+            self.stats.invalid_outputs += 1
+        self.stats.prompt_tokens += job.prompt_tokens
+        self.stats.completion_tokens += answer.completion_tokens
+        if answer.events is None:
+            return self._respond(200, answer.body)
+        return await self._stream(request, answer.events)
+
+    async def _stream(
+        self, request: web.Request, events: list[bytes], stall: bool = False
+    ) -> web.StreamResponse:
+        """Send the events; a stall sends the first few, then holds the connection and drops it."""
+        self.stats.streamed += 1
+        response = await _open_stream(request, self._headers(200))
+        if stall:
+            self.stats.stalled += 1
+            events = events[:STALL_AFTER_EVENTS]
+        finished = await _send_events(response, events, self.config.stream_interval)
+        if stall:
+            await self._hold()
+            _drop(request)
+        elif finished:
+            with contextlib.suppress(ConnectionError):
+                await response.write_eof()
+        return response
+
+    async def _fault_response(
         self, request: web.Request, fault: Fault, job: Exchange
     ) -> web.StreamResponse:
+        if fault is Fault.STALL:
+            events = job.answer(None).events or []
+            return await self._stream(request, events, stall=True)
         if fault is Fault.DROP:
             self.stats.dropped += 1
             return _drop(request)
         if fault is Fault.MALFORMED:
             self.stats.malformed += 1
             variant = 0 if job.trigger is not None else self._random_faults.malformed_variant()
-            return self._respond(200, faults.malformed_body(job.render(), variant))
+            content_type = EVENT_STREAM_CONTENT_TYPE if job.streams else JSON_CONTENT_TYPE
+            body = faults.malformed_body(job.answer(None).body, variant)
+            return self._respond(200, body, {"Content-Type": content_type})
         if fault is Fault.INVALID:
-            return self._respond(400, faults.triggered_invalid_body())
+            return self._respond(400, faults.triggered_invalid_body(job.trigger_param))
         if fault is Fault.CONTEXT_LENGTH:
-            limit = self.config.context_length
+            limit = self.config.context_length_for(job.model)
             prompt = max(job.prompt_tokens, limit + 1)
             message = request_parsing.context_length_message(limit, prompt, 0)
             return self._respond(400, faults.context_length_body(message))
@@ -183,9 +262,13 @@ class Simulator:
 
     async def _hang(self, request: web.Request) -> web.StreamResponse:
         self.stats.hung += 1
+        await self._hold()
+        return _drop(request)
+
+    async def _hold(self) -> None:
+        """Wait `hang_seconds`, or until shutdown releases every held request."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._released.wait(), self.config.hang_seconds)
-        return _drop(request)
 
     def _check_account(
         self, request: web.Request, path: str, check_quota: bool = True
@@ -215,6 +298,13 @@ class Simulator:
     def _respond(
         self, status: int, body: bytes, extra_headers: dict[str, str] | None = None
     ) -> web.Response:
+        headers = self._headers(status)
+        if extra_headers:
+            headers.update(extra_headers)
+        return web.Response(status=status, body=body, headers=headers)
+
+    def _headers(self, status: int) -> dict[str, str]:
+        """Count the response by its status; give it a request id and the limit headers."""
         self.stats.responses_by_status[status] += 1
         headers = {
             "Content-Type": JSON_CONTENT_TYPE,
@@ -222,9 +312,7 @@ class Simulator:
         }
         if self._limits:
             headers.update(self._limits.headers(time.monotonic()))
-        if extra_headers:
-            headers.update(extra_headers)
-        return web.Response(status=status, body=body, headers=headers)
+        return headers
 
     def _count_request(self, path: str) -> None:
         self.stats.requests_total += 1
@@ -240,6 +328,41 @@ async def _read_body(request: web.Request) -> Any:
         # The client went away mid-body; answering keeps aiohttp from logging a traceback.
         raise InvalidRequest("The connection closed before the whole body arrived.") from error
     return request_parsing.parse_json_body(raw)
+
+
+def _complete(chat: request_parsing.ChatRequest) -> answers.Completion:
+    try:
+        return answers.complete(chat)
+    except UnsatisfiableSchema as unsatisfiable:
+        name = chat.response_format.name
+        raise answer_shape.invalid_schema(name, unsatisfiable.message) from None
+
+
+def _without_content_fault(trigger: faults.Trigger | None) -> faults.Trigger | None:
+    """A content trigger has nothing to bend in text or vectors; any other stays."""
+    return None if trigger is not None and trigger.fault in faults.CONTENT_FAULTS else trigger
+
+
+async def _open_stream(request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+    """Send the 200 and its headers; the events follow with `_send_events`."""
+    response = web.StreamResponse(
+        status=200,
+        headers={**headers, "Content-Type": EVENT_STREAM_CONTENT_TYPE, "Cache-Control": "no-cache"},
+    )
+    await response.prepare(request)
+    return response
+
+
+async def _send_events(response: web.StreamResponse, events: list[bytes], interval: float) -> bool:
+    """Write the events `interval` seconds apart; False when the client left meanwhile."""
+    for index, event in enumerate(events):
+        if index and interval > 0.0:
+            await asyncio.sleep(interval)
+        try:
+            await response.write(event)
+        except ConnectionError:
+            return False
+    return True
 
 
 def _drop(request: web.Request) -> web.StreamResponse:

@@ -26,15 +26,26 @@ class SimulatorStats:
     dropped: int = 0
     hung: int = 0
     malformed: int = 0
+    streamed: int = 0
+    """Answers sent as server-sent events, stalled ones included."""
+    stalled: int = 0
+    invalid_outputs: int = 0
+    """JSON answers bent by [[sim:invalid_json]] or [[sim:schema_violation]]."""
     prompt_tokens: int = 0
     """Tokens of successful answers only, like the completion tokens."""
     completion_tokens: int = 0
     requests_by_digest: Counter[str] = field(default_factory=Counter)
     """Accepted requests (past key, quota, validation, limits) per `content_digest`."""
+    embedding_inputs_by_digest: Counter[str] = field(default_factory=Counter)
+    """Accepted embeddings requests per input text (its `content_digest`), packed or not."""
 
     def times_requested(self, content: Any) -> int:
         """How many accepted requests carried these `messages` (or this embeddings `input`)."""
         return self.requests_by_digest[answers.content_digest(content)]
+
+    def times_embedded(self, text: str) -> int:
+        """How many accepted embeddings requests carried `text` as one of their inputs."""
+        return self.embedding_inputs_by_digest[answers.content_digest(text)]
 
     def snapshot(self) -> SimulatorStats:
         return copy.deepcopy(self)
