@@ -1,6 +1,9 @@
 """What shape the answer must take: `response_format` (text, a JSON object, a JSON
-Schema) and `stream`, checked the way the API checks them; and whether a value fits
-a schema (`validation_error`). `jsonschema` does the schema work behind these few functions.
+Schema) and `stream`, checked the way the API checks them; whether a value fits a
+schema (`validation_error`); and how the schema's keywords read: their bounds and
+counts, and whether every value made from it fits by construction
+(`is_made_exactly`, which lets schema_values.py skip the check). `jsonschema` does
+the schema work behind these few functions.
 
 Pure: no I/O, no clock. A refusal raises `InvalidRequest` naming `response_format`
 (or `stream`) as the param. Schemas are checked once each, however many requests carry them.
@@ -9,6 +12,7 @@ Pure: no I/O, no clock. A refusal raises `InvalidRequest` naming `response_forma
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -247,3 +251,139 @@ def _shown(value: Any) -> str:
         return _json_type(value)
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# The generator makes a valid value, or raises, for any schema built only of these
+# keywords (most schemas are); values from other schemas are checked one by one.
+_ANNOTATIONS = frozenset({
+    "title", "description", "default", "examples", "$comment", "$schema", "$id", "format",
+    "$defs", "definitions",
+})  # fmt: skip
+_HONOURED = _ANNOTATIONS | {
+    "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
+    "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "enum", "const", "anyOf", "$ref",
+}  # fmt: skip
+_CHOICES = frozenset({"enum", "const", "anyOf", "$ref"})
+_LOCAL_REF = re.compile(r"#(/(\$defs|definitions)/[^/~]+)?")
+# Beyond this a float bound loses the precision the choice within bounds relies on.
+_LARGEST_EXACT_BOUND = 1e15
+
+
+def is_made_exactly(schema: dict[str, Any]) -> bool:
+    """Whether every value made from `schema` is valid by construction, needing no check.
+
+    Checking an answer with jsonschema costs more than making it, and every item of
+    a job shares its schema: the answer is worked out once per schema.
+    """
+    try:
+        canonical = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return False
+    return _is_exact_schema(canonical)
+
+
+@functools.lru_cache(maxsize=64)
+def _is_exact_schema(canonical: bytes) -> bool:
+    try:
+        return _exact(orjson.loads(canonical), 0)
+    except RecursionError:
+        return False
+
+
+def _exact(schema: Any, depth: int) -> bool:
+    if schema is True:
+        return True
+    if not isinstance(schema, dict) or depth > MAX_SCHEMA_DEPTH:
+        return False
+    if not schema.keys() <= _HONOURED:
+        return False
+    children = [*_schema_values(schema.get("$defs")), *_schema_values(schema.get("definitions"))]
+    keys = schema.keys() - _ANNOTATIONS
+    if keys & _CHOICES:
+        exact_here = _exact_choice(schema, keys)
+        children += schema["anyOf"] if isinstance(schema.get("anyOf"), list) else []
+    else:
+        exact_here = _consistentschema_bounds(schema) and _fits_closed_object(schema)
+        children += _schema_values(schema.get("properties"))
+        extra = schema.get("additionalProperties")
+        children += [extra] if isinstance(extra, dict) else []
+        children += [schema["items"]] if "items" in schema else []  # `items: false` is not exact
+    return exact_here and all(_exact(child, depth + 1) for child in children)
+
+
+def _exact_choice(schema: dict[str, Any], keys: set[str]) -> bool:
+    """The generator follows `enum`, `const`, `anyOf` or `$ref` and nothing beside them."""
+    if keys == {"$ref"}:
+        return isinstance(schema["$ref"], str) and bool(_LOCAL_REF.fullmatch(schema["$ref"]))
+    if keys == {"anyOf"}:
+        return isinstance(schema["anyOf"], list) and bool(schema["anyOf"])
+    if not keys <= {"enum", "type"} and not keys <= {"const", "type"}:
+        return False
+    members = [schema["const"]] if "const" in keys else schema["enum"]
+    kind = {"type": schema["type"]} if "type" in schema else {}
+    return bool(members) and all(validation_error(member, kind) is None for member in members)
+
+
+def _consistentschema_bounds(schema: dict[str, Any]) -> bool:
+    for shortest, longest in (("minLength", "maxLength"), ("minItems", "maxItems")):
+        fewest, most = keyword_count(schema.get(shortest)), keyword_count(schema.get(longest))
+        if fewest is not None and most is not None and fewest > most:
+            return False
+    keywords = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+    if any(key in schema and not is_number(schema[key]) for key in keywords):
+        return False  # draft 4's boolean exclusiveMinimum, say, which the generator ignores
+    low, high = schema_bounds(schema)
+    limits = [bound[0] for bound in (low, high) if bound is not None]
+    if any(abs(limit) > _LARGEST_EXACT_BOUND for limit in limits):
+        return False
+    if low is None or high is None:
+        return True
+    exclusive = low[1] or high[1]
+    return high[0] - low[0] > 1e-6 or (high[0] == low[0] and not exclusive)
+
+
+def _fits_closed_object(schema: dict[str, Any]) -> bool:
+    """A closed object must list every required name among its properties."""
+    if schema.get("additionalProperties") is not False:
+        return True
+    required = schema.get("required") or []
+    return set(required) <= set(schema.get("properties") or {})
+
+
+def _schema_values(mapping: Any) -> list[Any]:
+    return list(mapping.values()) if isinstance(mapping, dict) else []
+
+
+Bound = tuple[float, bool]
+
+
+def schema_bounds(schema: dict[str, Any]) -> tuple[Bound | None, Bound | None]:
+    """The lower and upper bounds, each (limit, exclusive), the tighter one where both exist."""
+    low = _bound(schema, "minimum", "exclusiveMinimum", max)
+    high = _bound(schema, "maximum", "exclusiveMaximum", min)
+    return low, high
+
+
+def _bound(schema: dict[str, Any], inclusive: str, exclusive: str, tighter: Any) -> Bound | None:
+    found: list[Bound] = [
+        (float(schema[key]), key == exclusive)
+        for key in (inclusive, exclusive)
+        if is_number(schema.get(key))
+    ]
+    if not found:
+        return None
+    best = tighter(limit for limit, _ in found)
+    return best, any(limit == best and is_exclusive for limit, is_exclusive in found)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def keyword_count(value: Any) -> int | None:
+    """A non-negative integer keyword (minItems, maxLength...), or None when absent or odd."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema counts 3.0 as the integer 3
+    is_count = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value if is_count else None

@@ -3,21 +3,25 @@
 Pure: no I/O, no clock. The simulator answers `response_format: json_schema` with
 `value_for_schema`, and its `[[sim:schema_violation]]` trigger with `violating_value`.
 A value is checked with `jsonschema` before it is returned, unless the schema uses only
-keywords the generator honours exactly, so a schema it cannot satisfy raises
-`UnsatisfiableSchema` instead of giving a wrong answer.
+keywords the generator honours exactly (`answer_shape.is_made_exactly`), so a schema it
+cannot satisfy raises `UnsatisfiableSchema` instead of giving a wrong answer.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
-import re
 from typing import Any
 
 import orjson
 
-from pipeline.simulator.answer_shape import MAX_SCHEMA_DEPTH, validation_error
+from pipeline.simulator.answer_shape import (
+    MAX_SCHEMA_DEPTH,
+    is_made_exactly,
+    keyword_count,
+    schema_bounds,
+    validation_error,
+)
 
 # Past this depth a recursive schema is wound down: optional properties are left out,
 # arrays get their fewest items and nullable values are null.
@@ -32,23 +36,6 @@ _FORMATS = {
     "ipv4": "192.0.2.1",
     "ipv6": "2001:db8::1",
 }
-
-
-# The generator makes a valid value, or raises, for any schema built only of these
-# keywords (most schemas are); values from other schemas are checked one by one.
-_ANNOTATIONS = frozenset({
-    "title", "description", "default", "examples", "$comment", "$schema", "$id", "format",
-    "$defs", "definitions",
-})  # fmt: skip
-_HONOURED = _ANNOTATIONS | {
-    "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
-    "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-    "enum", "const", "anyOf", "$ref",
-}  # fmt: skip
-_CHOICES = frozenset({"enum", "const", "anyOf", "$ref"})
-_LOCAL_REF = re.compile(r"#(/(\$defs|definitions)/[^/~]+)?")
-# Beyond this a float bound loses the precision the choice within bounds relies on.
-_LARGEST_EXACT_BOUND = 1e15
 
 
 class UnsatisfiableSchema(Exception):
@@ -72,91 +59,6 @@ def value_for_schema(schema: dict[str, Any], digest: str, text: str) -> Any:
     if problem is not None:
         raise UnsatisfiableSchema(f"sluice sim cannot make a value for this schema: {problem}")
     return value
-
-
-def is_made_exactly(schema: dict[str, Any]) -> bool:
-    """Whether every value made from `schema` is valid by construction, needing no check.
-
-    Checking an answer with jsonschema costs more than making it, and every item of
-    a job shares its schema: the answer is worked out once per schema.
-    """
-    try:
-        canonical = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:
-        return False
-    return _is_exact_schema(canonical)
-
-
-@functools.lru_cache(maxsize=64)
-def _is_exact_schema(canonical: bytes) -> bool:
-    try:
-        return _exact(orjson.loads(canonical), 0)
-    except RecursionError:
-        return False
-
-
-def _exact(schema: Any, depth: int) -> bool:
-    if schema is True:
-        return True
-    if not isinstance(schema, dict) or depth > MAX_SCHEMA_DEPTH:
-        return False
-    if not schema.keys() <= _HONOURED:
-        return False
-    children = [*_schema_values(schema.get("$defs")), *_schema_values(schema.get("definitions"))]
-    keys = schema.keys() - _ANNOTATIONS
-    if keys & _CHOICES:
-        exact_here = _exact_choice(schema, keys)
-        children += schema["anyOf"] if isinstance(schema.get("anyOf"), list) else []
-    else:
-        exact_here = _consistent_bounds(schema) and _fits_closed_object(schema)
-        children += _schema_values(schema.get("properties"))
-        extra = schema.get("additionalProperties")
-        children += [extra] if isinstance(extra, dict) else []
-        children += [schema["items"]] if "items" in schema else []  # `items: false` is not exact
-    return exact_here and all(_exact(child, depth + 1) for child in children)
-
-
-def _exact_choice(schema: dict[str, Any], keys: set[str]) -> bool:
-    """The generator follows `enum`, `const`, `anyOf` or `$ref` and nothing beside them."""
-    if keys == {"$ref"}:
-        return isinstance(schema["$ref"], str) and bool(_LOCAL_REF.fullmatch(schema["$ref"]))
-    if keys == {"anyOf"}:
-        return isinstance(schema["anyOf"], list) and bool(schema["anyOf"])
-    if not keys <= {"enum", "type"} and not keys <= {"const", "type"}:
-        return False
-    members = [schema["const"]] if "const" in keys else schema["enum"]
-    kind = {"type": schema["type"]} if "type" in schema else {}
-    return bool(members) and all(validation_error(member, kind) is None for member in members)
-
-
-def _consistent_bounds(schema: dict[str, Any]) -> bool:
-    for shortest, longest in (("minLength", "maxLength"), ("minItems", "maxItems")):
-        fewest, most = _count(schema.get(shortest)), _count(schema.get(longest))
-        if fewest is not None and most is not None and fewest > most:
-            return False
-    keywords = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
-    if any(key in schema and not _is_number(schema[key]) for key in keywords):
-        return False  # draft 4's boolean exclusiveMinimum, say, which the generator ignores
-    low, high = _bounds(schema)
-    limits = [bound[0] for bound in (low, high) if bound is not None]
-    if any(abs(limit) > _LARGEST_EXACT_BOUND for limit in limits):
-        return False
-    if low is None or high is None:
-        return True
-    exclusive = low[1] or high[1]
-    return high[0] - low[0] > 1e-6 or (high[0] == low[0] and not exclusive)
-
-
-def _fits_closed_object(schema: dict[str, Any]) -> bool:
-    """A closed object must list every required name among its properties."""
-    if schema.get("additionalProperties") is not False:
-        return True
-    required = schema.get("required") or []
-    return set(required) <= set(schema.get("properties") or {})
-
-
-def _schema_values(mapping: Any) -> list[Any]:
-    return list(mapping.values()) if isinstance(mapping, dict) else []
 
 
 def violating_value(value: Any, schema: dict[str, Any]) -> Any | None:
@@ -256,8 +158,8 @@ class _Generator:
         return result
 
     def _array(self, schema: dict[str, Any], path: str, depth: int) -> list[Any]:
-        fewest = _count(schema.get("minItems")) or 0
-        most = _count(schema.get("maxItems"))
+        fewest = keyword_count(schema.get("minItems")) or 0
+        most = keyword_count(schema.get("maxItems"))
         count = fewest if depth > WIND_DOWN_DEPTH else max(fewest, 1 + self._pick(path, 3))
         declared_prefix = schema.get("prefixItems")
         prefix: list[Any] = declared_prefix if isinstance(declared_prefix, list) else []
@@ -282,27 +184,27 @@ class _Generator:
             text = f"{d[:8]}-{d[8:12]}-4{d[13:16]}-8{d[17:20]}-{d[20:32]}"
         elif fmt == "uri":
             text = f"https://example.com/sim/{self._digest[:10]}"
-        shortest = _count(schema.get("minLength")) or 0
+        shortest = keyword_count(schema.get("minLength")) or 0
         if len(text) < shortest:
             text += "." * (shortest - len(text))
-        longest = _count(schema.get("maxLength"))
+        longest = keyword_count(schema.get("maxLength"))
         return text if longest is None else text[:longest]
 
     def _integer(self, schema: dict[str, Any], path: str) -> int:
-        low, high = _bounds(schema)
+        low, high = schema_bounds(schema)
         lowest = None if low is None else math.floor(low[0]) + 1 if low[1] else math.ceil(low[0])
         highest = (
             None if high is None else math.ceil(high[0]) - 1 if high[1] else math.floor(high[0])
         )
         window = _window(lowest, highest)
-        step = _count(schema.get("multipleOf")) or 1
+        step = keyword_count(schema.get("multipleOf")) or 1
         first, last = -(-int(window[0]) // step), int(window[1]) // step
         if first > last:
             raise UnsatisfiableSchema(f"no integer fits the bounds at {path or '/'}")
         return (first + self._pick(path, last - first + 1)) * step
 
     def _number(self, schema: dict[str, Any], path: str) -> float:
-        low, high = _bounds(schema)
+        low, high = schema_bounds(schema)
         low_value, high_value = _window(
             None if low is None else float(low[0]), None if high is None else float(high[0])
         )
@@ -382,28 +284,6 @@ def _implied_type(schema: dict[str, Any]) -> str:
     return "string"
 
 
-Bound = tuple[float, bool]
-
-
-def _bounds(schema: dict[str, Any]) -> tuple[Bound | None, Bound | None]:
-    """The lower and upper bounds, each (limit, exclusive), the tighter one where both exist."""
-    low = _bound(schema, "minimum", "exclusiveMinimum", max)
-    high = _bound(schema, "maximum", "exclusiveMaximum", min)
-    return low, high
-
-
-def _bound(schema: dict[str, Any], inclusive: str, exclusive: str, tighter: Any) -> Bound | None:
-    found: list[Bound] = [
-        (float(schema[key]), key == exclusive)
-        for key in (inclusive, exclusive)
-        if _is_number(schema.get(key))
-    ]
-    if not found:
-        return None
-    best = tighter(limit for limit, _ in found)
-    return best, any(limit == best and is_exclusive for limit, is_exclusive in found)
-
-
 def _window(low: float | None, high: float | None) -> tuple[float, float]:
     """The bounds to choose within: a given one, or a span of DEFAULT_RANGE beside it."""
     if low is None and high is None:
@@ -414,15 +294,3 @@ def _window(low: float | None, high: float | None) -> tuple[float, float]:
     if high is None:
         return low, low + DEFAULT_RANGE
     return low, high
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _count(value: Any) -> int | None:
-    """A non-negative integer keyword (minItems, maxLength...), or None when absent or odd."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # JSON Schema counts 3.0 as the integer 3
-    is_count = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    return value if is_count else None
