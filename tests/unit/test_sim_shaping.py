@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 from pipeline.simulator.answer_shape import (
     TEXT_FORMAT,
     ResponseFormat,
+    is_made_exactly,
     parse_response_format,
     schema_problem,
     stream_settings,
@@ -47,12 +48,7 @@ from pipeline.simulator.request_parsing import (
     parse_chat_request,
     parse_embedding_request,
 )
-from pipeline.simulator.schema_values import (
-    UnsatisfiableSchema,
-    is_made_exactly,
-    value_for_schema,
-    violating_value,
-)
+from pipeline.simulator.schema_values import UnsatisfiableSchema, value_for_schema, violating_value
 
 digests = st.binary(min_size=1, max_size=16).map(lambda raw: hashlib.sha256(raw).hexdigest())
 TEXT = "positive [sim:0123456789]"
