@@ -209,10 +209,13 @@ class AsyncioEngine:
         if self._packer is None or not len(self._packer):
             return await next_batch()
         coming = asyncio.ensure_future(next_batch())
-        done, _ = await asyncio.wait({coming}, timeout=PACK_WAIT)
-        if not done:
-            await self._send_begun_pack()
-        return await coming
+        try:
+            done, _ = await asyncio.wait({coming}, timeout=PACK_WAIT)
+            if not done:
+                await self._send_begun_pack()
+            return await coming
+        finally:
+            coming.cancel()  # a no-op once it is done; the producer stopping must not leak it
 
     async def _pack(self, jobs: list[ToSend]) -> None:
         """Queue embeddings inputs in packs, as they fill (anything else goes alone)."""
