@@ -39,7 +39,7 @@ def execute_plan(config: RunConfig, flags: RunFlags) -> NoReturn:
         raise typer.Exit(130) from None
     except Exception as bug:
         report_internal_error(bug)
-    if flags.json_output:
+    if flags.json:
         sys.stdout.write(orjson.dumps(plan, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         for request in plan["shown"]:

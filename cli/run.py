@@ -131,7 +131,7 @@ def run_command(
         alert_min_severity: ops.AlertMinSeverity = "warning",
         dry_run: ops.DryRun = False,
         show: ops.Show = 0,
-        json_output: json_option = False,  # type: ignore[valid-type]
+        json: json_option = False,  # type: ignore[valid-type]
         probe_limits: ops.ProbeLimits = False,
     ) -> None:
         # Every parameter reaches RunFlags by name (ctx.params), so none can be forgotten.

@@ -114,7 +114,7 @@ class RunFlags:
     alert_min_severity: str
     dry_run: bool
     show: int
-    json_output: bool
+    json: bool  # --json: JSON answers on a run, the plan as JSON on a plan
     probe_limits: bool
 
     @classmethod
@@ -153,7 +153,7 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
     schema, schema_name = load_schema(flags.schema) if flags.schema else (None, "output")
     body_options = parse_body_options(flags.option or [])
     # A run's --json asks for JSON answers; a plan's prints the plan as JSON.
-    json_answers = flags.json_answers or (flags.json_output and not planning)
+    json_answers = flags.json_answers or (flags.json and not planning)
     if "response_format" in body_options and (schema is not None or json_answers):
         raise UsageError("give --schema/--json or -O response_format=..., not both")
     request = RequestConfig(
