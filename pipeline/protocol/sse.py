@@ -30,6 +30,7 @@ class StreamAssembly:
         self.model: str | None = None
         self.id: str | None = None
         self.done = False
+        self.tool_calls: dict[int, dict[str, Any]] = {}  # by their index, put together
 
     def feed(self, line: bytes) -> bool:
         """Take one line; True when it brought the answer's first text."""
@@ -64,15 +65,38 @@ class StreamAssembly:
             if isinstance(content, str) and content:
                 first = not self.parts
                 self.parts.append(content)
+            if isinstance(delta, dict) and isinstance(delta.get("tool_calls"), list):
+                self._take_tool_calls(delta["tool_calls"])
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return first
+
+    def _take_tool_calls(self, deltas: list[Any]) -> None:
+        """A tool call streams its id and name once, and its arguments in pieces."""
+        for delta in deltas:
+            if not isinstance(delta, dict) or not isinstance(delta.get("index", 0), int):
+                continue
+            call = self.tool_calls.setdefault(
+                delta.get("index", 0), {"type": "function", "function": {"arguments": ""}}
+            )
+            for key in ("id", "type"):
+                if isinstance(delta.get(key), str):
+                    call[key] = delta[key]
+            function = delta.get("function")
+            if isinstance(function, dict):
+                if isinstance(function.get("name"), str):
+                    call["function"]["name"] = function["name"]
+                if isinstance(function.get("arguments"), str):
+                    call["function"]["arguments"] += function["arguments"]
 
     def body(self) -> bytes:
         """The answer as a non-streamed chat.completion body."""
         if not self.done and self.finish_reason is None:
             raise StreamBroken("the stream ended before the answer was complete")
-        message = {"role": "assistant", "content": "".join(self.parts)}
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.parts)}
+        if self.tool_calls:
+            message["content"] = message["content"] or None
+            message["tool_calls"] = [self.tool_calls[index] for index in sorted(self.tool_calls)]
         body: dict[str, Any] = {
             "id": self.id,
             "object": "chat.completion",

@@ -66,3 +66,24 @@ def test_an_error_inside_the_stream_is_reported() -> None:
     line = b'data: {"error": {"message": "server overloaded"}}'
     with pytest.raises(StreamBroken, match="server overloaded"):
         StreamAssembly().feed(line)
+
+
+def test_streamed_tool_calls_are_put_together_by_index() -> None:
+    def call(delta: dict[str, object]) -> bytes:
+        choice = {"index": 0, "delta": {"tool_calls": [delta]}, "finish_reason": None}
+        return b"data: " + orjson.dumps({"choices": [choice]})
+
+    assembly = StreamAssembly()
+    for line in (
+        call({"index": 0, "id": "call_1", "type": "function", "function": {"name": "f"}}),
+        call({"index": 0, "function": {"arguments": '{"a": '}}),
+        call({"index": 0, "function": {"arguments": "1}"}}),
+        _chunk(finish="tool_calls"),
+        b"data: [DONE]",
+    ):
+        assembly.feed(line)
+    message = orjson.loads(assembly.body())["choices"][0]["message"]
+    assert message["content"] is None
+    assert message["tool_calls"] == [
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+    ]
