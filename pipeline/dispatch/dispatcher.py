@@ -198,7 +198,10 @@ class Dispatcher:
         return self._budget.admit(request.body, request.model, chat)
 
     def holdup(self) -> Holdup:
-        """What sending waits for right now, for the stall reports."""
+        """What sending waits for right now, for the stall reports: while a fallback model
+        takes the traffic, what that one waits for (the main model's outage stops nothing)."""
+        if self._fallback is not None and self._traffic.down():
+            return self._fallback.traffic.holdup(self._retrying)
         return self._traffic.holdup(self._retrying)
 
     async def _admit(self, traffic: Limiter, request: Request, first_attempt: bool) -> Ticket:
