@@ -14,6 +14,7 @@ LAYERS = (
     "protocol",
     "read",
     "prepare",
+    "workflow",
     "cache",
     "traffic",
     "spend",

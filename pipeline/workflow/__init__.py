@@ -1,0 +1,1 @@
+"""Workflows: several steps per item, their dependencies and conditions (pure)."""

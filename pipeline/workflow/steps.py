@@ -1,0 +1,202 @@
+"""A workflow file's steps, read and checked before anything is sent (pure; no I/O).
+
+    [steps.label]                      [steps.draft]
+    prompt = "Label: {{ text }}"       after = ["label"]
+    schema = "label: pos|neg"          when = 'steps.label.output.label == "neg"'
+                                       prompt = "Reply to: {{ text }} ({{ steps.label.output }})"
+
+Each `[steps.NAME]` table holds the options of a single run plus `after` (the
+steps whose outputs it uses), `when` (the --where language, over the item and
+earlier outputs), `optional` and `fallback`. A mistake a run would only meet
+halfway (a cycle, a name no step has, a template or condition reading a step
+that is not among its dependencies, an unknown option) is a ConfigError naming
+it, so a wrong workflow costs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+
+from pipeline.core.errors import ConfigError
+from pipeline.prepare.where import Where, WhereSyntaxError, compile_where
+
+STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# The options of a single run a step may set; the rest of a run's options are the run's.
+REQUEST_OPTIONS = frozenset(
+    {
+        "prompt", "prompt_file", "system", "system_file", "model", "endpoint", "schema",
+        "max_tokens", "temperature", "options", "input_field",
+    }
+)  # fmt: skip
+STEP_OPTIONS = REQUEST_OPTIONS | {"after", "when", "optional", "fallback", "call"}
+TEMPLATES = ("prompt", "system")
+_STEP_REFERENCE = re.compile(r"\bsteps\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_PARSER = jinja2.Environment()  # parsing only: templates are rendered in prepare's sandbox
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    options: Mapping[str, Any]  # the request options it sets (REQUEST_OPTIONS)
+    after: tuple[str, ...] = ()
+    when: Where | None = None
+    optional: bool = False  # its failure leaves null; the item still succeeds
+    fallback: str | None = None  # a step that answers while this one's breaker is open
+    call: str | None = None  # "package.module:function": answered here, not by a model
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    steps: Mapping[str, Step]  # in the file's order
+    order: tuple[str, ...]  # every step after the steps it depends on
+
+    def ancestors(self, name: str) -> frozenset[str]:
+        """The steps that finish before `name` starts: its dependencies, and theirs."""
+        found: set[str] = set()
+        waiting = list(self.steps[name].after)
+        while waiting:
+            step = waiting.pop()
+            if step not in found:
+                found.add(step)
+                waiting.extend(self.steps[step].after)
+        return frozenset(found)
+
+
+def read_workflow(tables: Mapping[str, Any]) -> Workflow:
+    """The workflow a parsed TOML file describes; ConfigError naming the first mistake."""
+    unknown = set(tables) - {"steps"}
+    if unknown:
+        raise ConfigError(f"workflow: unknown table {sorted(unknown)[0]!r} (only [steps.NAME])")
+    raw = tables.get("steps")
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError("workflow: no steps; name each as a [steps.NAME] table")
+    steps = {name: _step(name, table) for name, table in raw.items()}
+    _check_names(steps)
+    order = _ordered(steps)
+    workflow = Workflow(steps, order)
+    for step in steps.values():
+        _check_references(workflow, step)
+    return workflow
+
+
+def _step(name: str, table: Any) -> Step:
+    if not STEP_NAME.match(name):
+        raise ConfigError(f"workflow: step name {name!r} must be letters, digits and _")
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"workflow: steps.{name} must be a table of options")
+    unknown = sorted(set(table) - STEP_OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"workflow: steps.{name} has an unknown option {unknown[0]!r} "
+            f"(a step takes: {', '.join(sorted(STEP_OPTIONS))})"
+        )
+    after = table.get("after", [])
+    if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
+        raise ConfigError(f"workflow: steps.{name}.after must be a list of step names")
+    when = _condition(name, table.get("when"))
+    optional = table.get("optional", False)
+    if not isinstance(optional, bool):
+        raise ConfigError(f"workflow: steps.{name}.optional must be true or false")
+    fallback, call = table.get("fallback"), table.get("call")
+    for key, value in (("fallback", fallback), ("call", call)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"workflow: steps.{name}.{key} must be a string")
+    options = {key: value for key, value in table.items() if key in REQUEST_OPTIONS}
+    return Step(name, options, tuple(after), when, optional, fallback, call)
+
+
+def _condition(name: str, text: Any) -> Where | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ConfigError(f"workflow: steps.{name}.when must be an expression in a string")
+    try:
+        return compile_where(text, label=f"steps.{name}.when")
+    except WhereSyntaxError as exc:
+        raise ConfigError(f"workflow: {exc.message}") from exc
+
+
+def _check_names(steps: Mapping[str, Step]) -> None:
+    for step in steps.values():
+        for used, what in [(a, "after") for a in step.after] + [(step.fallback, "fallback")]:
+            if used is not None and used not in steps:
+                raise ConfigError(
+                    f"workflow: steps.{step.name}.{what} names {used!r}, which is not a step "
+                    f"(the steps: {', '.join(steps)})"
+                )
+        if step.fallback == step.name:
+            raise ConfigError(f"workflow: steps.{step.name} cannot be its own fallback")
+        if step.call is not None and ":" not in step.call:
+            raise ConfigError(
+                f"workflow: steps.{step.name}.call must name a function as "
+                f"'package.module:function', not {step.call!r}"
+            )
+
+
+def _ordered(steps: Mapping[str, Step]) -> tuple[str, ...]:
+    """The steps in an order where each follows its dependencies; a cycle is refused."""
+    order: list[str] = []
+    state: dict[str, str] = {}  # "visiting" on the current path, "done" once placed
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            loop = [*path[path.index(name) :], name]
+            raise ConfigError(f"workflow: the steps form a cycle: {' -> '.join(loop)}")
+        state[name] = "visiting"
+        for before in steps[name].after:
+            visit(before, [*path, name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in steps:
+        visit(name, [])
+    return tuple(order)
+
+
+def _check_references(workflow: Workflow, step: Step) -> None:
+    """A step may read only the outputs of steps that finish before it."""
+    readable = workflow.ancestors(step.name)
+    places = [(key, _template_steps(step, key)) for key in TEMPLATES if key in step.options]
+    if step.when is not None:
+        places.append(("when", set(_STEP_REFERENCE.findall(step.when.text))))
+    for key, named in places:
+        for other in sorted(named - readable):
+            known = "not a step" if other not in workflow.steps else "not among its dependencies"
+            raise ConfigError(
+                f"workflow: steps.{step.name}.{key} reads steps.{other}, which is {known}; "
+                f"add it to steps.{step.name}.after"
+            )
+
+
+def _template_steps(step: Step, key: str) -> set[str]:
+    """The steps a template reads as `steps.NAME...` (or `steps["NAME"]`)."""
+    text = step.options[key]
+    if not isinstance(text, str):
+        raise ConfigError(f"workflow: steps.{step.name}.{key} must be a string")
+    try:
+        tree = _PARSER.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(
+            f"workflow: steps.{step.name}.{key} is not a valid template (line {exc.lineno}): "
+            f"{exc.message}"
+        ) from exc
+    named: set[str] = set()
+    for node in tree.find_all(nodes.Getattr):
+        if _is_steps(node.node):
+            named.add(node.attr)
+    for item in tree.find_all(nodes.Getitem):
+        if _is_steps(item.node) and isinstance(item.arg, nodes.Const):
+            named.add(str(item.arg.value))
+    return named
+
+
+def _is_steps(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Name) and node.name == "steps"
