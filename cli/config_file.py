@@ -118,20 +118,21 @@ def load_config(path: Path | None, root: TyperGroup) -> ConfigFile:
         if not DEFAULT_CONFIG.is_file():
             return ConfigFile(None)
         path = DEFAULT_CONFIG
-    data = _read(path)
+    data = read_toml(path)
     _refuse_keys(str(path), data)
     return ConfigFile(path, _checked_group(str(path), data, root, ()))
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """A TOML file's tables; ConfigError naming the file (`what` says which kind)."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"{what} {path} does not exist") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: cannot read config file: it is not UTF-8 text") from None
+        raise ConfigError(f"{path}: cannot read {what}: it is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:  # names a line and column, never a value
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 

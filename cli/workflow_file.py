@@ -9,12 +9,11 @@ JSON Schema written as a TOML table.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cli.config_file import is_secret_name, looks_like_api_key
+from cli.config_file import is_secret_name, looks_like_api_key, read_toml
 from cli.schema_option import load_schema
 from pipeline.core.errors import ConfigError, SluiceError
 from pipeline.workflow.steps import Workflow, read_workflow
@@ -23,7 +22,7 @@ TEMPLATE_FILES = {"prompt_file": "prompt", "system_file": "system"}
 
 
 def load_workflow(path: Path) -> Workflow:
-    tables = _read(path)
+    tables = read_toml(path, "workflow file")
     _refuse_keys(path, tables)
     steps = tables.get("steps")
     if isinstance(steps, Mapping):
@@ -32,21 +31,6 @@ def load_workflow(path: Path) -> Workflow:
         return read_workflow(tables)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"workflow file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"workflow file {path} is a directory") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the workflow file: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: cannot read the workflow file: it is not UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:  # names a line and column, never a value
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _refuse_keys(path: Path, value: Any, trail: str = "") -> None:
