@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import orjson
+import referencing.exceptions
 from jsonschema.exceptions import best_match
 
 from pipeline.core.errors import ConfigError
@@ -69,7 +70,15 @@ class StructuredOutput:
             if not isinstance(value, dict):
                 raise NotStructured(f"answer is JSON but not an object: {_kind(value)}")
             return value
-        if next(self._validator.iter_errors(value), None) is not None:
+        try:
+            invalid = next(self._validator.iter_errors(value), None) is not None
+        except referencing.exceptions.Unresolvable as exc:
+            # Only met while validating: a run-ending mistake in the schema, not the answer.
+            raise ConfigError(
+                f"--schema has a $ref that cannot be resolved ({exc}); sluice follows only "
+                "references inside the schema, such as #/$defs/NAME"
+            ) from None
+        if invalid:
             error = best_match(self._validator.iter_errors(value))
             raise NotStructured(
                 f"answer does not match the schema at {error.json_path}: {error.message}"

@@ -119,3 +119,10 @@ def test_an_integer_no_int64_column_can_hold_does_not_match() -> None:
     assert StructuredOutput(schema).check('{"n": 9223372036854775807}') == {"n": 2**63 - 1}
     with pytest.raises(NotStructured, match=r"at \$\.n"):
         StructuredOutput(schema).check('{"n": 9223372036854775808}')
+
+
+@pytest.mark.parametrize("ref", ["#/$defs/nope", "https://example.com/schema.json"])
+def test_a_reference_that_cannot_be_resolved_ends_the_run_as_a_config_error(ref: str) -> None:
+    structured = StructuredOutput({"type": "object", "properties": {"a": {"$ref": ref}}})
+    with pytest.raises(ConfigError, match=r"\$ref that cannot be resolved"):
+        structured.check('{"a": 1}')
