@@ -81,6 +81,7 @@ def run_command(
         temperature: opt.Temperature = None,
         stream: shape.Stream = False,
         fallback_model: shape.FallbackModel = None,
+        workflow: shape.Workflow = None,
         schema: shape.Schema = None,
         json_answers: shape.JsonAnswers = False,
         schema_retries: shape.SchemaRetries = 2,

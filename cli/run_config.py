@@ -14,6 +14,7 @@ from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
 from cli.schema_option import load_schema
 from cli.units import parse_duration, parse_size
+from cli.workflow_file import load_workflow
 from pipeline.core.config import (
     STDIO,
     CacheConfig,
@@ -37,6 +38,8 @@ from pipeline.observe.spans import new_trace_id
 from pipeline.report.history import default_job_name, safe_job_name
 from pipeline.report.webhook import check_webhook_url
 from pipeline.state.store import default_state_dir
+from pipeline.workflow.requests import answers_schema, step_request
+from pipeline.workflow.steps import Workflow
 from pipeline.write.paths import Target, check_distinct, target_kind
 from pipeline.write.writers import output_format
 
@@ -64,6 +67,7 @@ class RunFlags:
     temperature: float | None
     stream: bool
     fallback_model: str | None
+    workflow: Path | None
     schema: str | None
     json_answers: bool
     schema_retries: int
@@ -177,6 +181,7 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
     )
     if flags.drop_skipped and flags.where is None:
         raise UsageError("--drop-skipped leaves out the items --where skips: give --where too")
+    workflow = _workflow(flags, request)
     return RunConfig(
         read=ReadConfig(
             inputs=tuple(flags.inputs),
@@ -190,10 +195,13 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
             quarantine=quarantine,
             summary=summary,
             result_fields=ResultFields.prefixed(
-                flags.result_prefix, flags.where is not None, flags.fallback_model is not None
+                flags.result_prefix,
+                flags.where is not None,
+                flags.fallback_model is not None,
+                steps=workflow is not None,
             ),
             drop_skipped=flags.drop_skipped,
-            answer_schema=schema,
+            answer_schema=schema if workflow is None else answers_schema(request, workflow),
             vectors=flags.endpoint is Endpoint.EMBEDDINGS,
             trace=flags.trace_file,
             metrics=flags.metrics_file,
@@ -228,7 +236,27 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
         ),
         max_error_rate=flags.max_error_rate,
         grace=flags.grace,
+        workflow=workflow,
     )
+
+
+def _workflow(flags: RunFlags, request: RequestConfig) -> Workflow | None:
+    """The --workflow file, read and checked: every step's request settings are made once
+    here, so a mistake in any step stops the run before anything is sent."""
+    if flags.workflow is None:
+        return None
+    if flags.fallback_model is not None:
+        raise UsageError(
+            "--fallback-model is for a single prompt; in a workflow, give a step a "
+            "`fallback` step instead"
+        )
+    if flags.endpoint is Endpoint.RAW:
+        raise UsageError("--endpoint raw sends batch lines as they are; a workflow makes requests")
+    workflow = load_workflow(flags.workflow)
+    for step in workflow.steps.values():
+        if step.call is None:
+            step_request(request, step)
+    return workflow
 
 
 def _check_operator_flags(flags: RunFlags, planning: bool) -> None:

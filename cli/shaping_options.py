@@ -6,6 +6,7 @@ No `from __future__ import annotations`: Typer reads these aliases from evaluate
 annotations.
 """
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,6 +47,19 @@ FallbackModel = Annotated[
         help="Model to ask while the main model keeps failing (its circuit breaker is "
         "open), or when it refuses a prompt as too long. Each result row then names the "
         "model that answered.",
+        show_envvar=False,
+    ),
+]
+
+Workflow = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE.toml",
+        rich_help_panel=REQUEST,
+        help="Several steps per item, named as [steps.NAME] tables (prompt, model, schema, "
+        "after = [...], when = '...'): each item's steps run as soon as the steps they read "
+        "have answered, and its row holds every step's output by name. The other request "
+        "options are the steps' defaults. See the README's Workflows section.",
         show_envvar=False,
     ),
 ]

@@ -105,23 +105,30 @@ class ResultFields:
     """The names of the fields sluice adds to each result row (`--result-prefix`).
 
     `skipped` is only there with `--where`: every row then says whether it was sent;
-    `model` only with `--fallback-model`: every row then names the model that answered."""
+    `model` only with `--fallback-model`: every row then names the model that answered;
+    `steps` only with `--workflow`: how each step ended (answered, cached, skipped...)."""
 
     output: str = "output"
     usage: str = "usage"
     cached: str = "cached"
     skipped: str | None = None
     model: str | None = None
+    steps: str | None = None
 
     @classmethod
-    def prefixed(cls, prefix: str, skipped: bool = False, model: bool = False) -> ResultFields:
+    def prefixed(
+        cls, prefix: str, skipped: bool = False, model: bool = False, steps: bool = False
+    ) -> ResultFields:
         flag = f"{prefix}skipped" if skipped else None
         answered_by = f"{prefix}model" if model else None
-        return cls(f"{prefix}output", f"{prefix}usage", f"{prefix}cached", flag, answered_by)
+        step_reports = f"{prefix}steps" if steps else None
+        return cls(
+            f"{prefix}output", f"{prefix}usage", f"{prefix}cached", flag, answered_by, step_reports
+        )
 
     @property
     def names(self) -> tuple[str, ...]:
-        every = (self.output, self.usage, self.cached, self.skipped, self.model)
+        every = (self.output, self.usage, self.cached, self.skipped, self.model, self.steps)
         return tuple(name for name in every if name is not None)
 
     def clash(self, fields: Container[str]) -> str | None:
@@ -226,3 +233,6 @@ class RunConfig:
     observe: ObserveConfig = field(default_factory=ObserveConfig)
     max_error_rate: float = 0.0
     grace: float = 10.0  # seconds requests in flight may take to land after a stop
+    # --workflow: a pipeline.workflow.steps.Workflow (typed loosely: core sits below the
+    # layer that defines it). Its steps are the run's requests; `request` is their default.
+    workflow: Any = None

@@ -44,6 +44,7 @@ class RequestSent:
     queued: float  # seconds the item waited for a worker (first attempt; else 0)
     limiter_wait: float  # seconds traffic control held the attempt back
     body: Mapping[str, Any]  # the request body as sent (never holds the key); read-only
+    step: str | None = None  # the workflow step it is for (--workflow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class AttemptEnded:
     latency: float | None  # seconds from sending to the last byte of the answer
     rate_limited: bool  # HTTP 429, or an error code that says the same
     first_token: float | None = None  # seconds to a streamed answer's first text
+    step: str | None = None  # the workflow step it was for (--workflow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,16 @@ class AnswerReused:
 
     model: str | None  # as the request named it; prices are looked up by it
     usage: Usage
+    step: str | None = None  # the workflow step it answered (--workflow)
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnded:
+    """One workflow step is over for one item (--workflow): `status` as its row says
+    (answered, cached, skipped, failed, not_run)."""
+
+    step: str
+    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +208,7 @@ Event = (
     | AttemptEnded
     | ItemSettled
     | AnswerReused
+    | StepEnded
     | RetryScheduled
     | AttemptTimedOut
     | RateLimitPaused

@@ -69,6 +69,28 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class StepReport:
+    """How one workflow step ended for an item, as its row's `steps` field says."""
+
+    status: str  # answered | cached | skipped (its `when` was false) | failed
+    model: str | None = None  # the model that answered it (None for a `call` step)
+    answered_by: str | None = None  # the step whose answer it is: itself, or its fallback
+    reason: str | None = None  # skipped: the condition; failed: the error
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "status": self.status,
+            "model": self.model,
+            "answered_by": self.answered_by,
+            "reason": self.reason,
+        }
+
+
+# An item's steps, in the workflow file's order (None outside workflows).
+StepReports = dict[str, StepReport]
+
+
+@dataclass(frozen=True, slots=True)
 class Success:
     item: Item
     output: Any
@@ -77,6 +99,7 @@ class Success:
     attempts: int = 1
     skipped: bool = False  # --where left it out: never sent, output None
     model: str | None = None  # the model whose answer it is (the request's)
+    steps: StepReports | None = None  # --workflow: how each step ended; output has each's
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +110,11 @@ class Failure:
     status: int | None = None
     attempts: int = 0
     answer: str | None = None  # the model's unusable text (invalid_output), redacted
+    # --workflow: the required step that failed, what every step came to, and the outputs
+    # of those that did answer (they are cached: a retry pays only for what failed).
+    step: str | None = None
+    steps: StepReports | None = None
+    outputs: dict[str, Any] | None = None
 
 
 Outcome = Success | Failure

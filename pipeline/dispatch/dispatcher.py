@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -73,6 +74,7 @@ class _Attempt(NamedTuple):
     ticket: Ticket
     cache_key: str | None
     traffic: Limiter  # the primary's, or the fallback model's
+    step: str | None  # the workflow step it is for
 
 
 class DispatchStopped(Exception):
@@ -92,8 +94,12 @@ class Dispatcher:
         memo: ResponseMemo | None = None,
         budget: BudgetGate | None = None,
         fallback: Fallback | None = None,
+        traffic_by_model: Mapping[str, Limiter] | None = None,
     ) -> None:
         self._transport = transport
+        # A workflow's steps may ask other models than the run's: each has limits of its
+        # own, as providers count them (the run's model keeps `traffic`).
+        self._by_model = traffic_by_model or {}
         self._fallback = fallback
         self._budget = budget
         self._memo = memo
@@ -122,9 +128,11 @@ class Dispatcher:
         cache_key: str | None = None,
         batch: int = 0,
         queued: float = 0.0,
+        step: str | None = None,
     ) -> Outcome:
         """Send until a Success or a Failure; a reusable answer is stored under `cache_key`.
-        `batch` and `queued` (seconds the item waited for a worker) are for the events."""
+        `batch`, `queued` (seconds the item waited for a worker) and the workflow `step`
+        are for the events."""
         failures: Counter[ErrorKind] = Counter()
         number = 0
         too_long = False  # the primary model refused the prompt as too long
@@ -142,10 +150,10 @@ class Dispatcher:
                 traffic.release(ticket)
                 raise
             number += 1
-            attempt = _Attempt(item, batch, number, sending, ticket, key, traffic)
+            attempt = _Attempt(item, batch, number, sending, ticket, key, traffic, step)
             now = self.clock.now()
             wait = queued if number == 1 else 0.0
-            sent = RequestSent(item, batch, number, now, wait, now - asked, sending.body)
+            sent = RequestSent(item, batch, number, now, wait, now - asked, sending.body, step)
             self._events.emit(sent)
             try:
                 outcome, storing = await self._attempt(attempt)
@@ -185,10 +193,15 @@ class Dispatcher:
         its answer stored under its own request's key)."""
         fallback = self._fallback
         if fallback is None or not (too_long or self._traffic.down()):
-            return request, self._traffic, cache_key
+            return request, self._traffic_for(request), cache_key
         diverted = request.for_model(fallback.model)
         key = self._memo.key(diverted) if cache_key is not None and self._memo else None
         return diverted, fallback.traffic, key
+
+    def _traffic_for(self, request: Request) -> Limiter:
+        if not self._by_model:
+            return self._traffic
+        return self._by_model.get(request.model or "", self._traffic)
 
     def _within_budget(self, request: Request) -> float:
         """The dollars reserved for the attempt; BudgetReached when it may not go."""
@@ -313,6 +326,7 @@ class Dispatcher:
                 response.latency if response is not None else None,
                 error is ErrorKind.RATE_LIMITED,
                 response.first_token if response is not None else None,
+                attempt.step,
             )
         )
 

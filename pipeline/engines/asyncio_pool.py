@@ -42,9 +42,10 @@ from pipeline.dispatch.packs import PackSender
 from pipeline.engines.protocol import NextBatch, OutcomeWriter
 from pipeline.engines.stalls import CHECK_EVERY, StallWatch
 from pipeline.prepare.packing import Packer, PackLimits
-from pipeline.prepare.preparer import PreparedBatch, Skipped
+from pipeline.prepare.preparer import PreparedBatch, Skipped, Staged
 from pipeline.prepare.request_builder import Request
 from pipeline.protocol.token_count import prompt_tokens
+from pipeline.workflow.runner import WorkflowRunner
 
 
 class _BatchInFlight:
@@ -71,9 +72,10 @@ class _BatchInFlight:
             self.done.set()
 
 
-# An item to send: its batch, its place in it, the item, its request and cache key, and
-# when it was queued (the clock's time). Packed embeddings go as a list of them.
-ToSend = tuple[_BatchInFlight, int, Item, Request, str | None, float]
+# An item to send: its batch, its place in it, the item, its request (Staged: its
+# workflow's) and cache key, and when it was queued (the clock's time). Packed
+# embeddings go as a list of them.
+ToSend = tuple[_BatchInFlight, int, Item, Request | Staged, str | None, float]
 Job = ToSend | list[ToSend]
 # How long a begun pack waits for the next batch before it is sent as it is.
 PACK_WAIT = 0.02
@@ -94,8 +96,10 @@ class AsyncioEngine:
         memo: ResponseMemo | None = None,
         landing_grace: float = 0.0,
         packing: PackLimits | None = None,
+        workflow: WorkflowRunner | None = None,
     ) -> None:
         self._memo = memo
+        self._workflow = workflow  # --workflow: each item's steps, run by this
         # Embeddings inputs travel in shared requests (--inputs-per-request).
         self._packer: Packer[ToSend] | None = Packer(packing) if packing else None
         self._packs = PackSender(dispatcher, memo)
@@ -222,7 +226,7 @@ class AsyncioEngine:
         assert self._packer is not None
         for job in jobs:
             request = job[3]
-            if request.endpoint is not Endpoint.EMBEDDINGS:
+            if isinstance(request, Staged) or request.endpoint is not Endpoint.EMBEDDINGS:
                 await self._work.put(job)
                 continue
             for pack in self._packer.add(job, prompt_tokens(request.body)):
@@ -236,11 +240,16 @@ class AsyncioEngine:
         """Settle the invalid and the already answered items; the rest are to be sent."""
         settled: list[tuple[int, Outcome]] = []
         rendered: list[tuple[int, Item, Request, str | None]] = []
+        staged: list[ToSend] = []
         render_failures: list[str] = []
+        now = self._clock.now()
         for index, item in enumerate(in_flight.batch.items):
             request = prepared.requests[index]
             if isinstance(request, Request):
                 rendered.append((index, item, request, prepared.keys[index]))
+                continue
+            if isinstance(request, Staged):
+                staged.append((in_flight, index, item, request, None, now))
                 continue
             if isinstance(request, Skipped):
                 settled.append((index, Success(item, None, NOTHING_USED, attempts=0, skipped=True)))
@@ -250,8 +259,8 @@ class AsyncioEngine:
             why = item.problem if request is None else request
             settled.append((index, Failure(item, ErrorKind.INVALID_INPUT, why or "invalid item")))
         # Before settling anything: a batch completed by a wrong template must not be written.
-        self._check_templates(len(rendered), render_failures, in_flight.batch)
-        jobs = self._to_send(in_flight, rendered, prepared.stored, settled)
+        self._check_templates(len(rendered) + len(staged), render_failures, in_flight.batch)
+        jobs = staged + self._to_send(in_flight, rendered, prepared.stored, settled)
         for index, outcome in settled:
             self._settle(in_flight, index, outcome)
         return jobs
@@ -307,10 +316,14 @@ class AsyncioEngine:
             in_flight, index, item, request, key, queued_at = first
             batch, queued = in_flight.batch.index, self._clock.now() - queued_at
             try:
-                if pack is None:
+                if isinstance(request, Staged):
+                    assert self._workflow is not None
+                    outcome = await self._workflow.run(item, request, batch, queued)
+                elif pack is None:
                     outcome = await self._dispatcher.dispatch(item, request, key, batch, queued)
                 else:
-                    entries = [(item, request, key) for _, _, item, request, key, _ in pack]
+                    # Packs hold requests only (_pack): a Staged item never joins one.
+                    entries = [(i, r, k) for _, _, i, r, k, _ in pack if isinstance(r, Request)]
                     outcomes = await self._packs.send(entries, batch, queued)
             except DispatchStopped:
                 return
@@ -329,9 +342,9 @@ class AsyncioEngine:
                 self._settle(sent_in, place, answer)
                 self._settle_twins(its_key, sent, answer)
 
-    def _settle_twins(self, key: str | None, request: Request, outcome: Outcome) -> None:
+    def _settle_twins(self, key: str | None, request: Request | Staged, outcome: Outcome) -> None:
         """Items identical to one just answered, that waited for it, get its outcome."""
-        if key is None or self._memo is None:
+        if key is None or self._memo is None or isinstance(request, Staged):
             return
         twins = self._memo.landed(key, outcome)
         if twins and isinstance(outcome, Success):

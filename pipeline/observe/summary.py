@@ -222,8 +222,11 @@ def options_of(config: RunConfig) -> dict[str, Any]:
     options = {
         section.name: _plain(getattr(config, section.name))
         for section in dataclasses.fields(config)
+        if section.name != "workflow"
     }
     options["connection"]["base_url"] = without_credentials(config.connection.base_url)
+    if config.workflow is not None:
+        options["workflow"] = config.workflow.identity()
     return options
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pipeline.core.config import RESULT_FIELDS, ResultFields, result_field_clash
 from pipeline.core.models import Batch, Item
-from pipeline.prepare.request_builder import InvalidItem, Request, RequestBuilder
+from pipeline.prepare.request_builder import InvalidItem, Request
 
 
 class Skipped:
@@ -26,12 +27,32 @@ class Skipped:
 SKIPPED = Skipped()
 
 
+class Staged:
+    """A workflow's item (--workflow): its steps are asked on the loop as their inputs are
+    ready. `first` holds what the steps that read no other step's output came to here,
+    in the reader thread: a request, SKIPPED by their `when`, why it cannot be made, or
+    None for a step a function answers (no request)."""
+
+    __slots__ = ("first",)
+
+    def __init__(self, first: dict[str, Request | Skipped | str | None]) -> None:
+        self.first = first
+
+
+class ItemRequests(Protocol):
+    """What makes an item's request: a RequestBuilder, or a workflow's step builders."""
+
+    def wanted(self, item: Item) -> bool: ...
+
+    def build(self, item: Item) -> Request | Staged: ...
+
+
 @dataclass(slots=True)
 class PreparedBatch:
     batch: Batch
-    # Per item: its request; why it could not be rendered; SKIPPED when --where leaves it
-    # out; or None when the item itself is invalid (item.problem) and never gets one.
-    requests: list[Request | str | Skipped | None] = field(default_factory=list)
+    # Per item: its request (Staged: its workflow's); why it could not be rendered; SKIPPED
+    # when --where leaves it out; or None when the item is invalid (item.problem).
+    requests: list[Request | Staged | str | Skipped | None] = field(default_factory=list)
     keys: list[str | None] = field(default_factory=list)  # cache keys; None without a cache
     stored: dict[str, bytes] = field(default_factory=dict)  # answers found, by cache key
 
@@ -39,7 +60,7 @@ class PreparedBatch:
 class Preparer:
     def __init__(
         self,
-        builder: RequestBuilder,
+        builder: ItemRequests,
         key: Callable[[Request], str] | None = None,
         lookup: Callable[[list[str]], dict[str, bytes]] | None = None,
         result_fields: ResultFields = RESULT_FIELDS,
@@ -57,7 +78,7 @@ class Preparer:
     def prepare(self, batch: Batch) -> PreparedBatch:
         prepared = PreparedBatch(batch)
         for item in batch.items:
-            request: Request | str | Skipped | None = None
+            request: Request | Staged | str | Skipped | None = None
             if item.problem is None:
                 request = self._request(item)
             prepared.requests.append(request)
@@ -67,7 +88,7 @@ class Preparer:
             prepared.stored = self._lookup([key for key in prepared.keys if key is not None])
         return prepared
 
-    def _request(self, item: Item) -> Request | str | Skipped:
+    def _request(self, item: Item) -> Request | Staged | str | Skipped:
         """The item's request, SKIPPED, or why it cannot have one."""
         # A user's field is never dropped: one the answer would overwrite stops the item.
         if item.row is not None and not self._reserved.isdisjoint(item.row):

@@ -95,8 +95,10 @@ class RequestBuilder:
     def where(self) -> Where | None:
         return self._where
 
-    def build(self, item: Item) -> Request:
-        row = item.row
+    def build(self, item: Item, fields: dict[str, Any] | None = None) -> Request:
+        """The item's request; `fields` are what the templates see instead of the item's
+        own (a workflow step's: the item's fields and the earlier steps' outputs)."""
+        row = item.row if fields is None else fields
         if row is None:
             raise InvalidItem(item.problem or "item has no fields")
         if self.endpoint is None:

@@ -1,6 +1,7 @@
 """Putting one run's sending machinery together from its config: the HTTP transport,
-traffic control (the main model's, and a fallback model's of its own), the
-dispatcher with its budget gate, and the worker pool that drives them."""
+traffic control (the main model's, a fallback model's, and each workflow step
+model's of its own), the dispatcher with its budget gate, and the worker pool
+that drives them (with a workflow, through each item's steps)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,33 @@ from pipeline.dispatch.transport import HttpTransport, Transport
 from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.engines.protocol import OutcomeWriter
 from pipeline.prepare.packing import PackLimits
+from pipeline.prepare.preparer import ItemRequests
+from pipeline.prepare.request_builder import RequestBuilder
 from pipeline.spend.budget import BudgetGate
 from pipeline.spend.ledger import Ledger
 from pipeline.traffic.control import TrafficControl
+from pipeline.traffic.protocol import Limiter
+from pipeline.workflow.calls import load_calls
+from pipeline.workflow.requests import step_models
+from pipeline.workflow.runner import WorkflowRunner
+from pipeline.workflow.step_builders import StepBuilders
+
+
+def item_requests(config: RunConfig) -> ItemRequests:
+    """What makes each item's request: the run's builder, or its workflow's steps'."""
+    if config.workflow is None:
+        return RequestBuilder(config.request)
+    return StepBuilders(config.request, config.workflow, load_calls(config.workflow))
 
 
 def http_transport(config: RunConfig) -> HttpTransport:
     connection = config.connection
+    # --concurrency holds for each model a workflow asks (providers count them apart).
+    models = 1 if config.workflow is None else len(step_models(config.request, config.workflow))
     return HttpTransport(
         connection.base_url,
         connection.api_key,
-        config.traffic.concurrency,
+        config.traffic.concurrency * max(1, models),
         connection.max_response_size,
         config.traffic.idle_timeout,
     )
@@ -39,9 +56,15 @@ def build_engine(
     memo: ResponseMemo | None,
     events: EventSink,
     ledger: Ledger,
+    builder: ItemRequests,
 ) -> AsyncioEngine:
     clock = SystemClock()
     traffic = TrafficControl(config.traffic, clock, events, random.Random())
+    by_model: dict[str, Limiter] = {}
+    if config.workflow is not None:
+        for model in step_models(config.request, config.workflow):
+            if model != config.request.model:
+                by_model[model] = TrafficControl(config.traffic, clock, events, random.Random())
     budget = BudgetGate(config.spend, ledger) if config.spend.budgeted else None
     fallback = None
     if config.request.fallback_model is not None:
@@ -59,6 +82,7 @@ def build_engine(
         memo,
         budget,
         fallback,
+        by_model,
     )
     concurrency, batch_size = config.traffic.concurrency, config.read.batch_size
     # Enough batches ahead of the writer that one slow item does not idle the pool,
@@ -70,4 +94,10 @@ def build_engine(
     request = config.request
     if request.endpoint is Endpoint.EMBEDDINGS and request.inputs_per_request > 1:
         packing = PackLimits(inputs=request.inputs_per_request)
-    return AsyncioEngine(dispatcher, writer, events, concurrency, window, memo, landing, packing)
+    workflow = None
+    if isinstance(builder, StepBuilders):
+        workflow = WorkflowRunner(builder, dispatcher, memo, events)
+        packing = None  # a step's embeddings go one per request
+    return AsyncioEngine(
+        dispatcher, writer, events, concurrency, window, memo, landing, packing, workflow
+    )

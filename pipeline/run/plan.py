@@ -29,7 +29,7 @@ from pipeline.core.models import Item
 from pipeline.dispatch.transport import HttpTransport, TransportError
 from pipeline.prepare.batching import batched
 from pipeline.prepare.packing import Packer, PackLimits
-from pipeline.prepare.preparer import PreparedBatch, Preparer, Skipped
+from pipeline.prepare.preparer import PreparedBatch, Preparer, Skipped, Staged
 from pipeline.prepare.request_builder import TOO_LONG, Request, RequestBuilder
 from pipeline.protocol.headers import read_limits
 from pipeline.protocol.token_count import completion_cap, prompt_tokens
@@ -145,6 +145,8 @@ def _count_batch(
     for item, request, key in zip(items, prepared.requests, prepared.keys, strict=True):
         if isinstance(request, Request):
             to_send.append((item, request, key))
+        elif isinstance(request, Staged):
+            to_send.extend(_first_steps(item, request, memo))
         elif isinstance(request, Skipped):
             counts.skipped += 1
         else:
@@ -152,7 +154,10 @@ def _count_batch(
     known = {}
     if memo is not None:
         wanted = [(request, key) for _, request, key in to_send if key is not None]
-        known = memo.recall(wanted, prepared.stored)
+        stored = prepared.stored
+        if any(isinstance(request, Staged) for request in prepared.requests):
+            stored = memo.lookup([key for _, key in wanted])  # made here, not in the reader
+        known = memo.recall(wanted, stored)
     keys = [key for _, _, key in to_send if key is not None and key not in known]
     repeated = {keys[i] for i in twins.add_many(list(keys))} if keys else set()
     for item, request, key in to_send:
@@ -165,6 +170,14 @@ def _count_batch(
             counts.twins += 1
             continue
         _count_request(item, request, counts, show)
+
+
+def _first_steps(
+    item: Item, staged: Staged, memo: ResponseMemo | None
+) -> list[tuple[Item, Request, str | None]]:
+    """A workflow item's requests known before anything is sent: its first steps'."""
+    requests = [request for request in staged.first.values() if isinstance(request, Request)]
+    return [(item, request, memo.key(request) if memo else None) for request in requests]
 
 
 def _count_request(item: Item, request: Request, counts: PlanCounts, show: int) -> None:

@@ -46,13 +46,12 @@ from pipeline.observe.progress import Progress, ProgressFeed
 from pipeline.observe.spans import new_trace_id
 from pipeline.observe.summary import RunFacts, error_rate_exceeded, summary_dict
 from pipeline.prepare.batching import batched
-from pipeline.prepare.preparer import PreparedBatch, Preparer
-from pipeline.prepare.request_builder import RequestBuilder
+from pipeline.prepare.preparer import ItemRequests, PreparedBatch, Preparer
 from pipeline.read.ids import SeenIds, identify
 from pipeline.read.reader_thread import ThreadFeed
 from pipeline.read.requeue import read_quarantine
 from pipeline.read.sources import check_inputs, read_records
-from pipeline.run.assembly import build_engine, http_transport
+from pipeline.run.assembly import build_engine, http_transport, item_requests
 from pipeline.run.interrupts import Interrupted, run_until_signal
 from pipeline.run.result import EXIT_ERROR_RATE, EXIT_INTERNAL, EXIT_OK, RunResult
 from pipeline.run.telemetry import skipped_items, span_recorder, write_summary
@@ -64,6 +63,7 @@ from pipeline.state.fingerprint import input_identity, run_fingerprint
 from pipeline.state.resume import ResumePoint, skip_committed, with_digests
 from pipeline.state.spent import SpendingKeeper
 from pipeline.state.store import RunState
+from pipeline.workflow.requests import step_models
 from pipeline.write.final import (
     DirectWriter,
     FinalWriters,
@@ -157,12 +157,12 @@ async def _run_job(config: RunConfig, progress: Progress, transport: TransportFa
     return result
 
 
-def _begin(config: RunConfig, ledger: Ledger) -> tuple[RequestBuilder, RunState | None]:
+def _begin(config: RunConfig, ledger: Ledger) -> tuple[ItemRequests, RunState | None]:
     """Everything that can turn a run away, before it touches a file."""
     check_inputs(config.read.inputs)
     check_output_paths(config.output)
-    builder = RequestBuilder(config.request)
-    for model in (config.request.model, config.request.fallback_model):
+    builder = item_requests(config)
+    for model in (config.request.model, config.request.fallback_model, *_step_models(config)):
         if config.spend.max_cost is not None and model and ledger.pricing.price_of(model) is None:
             raise ConfigError(f"--max-cost needs a price for {model!r}: {UNPRICED_HINT}")
     state = None
@@ -188,7 +188,7 @@ class _Run:
     def __init__(
         self,
         config: RunConfig,
-        builder: RequestBuilder,
+        builder: ItemRequests,
         events: Broadcast,
         transport: TransportFactory,
         ledger: Ledger,
@@ -318,7 +318,9 @@ class _Run:
     def _engine(
         self, transport: Transport, writer: OutcomeWriter, memo: ResponseMemo | None
     ) -> AsyncioEngine:
-        return build_engine(self.config, transport, writer, memo, self.events, self.ledger)
+        return build_engine(
+            self.config, transport, writer, memo, self.events, self.ledger, self.builder
+        )
 
     def _result_schema(self) -> pa.Schema | None:
         config = self.config
@@ -357,6 +359,10 @@ def _has_state(config: RunConfig) -> bool:
 
 def _finished_exit_code(config: RunConfig, stats: RunStats) -> int:
     return EXIT_ERROR_RATE if error_rate_exceeded(stats, config.max_error_rate) else EXIT_OK
+
+
+def _step_models(config: RunConfig) -> list[str]:
+    return [] if config.workflow is None else step_models(config.request, config.workflow)
 
 
 def _fingerprint(config: RunConfig) -> dict[str, Any]:

@@ -182,6 +182,15 @@ class Simulator:
             if refusal is not None:
                 return self._rate_limited(refusal, job.model)
         self._accepted += 1
+        stats = self.stats
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            return await self._accepted_request(request, job)
+        finally:
+            stats.in_flight -= 1
+
+    async def _accepted_request(self, request: web.Request, job: Exchange) -> web.StreamResponse:
         counts = self.stats.requests_by_digest
         earlier = counts.get(job.digest, 0)
         counts[job.digest] = earlier + 1

@@ -34,6 +34,10 @@ class SimulatorStats:
     prompt_tokens: int = 0
     """Tokens of successful answers only, like the completion tokens."""
     completion_tokens: int = 0
+    in_flight: int = 0
+    """Accepted requests not yet answered."""
+    max_in_flight: int = 0
+    """The most accepted requests ever in flight at once (overlap, shown)."""
     requests_by_digest: Counter[str] = field(default_factory=Counter)
     """Accepted requests (past key, quota, validation, limits) per `content_digest`."""
     embedding_inputs_by_digest: Counter[str] = field(default_factory=Counter)

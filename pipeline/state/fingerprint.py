@@ -17,6 +17,8 @@ import os
 import stat
 from typing import Any
 
+import orjson
+
 from pipeline.core.config import STDIO, RequestConfig, RunConfig
 from pipeline.core.jsonio import dumps
 from pipeline.write.writers import output_format
@@ -45,6 +47,7 @@ _DESCRIPTIONS: dict[str, tuple[str, bool]] = {
     "drop_skipped": ("--drop-skipped", True),
     "fallback_model": ("--fallback-model", True),
     "stream": ("--stream", True),
+    "workflow": ("the workflow's steps (--workflow)", False),
     "input_field": ("--input-field", True),
     "id_field": ("--id-field", True),
     "batch_size": ("--batch-size", True),
@@ -95,8 +98,17 @@ def _selection(config: RunConfig) -> dict[str, Any]:
         "drop_skipped": config.output.drop_skipped or None,
         "fallback_model": request.fallback_model,
         "stream": request.stream or None,
+        "workflow": _workflow_digest(config),
     }
     return {name: value for name, value in chosen.items() if value is not None}
+
+
+def _workflow_digest(config: RunConfig) -> str | None:
+    """The workflow's steps, as a digest (templates and schemas can be long)."""
+    if config.workflow is None:
+        return None
+    identity = orjson.dumps(config.workflow.identity(), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(identity).hexdigest()[:16]
 
 
 def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.core.config import Endpoint, RequestConfig
 from pipeline.core.errors import ConfigError
-from pipeline.workflow.steps import Step
+from pipeline.workflow.steps import Step, Workflow
 
 
 def step_request(run: RequestConfig, step: Step) -> RequestConfig:
@@ -93,3 +93,37 @@ def _table(step: Step, key: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"workflow: steps.{step.name}.{key} must be a table")
     return dict(value)
+
+
+# What a step's output column holds in Parquet when no schema says it.
+_TEXT: dict[str, Any] = {"type": "string"}
+_VECTOR: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
+_ANY_JSON: dict[str, Any] = {}
+
+
+def answers_schema(run: RequestConfig, workflow: Workflow) -> dict[str, Any]:
+    """One JSON Schema for a workflow row's output: an object with each step's output
+    (its schema's; text; a vector; any JSON), so Parquet gives each step a typed column."""
+    properties: dict[str, Any] = {}
+    for name in workflow.outputs:
+        step = workflow.steps[name]
+        if step.call is not None:
+            schema = step.options.get("schema")
+            properties[name] = dict(schema) if isinstance(schema, Mapping) else _ANY_JSON
+            continue
+        request = step_request(run, step)
+        if request.schema is not None:
+            properties[name] = request.schema
+        elif request.endpoint is Endpoint.EMBEDDINGS:
+            properties[name] = _VECTOR
+        else:
+            properties[name] = _ANY_JSON if request.json_output else _TEXT
+    return {"type": "object", "properties": properties}
+
+
+def step_models(run: RequestConfig, workflow: Workflow) -> list[str]:
+    """The models the steps ask, each once, in the order the steps name them."""
+    models = [
+        step_request(run, step).model for step in workflow.steps.values() if step.call is None
+    ]
+    return list(dict.fromkeys(model for model in models if model))

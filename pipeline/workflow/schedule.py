@@ -47,7 +47,7 @@ class ItemSteps:
             return []
         return [
             name
-            for name in self.workflow.order
+            for name in self.workflow.runs
             if self.states[name] is StepState.WAITING
             and all(self.states[before] in OVER for before in self.workflow.steps[name].after)
         ]

@@ -56,6 +56,37 @@ class Workflow:
     steps: Mapping[str, Step]  # in the file's order
     order: tuple[str, ...]  # every step after the steps it depends on
 
+    @property
+    def stand_ins(self) -> frozenset[str]:
+        """Steps named as another's `fallback`: they answer only in its place."""
+        return frozenset(step.fallback for step in self.steps.values() if step.fallback)
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """The steps every item goes through, each after its dependencies."""
+        stand_ins = self.stand_ins
+        return tuple(name for name in self.order if name not in stand_ins)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The steps a row's output holds, in the file's order."""
+        stand_ins = self.stand_ins
+        return tuple(name for name in self.steps if name not in stand_ins)
+
+    def identity(self) -> dict[str, Any]:
+        """Everything about the steps that shapes a row, for the run's fingerprint."""
+        return {
+            name: {
+                "options": dict(step.options),
+                "after": list(step.after),
+                "when": step.when.text if step.when is not None else None,
+                "optional": step.optional,
+                "fallback": step.fallback,
+                "call": step.call,
+            }
+            for name, step in self.steps.items()
+        }
+
     def ancestors(self, name: str) -> frozenset[str]:
         """The steps that finish before `name` starts: its dependencies, and theirs."""
         found: set[str] = set()
@@ -82,7 +113,39 @@ def read_workflow(tables: Mapping[str, Any]) -> Workflow:
     workflow = Workflow(steps, order)
     for step in steps.values():
         _check_references(workflow, step)
+        _check_role(workflow, step)
     return workflow
+
+
+def _check_role(workflow: Workflow, step: Step) -> None:
+    """A `call` step has no model to ask; a stand-in (another step's fallback) answers in
+    that step's place, so it reads only what that step may read and is read by no one."""
+    if step.call is not None:
+        asked = sorted(set(step.options) - {"schema"})
+        if asked:
+            raise ConfigError(
+                f"workflow: steps.{step.name} is answered by its call; it takes no {asked[0]!r}"
+            )
+    if step.name not in workflow.stand_ins:
+        return
+    for other in workflow.steps.values():
+        if step.name in other.after:
+            raise ConfigError(
+                f"workflow: steps.{other.name}.after names {step.name!r}, which only answers "
+                "as a fallback; name the step it stands in for"
+            )
+    for primary in (s for s in workflow.steps.values() if s.fallback == step.name):
+        if step.when is not None:
+            raise ConfigError(
+                f"workflow: steps.{step.name} answers for steps.{primary.name}, whose `when` "
+                "decides; remove its own"
+            )
+        extra = sorted(workflow.ancestors(step.name) - workflow.ancestors(primary.name))
+        if extra:
+            raise ConfigError(
+                f"workflow: steps.{step.name} stands in for steps.{primary.name} and so may "
+                f"read only what it reads, not steps.{extra[0]}"
+            )
 
 
 def _step(name: str, table: Any) -> Step:

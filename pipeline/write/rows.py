@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.core.config import RESULT_FIELDS, ResultFields
-from pipeline.core.models import Failure, Success
+from pipeline.core.models import Failure, StepReports, Success
 from pipeline.protocol.batch_lines import is_batch_line
 
 
@@ -25,7 +25,15 @@ def result_row(
         row[fields.skipped] = success.skipped
     if fields.model is not None:
         row[fields.model] = success.model
+    if fields.steps is not None:
+        row[fields.steps] = _step_reports(success.steps)
     return row
+
+
+def _step_reports(steps: StepReports | None) -> dict[str, Any] | None:
+    if steps is None:
+        return None
+    return {name: report.as_dict() for name, report in steps.items()}
 
 
 def quarantine_row(failure: Failure) -> dict[str, Any]:
@@ -41,10 +49,15 @@ def quarantine_row(failure: Failure) -> dict[str, Any]:
     }
     if failure.answer is not None:
         error["answer"] = failure.answer
-    return {
+    row = {
         "id": item.id,
         "item": item.original,
         "error": error,
         "attempts": failure.attempts,
         "source": {"file": item.source, "line": item.line},
     }
+    if failure.steps is not None:  # a workflow's item: which step, and what the others gave
+        error["step"] = failure.step
+        row["output"] = failure.outputs
+        row["steps"] = _step_reports(failure.steps)
+    return row

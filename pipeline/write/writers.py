@@ -32,6 +32,12 @@ PARQUET_ROW_GROUP_ROWS = 5000
 USAGE_TYPE = pa.struct(
     [("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("total_tokens", pa.int64())]
 )
+# A workflow row's `steps`: step name -> how it ended (core/models.py StepReport). A map, so
+# one type fits any workflow: `steps['draft'].status` in DuckDB.
+STEP_REPORTS_TYPE = pa.map_(
+    pa.string(),
+    pa.struct([(name, pa.string()) for name in ("status", "model", "answered_by", "reason")]),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,7 @@ class TypedOutput:
     column: str
     shape: OutputShape | None = None  # with --schema
     vectors: bool = False  # embeddings
+    steps: str | None = None  # --workflow: the column of step reports (STEP_REPORTS_TYPE)
 
     def fit(self, rows: list[dict[str, Any]]) -> None:
         """Make each row's answer storable under the column's type (rows are ours to change)."""
@@ -75,7 +82,8 @@ class TypedOutput:
 
 def typed_output(output: OutputConfig) -> TypedOutput | None:
     if output.answer_schema is not None:
-        return TypedOutput(output.result_fields.output, output_shape(output.answer_schema))
+        shape = output_shape(output.answer_schema)
+        return TypedOutput(output.result_fields.output, shape, steps=output.result_fields.steps)
     if output.vectors:
         return TypedOutput(output.result_fields.output, vectors=True)
     return None
@@ -278,6 +286,9 @@ def infer_schema(rows: Iterable[dict[str, Any]], typed: TypedOutput | None = Non
     fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in inferred]
     if typed is not None:
         fields = [pa.field(f.name, answer_type) if f.name == typed.column else f for f in fields]
+        fields = [
+            pa.field(f.name, STEP_REPORTS_TYPE) if f.name == typed.steps else f for f in fields
+        ]
     return pa.schema(fields).remove_metadata()
 
 
@@ -305,6 +316,8 @@ def _answer_fields(output_type: pa.DataType, names: ResultFields = RESULT_FIELDS
         fields.append(pa.field(names.skipped, pa.bool_()))
     if names.model is not None:
         fields.append(pa.field(names.model, pa.string()))
+    if names.steps is not None:
+        fields.append(pa.field(names.steps, STEP_REPORTS_TYPE))
     return fields
 
 

@@ -1,0 +1,206 @@
+"""One item's way through a workflow: each step asked as soon as its inputs are ready.
+
+Steps that do not depend on each other are in flight together; each goes through
+the same road as a run's request (its answer looked up in the cache, an identical
+request in flight joined, the dispatcher's limits, retries and breaker), under
+its own model's limits. What each step came to is kept in a StepReport, and the
+item ends as one Success (every step's output by name) or, when a required step
+failed, one Failure naming it, with the outputs the other steps did give: those
+are in the cache, so a `sluice retry` pays only for what failed.
+
+The order of events inside an item (which step starts when) is decided by
+schedule.ItemSteps; this module only drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any
+
+from pipeline.cache.memo import ResponseMemo, served
+from pipeline.core.errors import ErrorKind
+from pipeline.core.events import AnswerReused, EventSink, StepEnded
+from pipeline.core.models import Failure, Item, Outcome, StepReport, Success, Usage
+from pipeline.dispatch.dispatcher import Dispatcher
+from pipeline.prepare.preparer import Skipped, Staged
+from pipeline.prepare.request_builder import Request
+from pipeline.workflow.calls import called
+from pipeline.workflow.schedule import ItemSteps
+from pipeline.workflow.step_builders import StepBuilders
+
+NOT_RUN = "not_run"  # a step that never started: a required step before it failed
+
+
+class WorkflowRunner:
+    def __init__(
+        self,
+        builders: StepBuilders,
+        dispatcher: Dispatcher,
+        memo: ResponseMemo | None,
+        events: EventSink,
+    ) -> None:
+        self._builders = builders
+        self._workflow = builders.workflow
+        self._dispatcher = dispatcher
+        self._memo = memo
+        self._events = events
+
+    async def run(self, item: Item, staged: Staged, batch: int, queued: float) -> Outcome:
+        """The item's outcome once no step runs and none can start."""
+        walk = _ItemWalk(item, ItemSteps(self._workflow))
+        asking: dict[asyncio.Task[Outcome], str] = {}
+        try:
+            while True:
+                for name in walk.steps.ready():
+                    made = (
+                        staged.first.pop(name) if name in staged.first else self._made(walk, name)
+                    )
+                    ask = self._start(walk, name, made, batch, queued)
+                    if ask is not None:
+                        asking[asyncio.create_task(ask)] = name
+                if not asking:
+                    break
+                done, _ = await asyncio.wait(asking, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    self._settle(walk, asking.pop(task), task.result())
+        finally:
+            await _cancelled(asking)
+        return walk.outcome(self._workflow.outputs)
+
+    def _made(self, walk: _ItemWalk, name: str) -> Request | Skipped | str | None:
+        return self._builders.request(name, walk.item, walk.steps.view())
+
+    def _start(
+        self,
+        walk: _ItemWalk,
+        name: str,
+        made: Request | Skipped | str | None,
+        batch: int,
+        queued: float,
+    ) -> Coroutine[Any, Any, Outcome] | None:
+        """The asking of step `name`, or None when it is over at once (skipped, not
+        renderable, answered by its function)."""
+        walk.steps.started(name)
+        step = self._workflow.steps[name]
+        if isinstance(made, Skipped):
+            when = step.when.text if step.when is not None else ""
+            walk.skipped(name, f"its condition is false: {when}")
+            self._events.emit(StepEnded(name, "skipped"))
+        elif isinstance(made, str):
+            self._settle(walk, name, Failure(walk.item, ErrorKind.INVALID_INPUT, made))
+        elif made is None:
+            output, why = called(self._builders.calls[name], walk.fields(self._builders))
+            if why is None:
+                self._settle(walk, name, Success(walk.item, output, Usage(), attempts=0))
+            else:
+                self._settle(walk, name, Failure(walk.item, ErrorKind.INVALID_OUTPUT, why))
+        else:
+            return self._ask(walk.item, name, made, batch, queued)
+        return None
+
+    async def _ask(
+        self, item: Item, name: str, request: Request, batch: int, queued: float
+    ) -> Outcome:
+        """The step's answer: stored, shared with an identical request in flight, or sent."""
+        memo = self._memo
+        if memo is None:
+            return await self._dispatcher.dispatch(item, request, None, batch, queued, name)
+        key = memo.key(request)
+        known = memo.recall([(request, key)], memo.lookup([key]))
+        if key in known:
+            answer = served(item, known[key], request.model)
+            self._events.emit(AnswerReused(request.model, answer.usage, name))
+            return answer
+        twin: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        if memo.join(key, item, twin.set_result):
+            shared = await twin
+            if isinstance(shared, Success):
+                self._events.emit(AnswerReused(request.model, shared.usage, name))
+            return shared
+        outcome = await self._dispatcher.dispatch(item, request, key, batch, queued, name)
+        memo.landed(key, outcome)
+        return outcome
+
+    def _settle(self, walk: _ItemWalk, name: str, outcome: Outcome) -> None:
+        walk.settle(name, outcome, self._workflow.steps[name].optional)
+        self._events.emit(StepEnded(name, walk.reports[name].status))
+
+
+class _ItemWalk:
+    """What one item's steps have come to so far."""
+
+    __slots__ = ("attempts", "failure", "item", "reports", "steps", "usage")
+
+    def __init__(self, item: Item, steps: ItemSteps) -> None:
+        self.item = item
+        self.steps = steps
+        self.reports: dict[str, StepReport] = {}
+        self.usage = Usage()
+        self.attempts = 0
+        self.failure: Failure | None = None  # the required step's that ended the item
+
+    def fields(self, builders: StepBuilders) -> dict[str, Any]:
+        return builders.fields(self.item, self.steps.view())
+
+    def skipped(self, name: str, why: str) -> None:
+        self.steps.skipped(name)
+        self.reports[name] = StepReport("skipped", reason=why)
+
+    def settle(self, name: str, outcome: Outcome, optional: bool) -> None:
+        self.attempts += outcome.attempts
+        if isinstance(outcome, Success):
+            self.steps.answered(name, outcome.output)
+            status = "cached" if outcome.cached else "answered"
+            self.reports[name] = StepReport(status, outcome.model, name)
+            self.usage = _added(self.usage, outcome.usage)
+            return
+        self.steps.failed(name)
+        why = f"{outcome.kind}: {outcome.message}"
+        self.reports[name] = StepReport("failed", None, None, why)
+        if not optional and self.failure is None:
+            self.failure = outcome
+
+    def outcome(self, names: tuple[str, ...]) -> Outcome:
+        reports = {name: self.reports.get(name) or _not_run(self.failure) for name in names}
+        outputs = {name: self.steps.outputs.get(name) for name in names}
+        failure = self.failure
+        if failure is None:
+            answered = [r for r in reports.values() if r.status in ("answered", "cached")]
+            cached = bool(answered) and all(r.status == "cached" for r in answered)
+            return Success(self.item, outputs, self.usage, cached, self.attempts, steps=reports)
+        step = self.steps.failed_step
+        return Failure(
+            self.item,
+            failure.kind,
+            f"step {step}: {failure.message}",
+            failure.status,
+            self.attempts,
+            failure.answer,
+            step=step,
+            steps=reports,
+            outputs={n: o for n, o in outputs.items() if reports[n].status != "failed"},
+        )
+
+
+def _not_run(failure: Failure | None) -> StepReport:
+    return StepReport(NOT_RUN, reason="a required step before it failed" if failure else None)
+
+
+def _added(total: Usage, more: Usage) -> Usage:
+    return Usage(
+        total.prompt_tokens + more.prompt_tokens,
+        total.completion_tokens + more.completion_tokens,
+        total.total_tokens + more.total_tokens,
+        total.cached_prompt_tokens + more.cached_prompt_tokens,
+    )
+
+
+async def _cancelled(tasks: dict[asyncio.Task[Outcome], str]) -> None:
+    """Steps still asking when the item is given up (the run stops): cancel, and wait."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
