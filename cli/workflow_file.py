@@ -10,6 +10,7 @@ JSON Schema written as a TOML table.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ def load_workflow(path: Path) -> Workflow:
     if isinstance(steps, Mapping):
         tables = {**tables, "steps": {name: _resolved(path, name, t) for name, t in steps.items()}}
     try:
-        return read_workflow(tables)
+        workflow = read_workflow(tables)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None
+    return replace(workflow, home=str(path.resolve().parent))
 
 
 def _refuse_keys(path: Path, value: Any, trail: str = "") -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -59,11 +59,18 @@ CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
 
 @dataclass(frozen=True, slots=True)
 class Fallback:
-    """`--fallback-model`: the model asked while the primary's breaker is open, or when
-    the primary refuses a prompt as too long; with limits of its own."""
+    """Who answers while the primary model's breaker is open, or when it refuses a prompt
+    as too long: `--fallback-model` (the same request, asking `model`, under limits of
+    its own), or a workflow step's `fallback` step: its own `request`, or, with no
+    model, a function the caller runs (`Diverted` tells it to)."""
 
-    model: str
-    traffic: Limiter
+    model: str | None
+    traffic: Limiter | None
+    request: Request | None = None
+
+
+class Diverted(Exception):
+    """The fallback is a function, and it is its turn: the caller answers with it."""
 
 
 class _Attempt(NamedTuple):
@@ -129,10 +136,12 @@ class Dispatcher:
         batch: int = 0,
         queued: float = 0.0,
         step: str | None = None,
+        fallback: Fallback | None = None,
     ) -> Outcome:
         """Send until a Success or a Failure; a reusable answer is stored under `cache_key`.
         `batch`, `queued` (seconds the item waited for a worker) and the workflow `step`
-        are for the events."""
+        are for the events; `fallback` (a step's) stands in for the run's."""
+        fallback = fallback or self._fallback
         failures: Counter[ErrorKind] = Counter()
         number = 0
         too_long = False  # the primary model refused the prompt as too long
@@ -140,7 +149,7 @@ class Dispatcher:
             if self._stopping:
                 raise DispatchStopped
             asked = self.clock.now()
-            sending, traffic, key = self._route(request, cache_key, too_long)
+            sending, traffic, key = self._route(request, cache_key, too_long, fallback)
             ticket = await self._admit(traffic, sending, first_attempt=number == 0)
             try:
                 if self._stopping:
@@ -165,7 +174,7 @@ class Dispatcher:
                     self._budget.settle(reserved)
             if not isinstance(outcome, Verdict):
                 return outcome
-            if self._too_long_for_primary(outcome, sending is request, too_long):
+            if self._too_long_for_primary(outcome, sending is request, too_long, fallback):
                 too_long = True  # the fallback may take it: ask it at once
                 continue
             delay = self._retry_delay(outcome, failures)
@@ -174,34 +183,37 @@ class Dispatcher:
                     item, outcome.kind, outcome.message, outcome.status, number, outcome.answer
                 )
             self._events.emit(RetryScheduled(str(outcome.kind), delay))
-            await self._wait_to_retry(outcome, delay)
+            primary = self.limiter_for(request.model)
+            diverting = _diversion(primary, fallback)
+            await self._wait_to_retry(outcome, delay, primary, diverting)
 
-    def _diverting(self) -> bool:
-        """Attempts go to the fallback model now (the main one's breaker is open)."""
-        return self._fallback is not None and self._traffic.down()
-
-    def _too_long_for_primary(self, verdict: Verdict, on_primary: bool, too_long: bool) -> bool:
-        if self._fallback is None or too_long or not on_primary:
+    def _too_long_for_primary(
+        self, verdict: Verdict, on_primary: bool, too_long: bool, fallback: Fallback | None
+    ) -> bool:
+        if fallback is None or too_long or not on_primary:
             return False
         return verdict.code == CONTEXT_LENGTH_EXCEEDED
 
     def _route(
-        self, request: Request, cache_key: str | None, too_long: bool
+        self, request: Request, cache_key: str | None, too_long: bool, fallback: Fallback | None
     ) -> tuple[Request, Limiter, str | None]:
         """Where the next attempt goes: the primary model, or, while its breaker is open
         or once it found the prompt too long, the fallback model (its own limits, and
         its answer stored under its own request's key)."""
-        fallback = self._fallback
-        if fallback is None or not (too_long or self._traffic.down()):
-            return request, self._traffic_for(request), cache_key
-        diverted = request.for_model(fallback.model)
+        primary = self.limiter_for(request.model)
+        if fallback is None or not (too_long or primary.down()):
+            return request, primary, cache_key
+        if fallback.traffic is None or fallback.model is None:
+            raise Diverted
+        diverted = fallback.request or request.for_model(fallback.model)
         key = self._memo.key(diverted) if cache_key is not None and self._memo else None
         return diverted, fallback.traffic, key
 
-    def _traffic_for(self, request: Request) -> Limiter:
+    def limiter_for(self, model: str | None) -> Limiter:
+        """The traffic control of `model`'s requests."""
         if not self._by_model:
             return self._traffic
-        return self._by_model.get(request.model or "", self._traffic)
+        return self._by_model.get(model or "", self._traffic)
 
     def _within_budget(self, request: Request) -> float:
         """The dollars reserved for the attempt; BudgetReached when it may not go."""
@@ -213,8 +225,9 @@ class Dispatcher:
     def holdup(self) -> Holdup:
         """What sending waits for right now, for the stall reports: while a fallback model
         takes the traffic, what that one waits for (the main model's outage stops nothing)."""
-        if self._fallback is not None and self._traffic.down():
-            return self._fallback.traffic.holdup(self._retrying)
+        fallback = self._fallback
+        if fallback is not None and fallback.traffic is not None and self._traffic.down():
+            return fallback.traffic.holdup(self._retrying)
         return self._traffic.holdup(self._retrying)
 
     async def _admit(self, traffic: Limiter, request: Request, first_attempt: bool) -> Ticket:
@@ -232,13 +245,17 @@ class Dispatcher:
         failures[kind] += 1
         return retry_delay(verdict, failures[kind], self._retry, self._rng)
 
-    async def _wait_to_retry(self, verdict: Verdict, delay: float) -> None:
+    async def _wait_to_retry(
+        self, verdict: Verdict, delay: float, primary: Limiter, diverting: Callable[[], bool]
+    ) -> None:
+        """Sleep out the backoff, once the retry budget lets the retry go (or attempts now
+        go to the fallback, which the primary's budget does not hold back)."""
         if verdict.kind is ErrorKind.RATE_LIMITED:
             return  # a 429 already paused everyone
         self._retrying += 1
         try:
             if not self._first_contact.unreached(verdict):
-                await self._traffic.retry_permit(unless=self._diverting)
+                await primary.retry_permit(unless=diverting)
             await self.clock.sleep(delay)
         finally:
             self._retrying -= 1
@@ -360,6 +377,13 @@ class Dispatcher:
             return Verdict(ErrorKind.INVALID_OUTPUT, message, exc.status)
         code = CONNECT_FAILED if exc.connect_failed else None
         return Verdict(ErrorKind.TRANSIENT, message, code=code, timed_out=exc.timed_out)
+
+
+def _diversion(primary: Limiter, fallback: Fallback | None) -> Callable[[], bool]:
+    """Whether attempts go to the fallback now (the primary's breaker is open)."""
+    if fallback is None:
+        return lambda: False
+    return primary.down
 
 
 def _fatal_error(status: int, code: str | None, message: str) -> SluiceError:

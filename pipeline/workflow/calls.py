@@ -6,9 +6,9 @@ stand-in for a model whose breaker is open. The function takes one argument, wha
 a template sees (the item's fields and `steps`), and returns the step's output: any
 JSON value. It runs on the event loop, so it must be quick and must not block.
 
-Functions are imported once, before anything is sent; the current directory is
-searched first, as `python -m` does, so a module beside the workflow's inputs is
-found without installing it.
+Functions are imported once, before anything is sent. The workflow file's directory
+and then the current directory are searched first (as `python -m` searches the
+current one), so a module kept beside the workflow is found without installing it.
 """
 
 from __future__ import annotations
@@ -29,17 +29,16 @@ from pipeline.workflow.steps import Workflow
 
 def load_calls(workflow: Workflow) -> dict[str, Call]:
     """Each `call` step's function, by step name; ConfigError naming the step otherwise."""
-    return {
-        name: _function(name, step.call)
-        for name, step in workflow.steps.items()
-        if step.call is not None
-    }
+    calls = {name: step.call for name, step in workflow.steps.items() if step.call is not None}
+    if calls:
+        for directory in (os.getcwd(), workflow.home):
+            if directory is not None and directory not in sys.path:
+                sys.path.insert(0, directory)
+    return {name: _function(name, spec) for name, spec in calls.items()}
 
 
 def _function(step: str, spec: str) -> Call:
     module_name, _, function_name = spec.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # an import runs the module's code: any error is the user's

@@ -23,7 +23,7 @@ from pipeline.cache.memo import ResponseMemo, served
 from pipeline.core.errors import ErrorKind
 from pipeline.core.events import AnswerReused, EventSink, StepEnded
 from pipeline.core.models import Failure, Item, Outcome, StepReport, Success, Usage
-from pipeline.dispatch.dispatcher import Dispatcher
+from pipeline.dispatch.dispatcher import Dispatcher, Diverted, Fallback
 from pipeline.prepare.preparer import Skipped, Staged
 from pipeline.prepare.request_builder import Request
 from pipeline.workflow.calls import called
@@ -31,6 +31,8 @@ from pipeline.workflow.schedule import ItemSteps
 from pipeline.workflow.step_builders import StepBuilders
 
 NOT_RUN = "not_run"  # a step that never started: a required step before it failed
+# A step's outcome, and the step that answered it: itself, or its fallback.
+Answered = tuple[Outcome, str]
 
 
 class WorkflowRunner:
@@ -50,7 +52,7 @@ class WorkflowRunner:
     async def run(self, item: Item, staged: Staged, batch: int, queued: float) -> Outcome:
         """The item's outcome once no step runs and none can start."""
         walk = _ItemWalk(item, ItemSteps(self._workflow))
-        asking: dict[asyncio.Task[Outcome], str] = {}
+        asking: dict[asyncio.Task[Answered], str] = {}
         try:
             while True:
                 for name in walk.steps.ready():
@@ -64,7 +66,8 @@ class WorkflowRunner:
                     break
                 done, _ = await asyncio.wait(asking, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    self._settle(walk, asking.pop(task), task.result())
+                    name = asking.pop(task)
+                    self._settle(walk, name, *task.result())
         finally:
             await _cancelled(asking)
         return walk.outcome(self._workflow.outputs)
@@ -79,7 +82,7 @@ class WorkflowRunner:
         made: Request | Skipped | str | None,
         batch: int,
         queued: float,
-    ) -> Coroutine[Any, Any, Outcome] | None:
+    ) -> Coroutine[Any, Any, Answered] | None:
         """The asking of step `name`, or None when it is over at once (skipped, not
         renderable, answered by its function)."""
         walk.steps.started(name)
@@ -89,42 +92,68 @@ class WorkflowRunner:
             walk.skipped(name, f"its condition is false: {when}")
             self._events.emit(StepEnded(name, "skipped"))
         elif isinstance(made, str):
-            self._settle(walk, name, Failure(walk.item, ErrorKind.INVALID_INPUT, made))
+            self._settle(walk, name, Failure(walk.item, ErrorKind.INVALID_INPUT, made), name)
         elif made is None:
-            output, why = called(self._builders.calls[name], walk.fields(self._builders))
-            if why is None:
-                self._settle(walk, name, Success(walk.item, output, Usage(), attempts=0))
-            else:
-                self._settle(walk, name, Failure(walk.item, ErrorKind.INVALID_OUTPUT, why))
+            self._settle(walk, name, *self._call(walk, name))
         else:
-            return self._ask(walk.item, name, made, batch, queued)
+            return self._ask(walk, name, made, batch, queued)
         return None
 
-    async def _ask(
-        self, item: Item, name: str, request: Request, batch: int, queued: float
-    ) -> Outcome:
-        """The step's answer: stored, shared with an identical request in flight, or sent."""
-        memo = self._memo
-        if memo is None:
-            return await self._dispatcher.dispatch(item, request, None, batch, queued, name)
-        key = memo.key(request)
-        known = memo.recall([(request, key)], memo.lookup([key]))
-        if key in known:
-            answer = served(item, known[key], request.model)
-            self._events.emit(AnswerReused(request.model, answer.usage, name))
-            return answer
-        twin: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        if memo.join(key, item, twin.set_result):
-            shared = await twin
-            if isinstance(shared, Success):
-                self._events.emit(AnswerReused(request.model, shared.usage, name))
-            return shared
-        outcome = await self._dispatcher.dispatch(item, request, key, batch, queued, name)
-        memo.landed(key, outcome)
-        return outcome
+    def _call(self, walk: _ItemWalk, name: str) -> Answered:
+        """Step `name` answered by its function (`call`)."""
+        output, why = called(self._builders.calls[name], walk.fields(self._builders))
+        if why is not None:
+            return Failure(walk.item, ErrorKind.INVALID_OUTPUT, why), name
+        return Success(walk.item, output, Usage(), attempts=0), name
 
-    def _settle(self, walk: _ItemWalk, name: str, outcome: Outcome) -> None:
-        walk.settle(name, outcome, self._workflow.steps[name].optional)
+    async def _ask(
+        self, walk: _ItemWalk, name: str, request: Request, batch: int, queued: float
+    ) -> Answered:
+        """The step's answer: stored, shared with an identical request in flight, or sent
+        (to its fallback step while its model's breaker is open); and who answered."""
+        item, memo = walk.item, self._memo
+        stand_in = self._workflow.steps[name].fallback
+        fallback = self._fallback(walk, stand_in) if stand_in is not None else None
+        key = memo.key(request) if memo is not None else None
+        if memo is not None and key is not None:
+            known = memo.recall([(request, key)], memo.lookup([key]))
+            if key in known:
+                answer = served(item, known[key], request.model)
+                self._events.emit(AnswerReused(request.model, answer.usage, name))
+                return answer, name
+            twin: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+            if memo.join(key, item, twin.set_result):
+                shared = await twin
+                if isinstance(shared, Success):
+                    self._events.emit(AnswerReused(request.model, shared.usage, name))
+                return shared, name
+        try:
+            outcome = await self._dispatcher.dispatch(
+                item, request, key, batch, queued, name, fallback
+            )
+        except Diverted:
+            assert stand_in is not None
+            outcome, _ = self._call(walk, stand_in)
+            if memo is not None and key is not None:
+                memo.landed(key, outcome)
+            return outcome, stand_in
+        if memo is not None and key is not None:
+            memo.landed(key, outcome)
+        diverted = stand_in is not None and outcome_model(outcome) != request.model
+        return outcome, stand_in if diverted and stand_in is not None else name
+
+    def _fallback(self, walk: _ItemWalk, stand_in: str) -> Fallback | None:
+        """What stands in for a step while its model's breaker is open: the stand-in
+        step's own request, or its function (no model)."""
+        made = self._builders.request(stand_in, walk.item, walk.steps.view(), check_when=False)
+        if made is None:
+            return Fallback(None, None)
+        if not isinstance(made, Request):
+            return None  # it cannot be asked for this item; the step goes on alone
+        return Fallback(made.model, self._dispatcher.limiter_for(made.model), made)
+
+    def _settle(self, walk: _ItemWalk, name: str, outcome: Outcome, answered_by: str) -> None:
+        walk.settle(name, outcome, self._workflow.steps[name].optional, answered_by)
         self._events.emit(StepEnded(name, walk.reports[name].status))
 
 
@@ -148,12 +177,12 @@ class _ItemWalk:
         self.steps.skipped(name)
         self.reports[name] = StepReport("skipped", reason=why)
 
-    def settle(self, name: str, outcome: Outcome, optional: bool) -> None:
+    def settle(self, name: str, outcome: Outcome, optional: bool, answered_by: str) -> None:
         self.attempts += outcome.attempts
         if isinstance(outcome, Success):
             self.steps.answered(name, outcome.output)
             status = "cached" if outcome.cached else "answered"
-            self.reports[name] = StepReport(status, outcome.model, name)
+            self.reports[name] = StepReport(status, outcome.model, answered_by)
             self.usage = _added(self.usage, outcome.usage)
             return
         self.steps.failed(name)
@@ -197,7 +226,11 @@ def _added(total: Usage, more: Usage) -> Usage:
     )
 
 
-async def _cancelled(tasks: dict[asyncio.Task[Outcome], str]) -> None:
+def outcome_model(outcome: Outcome) -> str | None:
+    return outcome.model if isinstance(outcome, Success) else None
+
+
+async def _cancelled(tasks: dict[asyncio.Task[Answered], str]) -> None:
     """Steps still asking when the item is given up (the run stops): cancel, and wait."""
     for task in tasks:
         task.cancel()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline.core.config import RequestConfig
+from pipeline.core.errors import ConfigError
 from pipeline.core.models import Item
 from pipeline.prepare.preparer import SKIPPED, Skipped, Staged
 from pipeline.prepare.request_builder import InvalidItem, Request, RequestBuilder
@@ -40,6 +41,15 @@ class StepBuilders:
             if step.call is None
         }
         self._first = [name for name in workflow.runs if not workflow.steps[name].after]
+        for name, step in workflow.steps.items():
+            stand_in = self._builders.get(step.fallback or "")
+            primary = self._builders.get(name)
+            if stand_in and primary and stand_in.config.model == primary.config.model:
+                raise ConfigError(
+                    f"workflow: steps.{step.fallback} stands in for steps.{name} while its "
+                    f"model's breaker is open, so it must ask another model than "
+                    f"{primary.config.model!r} (or be a call)"
+                )
         self._nothing_yet = {name: {"output": None} for name in workflow.steps}
 
     def config(self, name: str) -> RequestConfig:
@@ -61,11 +71,13 @@ class StepBuilders:
     def fields(self, item: Item, steps: StepsView) -> dict[str, Any]:
         return {**(item.row or {}), "steps": steps}
 
-    def request(self, name: str, item: Item, steps: StepsView) -> Request | Skipped | str | None:
+    def request(
+        self, name: str, item: Item, steps: StepsView, check_when: bool = True
+    ) -> Request | Skipped | str | None:
         """The step's request; SKIPPED when its `when` is false; or why it cannot be made.
         A `call` step has no request: None says its `when` let it go."""
         fields = self.fields(item, steps)
-        when = self.workflow.steps[name].when
+        when = self.workflow.steps[name].when if check_when else None
         try:
             if when is not None and not when.matches(fields):
                 return SKIPPED

@@ -55,6 +55,7 @@ class Step:
 class Workflow:
     steps: Mapping[str, Step]  # in the file's order
     order: tuple[str, ...]  # every step after the steps it depends on
+    home: str | None = None  # the workflow file's directory: `call` modules are found there
 
     @property
     def stand_ins(self) -> frozenset[str]:
