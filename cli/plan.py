@@ -63,6 +63,7 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
     rows += [
         ("cached", f"{plan['cached']:,} answered by the cache"),
         ("requests", f"{plan['requests']:,} to send{twins}"),
+        *[(f"  {name}", _step(step)) for name, step in plan.get("steps", {}).items()],
         ("tokens", _tokens(plan)),
         ("cost", _cost(plan)),
         ("time", _time(plan)),
@@ -71,6 +72,22 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
         rows.append(("state", "holds a different job: the run would refuse it (add --fresh)"))
     width = max(len(name) for name, _ in rows)
     return [f"{name:<{width}}  {value}" for name, value in rows]
+
+
+def _step(step: dict[str, Any]) -> str:
+    """One workflow step's line: what it sends, or at most how many items reach it."""
+    model = step["model"] or "a function"
+    if step["requests"] is None:
+        return (
+            f"up to {step['requests_at_most']:,} ({model}; its prompts hold earlier steps' "
+            "answers, so it is counted and priced during the run)"
+        )
+    parts = [f"{step['requests']:,} to send ({model})", f"{step['cached']:,} cached"]
+    if step["skipped_by_when"]:
+        parts.append(f"{step['skipped_by_when']:,} skipped by its when")
+    if step["cost_usd"] is not None:
+        parts.append(f"about {money(step['cost_usd'])}")
+    return ", ".join(parts)
 
 
 def _tokens(plan: dict[str, Any]) -> str:
@@ -88,7 +105,10 @@ def _cost(plan: dict[str, Any]) -> str:
     line = f"about {money(plan['cost_usd'])}"
     if plan["max_cost_usd"] is not None:
         line += f", at most {money(plan['max_cost_usd'])}"
-    return line + f" ({plan['price']['source']})"
+    source = plan["price"]["source"] if plan["price"] else "the steps' models"
+    if plan.get("steps") and any(step["cost_usd"] is None for step in plan["steps"].values()):
+        source += "; steps that read earlier answers are not included"
+    return line + f" ({source})"
 
 
 def _time(plan: dict[str, Any]) -> str:

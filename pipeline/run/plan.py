@@ -29,18 +29,20 @@ from pipeline.core.models import Item
 from pipeline.dispatch.transport import HttpTransport, TransportError
 from pipeline.prepare.batching import batched
 from pipeline.prepare.packing import Packer, PackLimits
-from pipeline.prepare.preparer import PreparedBatch, Preparer, Skipped, Staged
-from pipeline.prepare.request_builder import TOO_LONG, Request, RequestBuilder
+from pipeline.prepare.preparer import ItemRequests, PreparedBatch, Preparer, Skipped, Staged
+from pipeline.prepare.request_builder import TOO_LONG, Request
 from pipeline.protocol.headers import read_limits
 from pipeline.protocol.token_count import completion_cap, prompt_tokens
 from pipeline.read.ids import SeenIds, identify
 from pipeline.read.requeue import read_quarantine
 from pipeline.read.sources import check_inputs, read_records
-from pipeline.spend.estimate import completion_guess, cost_of, seconds_needed
+from pipeline.run.assembly import item_requests
+from pipeline.spend.estimate import CompletionGuess, completion_guess, cost_of, seconds_needed
 from pipeline.spend.prices import pricing_for
 from pipeline.state.fingerprint import input_identity, run_fingerprint
 from pipeline.state.resume import skip_committed, with_digests
 from pipeline.state.store import read_state
+from pipeline.workflow.requests import step_request
 
 EXIT_INVALID_ITEMS = 65
 PROBE_TIMEOUT = 30.0
@@ -66,6 +68,10 @@ class PlanCounts:
     state_differs: bool = False  # the state holds another job: the run would refuse it
     shown: list[dict[str, Any]] = field(default_factory=list)
     packer: Packer[None] | None = None  # embeddings inputs share requests, as the run packs them
+    # --workflow: each step's own counts (its first steps' exactly; a later step's
+    # `reached_at_most`: items that may get to it, its request unknown until then).
+    steps: dict[str, PlanCounts] = field(default_factory=dict)
+    reached_at_most: int = 0
 
 
 @dataclass(slots=True)
@@ -90,9 +96,12 @@ async def make_plan(config: RunConfig, show: int, probe: bool) -> dict[str, Any]
 def count_requests(config: RunConfig, show: int) -> PlanCounts:
     counts = PlanCounts()
     request = config.request
-    if request.endpoint is Endpoint.EMBEDDINGS and request.inputs_per_request > 1:
+    packs = request.endpoint is Endpoint.EMBEDDINGS and request.inputs_per_request > 1
+    if packs and config.workflow is None:
         counts.packer = Packer(PackLimits(inputs=request.inputs_per_request))
-    builder = RequestBuilder(config.request)
+    if config.workflow is not None:
+        counts.steps = {name: PlanCounts() for name in config.workflow.runs}
+    builder = item_requests(config)
     seen, twins = SeenIds(), SeenIds()
     try:
         with _memo(config) as memo:
@@ -108,7 +117,7 @@ def count_requests(config: RunConfig, show: int) -> PlanCounts:
 
 def _prepared(
     config: RunConfig,
-    builder: RequestBuilder,
+    builder: ItemRequests,
     seen: SeenIds,
     memo: ResponseMemo | None,
     counts: PlanCounts,
@@ -141,43 +150,64 @@ def _count_batch(
 ) -> None:
     items = prepared.batch.items
     counts.items += len(items)
-    to_send: list[tuple[Item, Request, str | None]] = []
+    to_send: list[_ToCount] = []
     for item, request, key in zip(items, prepared.requests, prepared.keys, strict=True):
         if isinstance(request, Request):
-            to_send.append((item, request, key))
+            to_send.append((item, request, key, counts))
         elif isinstance(request, Staged):
-            to_send.extend(_first_steps(item, request, memo))
+            to_send.extend(_first_steps(item, request, memo, counts))
         elif isinstance(request, Skipped):
             counts.skipped += 1
         else:
             counts.invalid[invalid_kind(item, request)] += 1
     known = {}
     if memo is not None:
-        wanted = [(request, key) for _, request, key in to_send if key is not None]
+        wanted = [(request, key) for _, request, key, _ in to_send if key is not None]
         stored = prepared.stored
         if any(isinstance(request, Staged) for request in prepared.requests):
             stored = memo.lookup([key for _, key in wanted])  # made here, not in the reader
         known = memo.recall(wanted, stored)
-    keys = [key for _, _, key in to_send if key is not None and key not in known]
+    keys = [key for _, _, key, _ in to_send if key is not None and key not in known]
     repeated = {keys[i] for i in twins.add_many(list(keys))} if keys else set()
-    for item, request, key in to_send:
+    for item, request, key, step in to_send:
         if key is not None and key in known:
-            counts.cached += 1
-            counts.cached_completion_tokens += known[key].usage.completion_tokens
+            for tally in {id(counts): counts, id(step): step}.values():
+                tally.cached += 1
+                tally.cached_completion_tokens += known[key].usage.completion_tokens
             continue
         if key in repeated:
             repeated.discard(key)  # the first of the twins is sent; later ones wait for it
             counts.twins += 1
             continue
         _count_request(item, request, counts, show)
+        if step is not counts:
+            _count_request(item, request, step, 0)
+
+
+# A request to count: its item, the request, its cache key, and the step's own counts
+# (the run's counts themselves outside workflows).
+_ToCount = tuple[Item, Request, str | None, "PlanCounts"]
 
 
 def _first_steps(
-    item: Item, staged: Staged, memo: ResponseMemo | None
-) -> list[tuple[Item, Request, str | None]]:
-    """A workflow item's requests known before anything is sent: its first steps'."""
-    requests = [request for request in staged.first.values() if isinstance(request, Request)]
-    return [(item, request, memo.key(request) if memo else None) for request in requests]
+    item: Item, staged: Staged, memo: ResponseMemo | None, counts: PlanCounts
+) -> list[_ToCount]:
+    """A workflow item's requests known before anything is sent: its first steps'. The
+    steps after them read answers not yet given: they are counted as reached, at most."""
+    found: list[_ToCount] = []
+    for name in counts.steps:
+        step = counts.steps[name]
+        made = staged.first.get(name, _LATER)
+        if isinstance(made, Request):
+            found.append((item, made, memo.key(made) if memo else None, step))
+        elif isinstance(made, Skipped):
+            step.skipped += 1
+        elif made is _LATER:
+            step.reached_at_most += 1
+    return found
+
+
+_LATER = object()  # a step that reads earlier steps: its request is made during the run
 
 
 def _count_request(item: Item, request: Request, counts: PlanCounts, show: int) -> None:
@@ -279,17 +309,12 @@ def _lower(given: float | None, learned: float | None) -> float | None:
 
 
 def plan_dict(config: RunConfig, counts: PlanCounts, limits: Limits) -> dict[str, Any]:
-    chat = counts.chat_requests
-    cap_mean = None
-    if chat and not counts.uncapped_requests:
-        cap_mean = counts.capped_completion_tokens / chat
-    answered = counts.cached
-    cached_mean = counts.cached_completion_tokens / answered if answered else None
-    guess = completion_guess(cached_mean, None, cap_mean)
-    expected_completion = guess.tokens_per_request * chat
+    guess = _completion_guess(counts)
+    expected_completion = guess.tokens_per_request * counts.chat_requests
     pricing = pricing_for(config.spend)
     price = pricing.price_of(config.request.model)
     max_completion = None if counts.uncapped_requests else counts.capped_completion_tokens
+    steps = _steps(config, counts)
     seconds = seconds_needed(
         counts.requests,
         counts.prompt_tokens + expected_completion,
@@ -312,9 +337,15 @@ def plan_dict(config: RunConfig, counts: PlanCounts, limits: Limits) -> dict[str
         "max_completion_tokens": max_completion,
         "expected_completion_tokens": round(expected_completion),
         "completion_basis": guess.basis,
-        "cost_usd": _usd(cost_of(price, counts.prompt_tokens, expected_completion)),
+        "cost_usd": _usd(
+            _sum_of(steps, "cost_usd")
+            if steps
+            else cost_of(price, counts.prompt_tokens, expected_completion)
+        ),
         "max_cost_usd": _usd(
-            cost_of(price, counts.prompt_tokens, max_completion)
+            _sum_of(steps, "max_cost_usd")
+            if steps
+            else cost_of(price, counts.prompt_tokens, max_completion)
             if max_completion is not None
             else None
         ),
@@ -331,7 +362,60 @@ def plan_dict(config: RunConfig, counts: PlanCounts, limits: Limits) -> dict[str
         "concurrency": config.traffic.concurrency,
         "state_differs": counts.state_differs,
         "shown": counts.shown,
+        **({"steps": steps} if steps else {}),
     }
+
+
+def _completion_guess(counts: PlanCounts) -> CompletionGuess:
+    chat = counts.chat_requests
+    cap_mean = None
+    if chat and not counts.uncapped_requests:
+        cap_mean = counts.capped_completion_tokens / chat
+    answered = counts.cached
+    cached_mean = counts.cached_completion_tokens / answered if answered else None
+    return completion_guess(cached_mean, None, cap_mean)
+
+
+def _steps(config: RunConfig, counts: PlanCounts) -> dict[str, dict[str, Any]]:
+    """--workflow: each step's share. A step that reads earlier answers cannot be rendered
+    before they exist: it says how many items may reach it, and is not priced."""
+    if config.workflow is None:
+        return {}
+    pricing = pricing_for(config.spend)
+    planned = {}
+    for name, step in counts.steps.items():
+        model = _step_model(config, name)
+        price = pricing.price_of(model) if model else None
+        guess = _completion_guess(step)
+        expected = guess.tokens_per_request * step.chat_requests
+        capped = None if step.uncapped_requests else step.capped_completion_tokens
+        later = step.reached_at_most > 0
+        planned[name] = {
+            "model": model,
+            "requests": None if later else step.requests,
+            "requests_at_most": step.reached_at_most if later else step.requests,
+            "cached": step.cached,
+            "skipped_by_when": step.skipped,
+            "prompt_tokens": None if later else step.prompt_tokens,
+            "cost_usd": None if later else _usd(cost_of(price, step.prompt_tokens, expected)),
+            "max_cost_usd": None
+            if later or capped is None
+            else _usd(cost_of(price, step.prompt_tokens, capped)),
+        }
+    return planned
+
+
+def _step_model(config: RunConfig, name: str) -> str | None:
+    step = config.workflow.steps[name]
+    if step.call is not None:
+        return None
+    return step_request(config.request, step).model
+
+
+def _sum_of(steps: dict[str, dict[str, Any]], key: str) -> float | None:
+    """The known part of a workflow's cost: its steps that can be priced now."""
+    known = [step[key] for step in steps.values() if step[key] is not None]
+    return sum(known) if known else None
 
 
 def _usd(amount: float | None) -> float | None:

@@ -218,3 +218,24 @@ def test_the_summary_says_which_workflow_ran(tmp_path: Path) -> None:
     options = orjson.loads(summary.read_bytes())["options"]
     assert list(options["workflow"]) == ["label", "draft"]
     assert options["workflow"]["draft"]["after"] == ["label"]
+
+
+def test_plan_breaks_a_workflow_down_by_step_and_sends_nothing(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    workflow = _workflow(tmp_path, LABEL + DRAFT)
+    with BackgroundSimulator(SimulatorConfig()) as sim:
+        args = ["plan", source, "--workflow", workflow, "-m", "gpt-4o-mini", "--json"]
+        result = run_cli([*args, "--base-url", sim.base_url, "--no-cache"])
+        assert sim.stats().requests_total == 0
+    assert result.exit_code == 0, result.output
+    plan = orjson.loads(result.output)
+    label, draft = plan["steps"]["label"], plan["steps"]["draft"]
+    assert (label["requests"], label["model"]) == (len(ROWS), "gpt-4o-mini")
+    assert label["cost_usd"] > 0
+    # The draft's prompt holds the label's answer: only an upper bound is known before.
+    assert (draft["requests"], draft["requests_at_most"], draft["cost_usd"]) == (
+        None,
+        len(ROWS),
+        None,
+    )
+    assert plan["requests"] == len(ROWS)
