@@ -15,6 +15,7 @@ from cli.config_show import config_app
 from cli.doctor import doctor
 from cli.help_format import readable_help
 from cli.history import history
+from cli.reduce import REDUCE_EPILOG, reduce_command
 from cli.retry import retry
 from cli.run import RUN_EPILOG, plan, run
 from cli.sim import sim
@@ -74,6 +75,7 @@ def root(
 app.command("run", epilog=RUN_EPILOG)(run)
 app.command("plan", epilog=RUN_EPILOG)(plan)
 app.command("retry")(retry)
+app.command("reduce", epilog=REDUCE_EPILOG)(reduce_command)
 app.command("sim")(sim)
 app.command("status")(status)
 app.command("verify")(verify)
