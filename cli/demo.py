@@ -2,8 +2,10 @@
 
 Starts `sluice sim` on a free loopback port, runs `sluice run` on the sample
 reviews exactly as a user would, shows a few results, runs the same command
-again to show every answer coming from the cache, then runs the file of
-deliberately bad lines to show the quarantine. No key and no network needed.
+again to show every answer coming from the cache, runs the file of
+deliberately bad lines to show the quarantine, then a two-step workflow (label
+every review, draft a reply to the negative ones) and a reduce of its results
+to the themes of each label. No key and no network needed.
 """
 
 from __future__ import annotations
@@ -69,15 +71,44 @@ def main() -> int:
         )  # fmt: skip
         if code != 0:
             return code
-    print("\nQuarantined lines of bad_lines.jsonl (nothing is dropped silently):")
-    for row in first_rows(OUT / "bad_lines.labeled.quarantine.jsonl", 10):
-        print(_short(f"  line {row['source']['line']:>2}: {row['error']['message']}"))
+        print("\nQuarantined lines of bad_lines.jsonl (nothing is dropped silently):")
+        for row in first_rows(OUT / "bad_lines.labeled.quarantine.jsonl", 10):
+            print(_short(f"  line {row['source']['line']:>2}: {row['error']['message']}"))
+        if code := workflow_and_reduce(sim.base_url):
+            return code
     print(f"\nOutputs are in {OUT}/: labeled.jsonl, labeled.quarantine.jsonl, summary.json,")
-    print("bad_lines.labeled.jsonl and bad_lines.labeled.quarantine.jsonl.")
+    print("bad_lines.labeled.jsonl, bad_lines.labeled.quarantine.jsonl, replies.jsonl and")
+    print("themes.jsonl.")
     print(
         "Check the first job: sluice verify sample_data/reviews.jsonl -r demo_output/labeled.jsonl"
     )
     return 0
+
+
+def workflow_and_reduce(base_url: str) -> int:
+    """Two steps per review, then the themes of each label (see the README's Workflows)."""
+    print("\nA workflow: label every review, draft a reply only to the negative ones.")
+    code = sluice(
+        "run", str(SAMPLES / "reviews.jsonl"), "-o", str(OUT / "replies.jsonl"),
+        "-m", "sim-chat", "--workflow", str(SAMPLES / "review_workflow.toml"), "-q",
+        "--cache-dir", str(CACHE), "--base-url", base_url,
+    )  # fmt: skip
+    if code != 0:
+        return code
+    for row in first_rows(OUT / "replies.jsonl", 6):
+        label, reply = row["output"]["label"]["label"], row["output"]["reply"]
+        print(_short(f"  {row['id']}  {label:<8}  reply: {reply or '(none: ' + label + ')'}"))
+    print("\nA reduce: the themes of each label, in chunks, then the chunks' answers again.")
+    code = sluice(
+        "reduce", str(OUT / "replies.jsonl"), "-o", str(OUT / "themes.jsonl"),
+        "--group-by", "output.label.label", "--prompt-file", str(SAMPLES / "themes.j2"),
+        "-m", "sim-chat", "--max-input-tokens", "3000", "--cache-dir", str(CACHE),
+        "--base-url", base_url,
+    )  # fmt: skip
+    for row in first_rows(OUT / "themes.jsonl", 5):
+        reviews = f"{row['rows']:>3} reviews, {row['levels']} levels"
+        print(f"  {row['group']:<8}  {reviews}: {row['output']}")
+    return code
 
 
 if __name__ == "__main__":

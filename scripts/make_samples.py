@@ -12,6 +12,7 @@ running the script again reproduces the files byte for byte
 from __future__ import annotations
 
 import argparse
+import gzip
 import datetime as dt
 import json
 import random
@@ -26,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 SAMPLE_DATA = HERE.parent / "sample_data"
 SEED = 20250607
 N_REVIEWS = 300
+N_MANY_REVIEWS = 10_000
 FIRST_DAY = dt.date(2025, 1, 1)
 LAST_DAY = dt.date(2026, 10, 31)
 
@@ -256,7 +258,15 @@ def write_samples(out: Path) -> None:
     bad = make_bad_lines(random.Random(SEED + 1))
     (out / "bad_lines.jsonl").write_bytes(b"\n".join(bad) + b"\n")
 
-    print(f"wrote {len(reviews)} reviews and {len(bad)} bad_lines rows to {out}")
+    # The worked example's volume (a workflow, then a reduce): ordinary reviews only.
+    many = make_reviews(N_MANY_REVIEWS, random.Random(SEED + 2))
+    lines = "".join(dumps(review) + "\n" for review in many).encode()
+    # No name or time in the header, so the same rows give the same file.
+    with open(out / "reviews_10k.jsonl.gz", "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
+            packed.write(lines)
+
+    print(f"wrote {len(reviews)} reviews, {len(bad)} bad_lines rows and {len(many)} more to {out}")
 
 
 if __name__ == "__main__":
