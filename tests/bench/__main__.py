@@ -19,8 +19,10 @@ from tests.bench.harness import Measured, measure, simulator, sluice_run, write_
 from tests.bench.observation import observation
 from tests.bench.shaping import shaping
 from tests.bench.traffic import traffic
+from tests.bench.workflows import workflows
 
 THROUGHPUT_ITEMS = 20_000
+GROUPS = ["throughput", "memory", "traffic", "durability", "observation", "shaping", "workflows"]
 
 
 def _report(label: str, items: int, measured: Measured) -> None:
@@ -83,7 +85,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
         "--only",
-        choices=["throughput", "memory", "traffic", "durability", "observation", "shaping"],
+        choices=GROUPS,
         help="run one group of figures",
     )
     args = parser.parse_args()
@@ -105,6 +107,8 @@ def main() -> None:
                 shaping(work, embedding_items=5_000, structured_items=2_000)
             else:
                 shaping(work, embedding_items=100_000, structured_items=THROUGHPUT_ITEMS)
+        if args.only in (None, "workflows"):
+            workflows(work, 1_000 if args.quick else 5_000)
         if args.only in (None, "durability"):
             if args.quick:
                 durability(work, cached_items=20_000, kill_items=600, checkpoint_items=5_000)
