@@ -14,7 +14,7 @@ from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
 from cli.schema_option import load_schema
 from cli.units import parse_duration, parse_size
-from cli.workflow_file import load_workflow
+from cli.workflow_file import workflow_for_run
 from pipeline.core.config import (
     STDIO,
     CacheConfig,
@@ -38,8 +38,7 @@ from pipeline.observe.spans import new_trace_id
 from pipeline.report.history import default_job_name, safe_job_name
 from pipeline.report.webhook import check_webhook_url
 from pipeline.state.store import default_state_dir
-from pipeline.workflow.requests import answers_schema, step_request
-from pipeline.workflow.steps import Workflow
+from pipeline.workflow.requests import answers_schema
 from pipeline.write.paths import Target, check_distinct, target_kind
 from pipeline.write.writers import output_format
 
@@ -181,7 +180,9 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
     )
     if flags.drop_skipped and flags.where is None:
         raise UsageError("--drop-skipped leaves out the items --where skips: give --where too")
-    workflow = _workflow(flags, request)
+    workflow = None
+    if flags.workflow is not None:
+        workflow = workflow_for_run(flags.workflow, request, flags.fallback_model)
     return RunConfig(
         read=ReadConfig(
             inputs=tuple(flags.inputs),
@@ -238,25 +239,6 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
         grace=flags.grace,
         workflow=workflow,
     )
-
-
-def _workflow(flags: RunFlags, request: RequestConfig) -> Workflow | None:
-    """The --workflow file, read and checked: every step's request settings are made once
-    here, so a mistake in any step stops the run before anything is sent."""
-    if flags.workflow is None:
-        return None
-    if flags.fallback_model is not None:
-        raise UsageError(
-            "--fallback-model is for a single prompt; in a workflow, give a step a "
-            "`fallback` step instead"
-        )
-    if flags.endpoint is Endpoint.RAW:
-        raise UsageError("--endpoint raw sends batch lines as they are; a workflow makes requests")
-    workflow = load_workflow(flags.workflow)
-    for step in workflow.steps.values():
-        if step.call is None:
-            step_request(request, step)
-    return workflow
 
 
 def _check_operator_flags(flags: RunFlags, planning: bool) -> None:

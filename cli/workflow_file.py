@@ -16,10 +16,30 @@ from typing import Any
 
 from cli.config_file import is_secret_name, looks_like_api_key, read_toml
 from cli.schema_option import load_schema
-from pipeline.core.errors import ConfigError, SluiceError
+from pipeline.core.config import Endpoint, RequestConfig
+from pipeline.core.errors import ConfigError, SluiceError, UsageError
+from pipeline.workflow.requests import step_request
 from pipeline.workflow.steps import Workflow, read_workflow
 
 TEMPLATE_FILES = {"prompt_file": "prompt", "system_file": "system"}
+
+
+def workflow_for_run(path: Path, request: RequestConfig, fallback_model: str | None) -> Workflow:
+    """The --workflow file, read and checked, with every step's request settings made
+    once here (the run's options are their defaults), so a mistake in any step stops the
+    run before anything is sent."""
+    if fallback_model is not None:
+        raise UsageError(
+            "--fallback-model is for a single prompt; in a workflow, give a step a "
+            "`fallback` step instead"
+        )
+    if request.endpoint is Endpoint.RAW:
+        raise UsageError("--endpoint raw sends batch lines as they are; a workflow makes requests")
+    workflow = load_workflow(path)
+    for step in workflow.steps.values():
+        if step.call is None:
+            step_request(request, step)
+    return workflow
 
 
 def load_workflow(path: Path) -> Workflow:

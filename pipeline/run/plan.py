@@ -18,20 +18,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from pipeline.cache.memo import ResponseMemo
 from pipeline.cache.store import CacheUnavailable, ResponseCache
 from pipeline.core.config import Endpoint, RunConfig, result_field_clash
-from pipeline.core.errors import AuthRefused, ConfigError
 from pipeline.core.events import DISCARD
 from pipeline.core.models import Item
-from pipeline.dispatch.transport import HttpTransport, TransportError
+from pipeline.dispatch.probe import Limits, probe_limits
 from pipeline.prepare.batching import batched
 from pipeline.prepare.packing import Packer, PackLimits
 from pipeline.prepare.preparer import ItemRequests, PreparedBatch, Preparer, Skipped, Staged
 from pipeline.prepare.request_builder import TOO_LONG, Request
-from pipeline.protocol.headers import read_limits
 from pipeline.protocol.token_count import completion_cap, prompt_tokens
 from pipeline.read.ids import SeenIds, identify
 from pipeline.read.requeue import read_quarantine
@@ -45,7 +41,6 @@ from pipeline.state.store import read_state
 from pipeline.workflow.requests import step_request
 
 EXIT_INVALID_ITEMS = 65
-PROBE_TIMEOUT = 30.0
 _CLASH = result_field_clash("").split("'")[0]  # the fixed start of that message
 
 
@@ -72,14 +67,6 @@ class PlanCounts:
     # `reached_at_most`: items that may get to it, its request unknown until then).
     steps: dict[str, PlanCounts] = field(default_factory=dict)
     reached_at_most: int = 0
-
-
-@dataclass(slots=True)
-class Limits:
-    rpm: float | None
-    tpm: float | None
-    latency: float | None  # seconds, of the probe
-    source: str
 
 
 async def make_plan(config: RunConfig, show: int, probe: bool) -> dict[str, Any]:
@@ -271,41 +258,6 @@ class _Memo:
 
 def _memo(config: RunConfig) -> _Memo:
     return _Memo(config)
-
-
-async def probe_limits(config: RunConfig, given: Limits) -> Limits:
-    """One tiny request (max_tokens 1) to read the server's x-ratelimit headers."""
-    body = {
-        "model": config.request.model,
-        "messages": [{"role": "user", "content": "ping"}],
-        "max_tokens": 1,
-    }
-    if not config.request.model:
-        raise ConfigError("--probe-limits needs --model")
-    connection = config.connection
-    transport = HttpTransport(connection.base_url, connection.api_key, 1)
-    try:
-        async with transport:
-            response = await transport.send(
-                "/chat/completions", orjson.dumps(body), min(config.traffic.timeout, PROBE_TIMEOUT)
-            )
-    except TransportError as exc:
-        return Limits(given.rpm, given.tpm, None, f"probe failed: {exc}")
-    if response.status in (401, 403):
-        raise AuthRefused(f"the server refused the API key (HTTP {response.status})")
-    readings = read_limits(response.headers)
-    requests, tokens = readings.get("requests"), readings.get("tokens")
-    learned_rpm = requests.per_minute if requests else None
-    learned_tpm = tokens.per_minute if tokens else None
-    rpm = _lower(given.rpm, learned_rpm)
-    tpm = _lower(given.tpm, learned_tpm)
-    source = "probe" if (learned_rpm or learned_tpm) else "probe: the server reports no limits"
-    return Limits(rpm, tpm, response.latency, source)
-
-
-def _lower(given: float | None, learned: float | None) -> float | None:
-    known = [value for value in (given, learned) if value]
-    return min(known) if known else None
 
 
 def plan_dict(config: RunConfig, counts: PlanCounts, limits: Limits) -> dict[str, Any]:

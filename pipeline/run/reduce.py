@@ -17,7 +17,6 @@ every group has its answer or its failure, and the state directory is removed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -33,7 +32,7 @@ from pipeline.core.config import (
     RunConfig,
     StateConfig,
 )
-from pipeline.core.errors import ConfigError, InputUnreadable, OutputError
+from pipeline.core.errors import ConfigError, InputUnreadable
 from pipeline.core.jsonio import dumps_lines
 from pipeline.core.models import Item
 from pipeline.observe.progress import Progress
@@ -44,11 +43,11 @@ from pipeline.read.sources import check_inputs, read_records
 from pipeline.run.result import EXIT_ERROR_RATE, EXIT_OK, RunResult
 from pipeline.run.root import run
 from pipeline.state.fingerprint import input_identity
+from pipeline.state.reduce_manifest import levels_done, save_levels_done
 from pipeline.workflow.reduce_levels import GroupEnd, ReduceLevels
 from pipeline.write.atomic import AtomicFile
 from pipeline.write.final import FinalWriters
 
-MANIFEST = "reduce.json"
 # A chunk's rows are kept under the prompt budget less what the template itself takes,
 # with this many tokens to spare for the estimate's error.
 MARGIN = 64
@@ -89,7 +88,7 @@ async def reduce(
         )
     levels = ReduceLevels(spec.budget - overhead - MARGIN, _row_tokens)
     job = _job(base, spec)
-    done = _begin(spec, job)
+    done = levels_done(spec.directory, job, spec.fresh)
     result = ReduceResult(EXIT_OK)
     unusable: list[dict[str, Any]] = []
     items = _level_zero(levels, group_by, spec.inputs, unusable, result)
@@ -102,7 +101,7 @@ async def reduce(
                 result.exit_code, result.stopped = outcome.exit_code, outcome
                 return result
             done = level + 1
-            _save_manifest(spec.directory, job, done)
+            save_levels_done(spec.directory, job, done)
         failures, answers = _level_outcome(spec.directory, level)
         items = levels.next_level(failures, answers)
         items = _chained(items, levels.finish_level)
@@ -282,52 +281,6 @@ def _job(base: RunConfig, spec: ReduceSpec) -> dict[str, Any]:
         "options": request.body_options,
         "base_url": base.connection.base_url,
     }
-
-
-def _begin(spec: ReduceSpec, job: dict[str, Any]) -> int:
-    """The levels already done by an earlier attempt of the same job (0 for a new one)."""
-    if spec.fresh:
-        shutil.rmtree(spec.directory, ignore_errors=True)
-    try:
-        os.makedirs(spec.directory, mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the state directory {spec.directory}: {exc}") from exc
-    stored = _read_manifest(spec.directory)
-    if stored is None:
-        return 0
-    if stored["job"] != orjson.loads(orjson.dumps(job)):
-        raise ConfigError(
-            f"the state directory {spec.directory} holds another reduce (other inputs, "
-            "grouping or request settings); add --fresh to start this one over"
-        )
-    return int(stored["levels_done"])
-
-
-def _read_manifest(directory: str) -> dict[str, Any] | None:
-    try:
-        with open(os.path.join(directory, MANIFEST), "rb") as handle:
-            stored = orjson.loads(handle.read())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    body = {"job": stored.get("job"), "levels_done": stored.get("levels_done")}
-    if stored.get("checksum") != _checksum(body):
-        return None  # damaged: start over (the cache spares what was paid for)
-    return body
-
-
-def _save_manifest(directory: str, job: dict[str, Any], levels_done: int) -> None:
-    body = {"job": job, "levels_done": levels_done}
-    target = AtomicFile(os.path.join(directory, MANIFEST))
-    try:
-        target.handle.write(orjson.dumps({**body, "checksum": _checksum(body)}))
-        target.commit()
-    except BaseException:
-        target.abort()
-        raise
-
-
-def _checksum(body: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _path(directory: str, level: int, suffix: str) -> str:

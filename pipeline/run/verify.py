@@ -24,9 +24,9 @@ from pipeline.core.models import Item
 from pipeline.core.words import counted
 from pipeline.prepare.where import Where, WhereEvalError
 from pipeline.protocol.batch_lines import RAW_ID_FIELD, is_batch_line
+from pipeline.read.id_tally import IdTally
 from pipeline.read.ids import SeenIds, identify
 from pipeline.read.sources import STDIN_SOURCE, check_inputs, input_format, read_records
-from pipeline.run.id_tally import IdTally
 
 # Filters on the id table: (condition, order for the examples). Items --where left out
 # (`optional`) may be missing: --drop-skipped writes no row for them.
