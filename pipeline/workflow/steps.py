@@ -36,7 +36,8 @@ REQUEST_OPTIONS = frozenset(
 )  # fmt: skip
 STEP_OPTIONS = REQUEST_OPTIONS | {"after", "when", "optional", "fallback", "call"}
 TEMPLATES = ("prompt", "system")
-_STEP_REFERENCE = re.compile(r"\bsteps\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_NAME = r"\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)"
+_STEP_PATH = re.compile(rf"\bsteps{_NAME}(?:{_NAME})?(?:{_NAME})?")
 _PARSER = jinja2.Environment()  # parsing only: templates are rendered in prepare's sandbox
 
 
@@ -226,22 +227,57 @@ def _ordered(steps: Mapping[str, Step]) -> tuple[str, ...]:
 
 
 def _check_references(workflow: Workflow, step: Step) -> None:
-    """A step may read only the outputs of steps that finish before it."""
+    """A step may read only the outputs of steps that finish before it, and only the
+    fields their schemas give."""
     readable = workflow.ancestors(step.name)
-    places = [(key, _template_steps(step, key)) for key in TEMPLATES if key in step.options]
+    places = [(key, _template_paths(step, key)) for key in TEMPLATES if key in step.options]
     if step.when is not None:
-        places.append(("when", set(_STEP_REFERENCE.findall(step.when.text))))
-    for key, named in places:
-        for other in sorted(named - readable):
+        paths = [tuple(p for p in path if p) for path in _STEP_PATH.findall(step.when.text)]
+        places.append(("when", paths))
+    for key, paths in places:
+        for other in sorted({path[0] for path in paths} - readable):
             known = "not a step" if other not in workflow.steps else "not among its dependencies"
             raise ConfigError(
                 f"workflow: steps.{step.name}.{key} reads steps.{other}, which is {known}; "
                 f"add it to steps.{step.name}.after"
             )
+        for path in sorted(paths):
+            _check_path(workflow, f"steps.{step.name}.{key}", path)
 
 
-def _template_steps(step: Step, key: str) -> set[str]:
-    """The steps a template reads as `steps.NAME...` (or `steps["NAME"]`)."""
+def _check_path(workflow: Workflow, place: str, path: tuple[str, ...]) -> None:
+    """`steps.NAME.output.FIELD`: a step offers only `output`, and an object schema
+    that lists its properties (and allows no others) names every field there is."""
+    if len(path) < 2:
+        return
+    name, part = path[0], path[1]
+    if part != "output":
+        raise ConfigError(
+            f"workflow: {place} reads steps.{name}.{part}; a step gives only steps.{name}.output"
+        )
+    fields = _schema_fields(workflow.steps[name].options.get("schema"))
+    if len(path) > 2 and fields is not None and path[2] not in fields:
+        raise ConfigError(
+            f"workflow: {place} reads steps.{name}.output.{path[2]}, a field its schema "
+            f"does not give (it gives: {', '.join(sorted(fields)) or 'none'})"
+        )
+
+
+def _schema_fields(schema: Any) -> frozenset[str] | None:
+    """The fields an object schema allows, when it says all of them."""
+    if not isinstance(schema, Mapping):
+        return None
+    inner = schema.get("schema") if "schema" in schema and "type" not in schema else schema
+    if not isinstance(inner, Mapping) or not isinstance(inner.get("properties"), Mapping):
+        return None
+    if inner.get("additionalProperties", False) is not False:
+        return None
+    return frozenset(inner["properties"])
+
+
+def _template_paths(step: Step, key: str) -> list[tuple[str, ...]]:
+    """What a template reads of `steps`: each `steps.NAME.output.FIELD...` (or
+    `steps["NAME"]`) as the names after `steps`."""
     text = step.options[key]
     if not isinstance(text, str):
         raise ConfigError(f"workflow: steps.{step.name}.{key} must be a string")
@@ -252,15 +288,28 @@ def _template_steps(step: Step, key: str) -> set[str]:
             f"workflow: steps.{step.name}.{key} is not a valid template (line {exc.lineno}): "
             f"{exc.message}"
         ) from exc
-    named: set[str] = set()
-    for node in tree.find_all(nodes.Getattr):
-        if _is_steps(node.node):
-            named.add(node.attr)
-    for item in tree.find_all(nodes.Getitem):
-        if _is_steps(item.node) and isinstance(item.arg, nodes.Const):
-            named.add(str(item.arg.value))
-    return named
+    lookups: list[Any] = list(tree.find_all((nodes.Getattr, nodes.Getitem)))
+    inner = {id(node.node) for node in lookups}
+    paths = []
+    for node in lookups:
+        if id(node) not in inner:  # the outermost of a chain: steps.a.output.label
+            path = _steps_path(node)
+            if path:
+                paths.append(path)
+    return paths
 
 
-def _is_steps(node: nodes.Node) -> bool:
-    return isinstance(node, nodes.Name) and node.name == "steps"
+def _steps_path(node: Any) -> tuple[str, ...] | None:
+    """The names after `steps` in a chain of attributes and constant subscripts."""
+    names: list[str] = []
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        if isinstance(node, nodes.Getattr):
+            names.append(node.attr)
+        elif isinstance(node.arg, nodes.Const):
+            names.append(str(node.arg.value))
+        else:
+            names.clear()  # steps[x]...: a computed name, only what follows it is known
+        node = node.node
+    if isinstance(node, nodes.Name) and node.name == "steps" and names:
+        return tuple(reversed(names))
+    return None

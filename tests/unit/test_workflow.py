@@ -130,3 +130,28 @@ def test_steps_start_only_after_their_dependencies_and_a_required_failure_ends_t
         assert item.states[item.failed_step] is StepState.FAILED
     view = item.view()
     assert all(view[name]["output"] == item.outputs.get(name) for name in workflow.steps)
+
+
+def test_a_template_or_condition_reading_a_field_the_schema_does_not_give_is_refused() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string"}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+    label = {"prompt": "x", "schema": schema}
+    wrong_field = {"after": ["label"], "prompt": "{{ steps.label.output.sentiment }}"}
+    with pytest.raises(ConfigError, match=r"steps.label.output.sentiment, a field its schema"):
+        read_workflow({"steps": {"label": label, "reply": wrong_field}})
+    wrong_when = {"after": ["label"], "when": 'steps.label.output.labl == "x"', "prompt": "y"}
+    with pytest.raises(ConfigError, match=r"steps.reply.when reads steps.label.output.labl"):
+        read_workflow({"steps": {"label": label, "reply": wrong_when}})
+    not_output = {"after": ["label"], "prompt": "{{ steps.label.answer }}"}
+    with pytest.raises(ConfigError, match=r"a step gives only steps.label.output"):
+        read_workflow({"steps": {"label": label, "reply": not_output}})
+    fine = {"after": ["label"], "prompt": "{{ steps['label'].output.label | upper }}"}
+    assert read_workflow({"steps": {"label": label, "reply": fine}}).order == ("label", "reply")
+    # Without a closed list of properties, any field may be there.
+    open_label = {"prompt": "x", "schema": {"type": "object"}}
+    other = {"after": ["label"], "prompt": "{{ steps.label.output.anything }}"}
+    assert read_workflow({"steps": {"label": open_label, "reply": other}})
