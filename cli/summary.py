@@ -1,4 +1,9 @@
-"""The end-of-run table on stderr: the same facts as the --summary JSON, compactly."""
+"""The end-of-run table on stderr: the same facts as the --summary JSON, compactly.
+
+A workflow run (--workflow) adds one `step NAME` line per step below the run's own
+lines; with --quiet (the table is printed only when the run did not succeed), only
+the steps where something failed.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 from cli.progress import QuietDisplay
 from pipeline.core.config import STDIO, RunConfig
 from pipeline.core.words import counted, money
+from pipeline.observe.step_stats import STEP_STATUSES
 from pipeline.run.result import RunResult
 from pipeline.write.paths import Target, target_kind
 
@@ -17,11 +23,11 @@ def print_summary(result: RunResult, config: RunConfig, display: QuietDisplay) -
     if display.settings.json:
         display.record("summary", result.summary)
         return
-    for line in summary_lines(result, config):
+    for line in summary_lines(result, config, quiet=display.settings.quiet):
         display.say(line)
 
 
-def summary_lines(result: RunResult, config: RunConfig) -> list[str]:
+def summary_lines(result: RunResult, config: RunConfig, quiet: bool = False) -> list[str]:
     data = result.summary
     rows = [
         ("job", f"{data['job']} (trace {data['trace_id']}), exit {data['exit_code']}"),
@@ -33,6 +39,9 @@ def summary_lines(result: RunResult, config: RunConfig) -> list[str]:
     ]
     if data["cache"] is not None:
         rows.append(("cache", _cache(data["cache"])))
+    for name, step in data.get("steps", {}).items():
+        if not quiet or step["failed"] or step["not_run"]:
+            rows.append((f"step {name}", _step(step)))
     if result.exit_code in COMMITTED_EXIT_CODES:
         if config.output.results != STDIO:
             rows.append(("results", config.output.results))
@@ -102,6 +111,21 @@ def _cache(cache: dict[str, Any]) -> str:
     rate = cache["hit_rate"]
     hit = "no look-ups" if rate is None else f"{rate:.0%} hits"
     return f"{hit} ({cache['hits']:,} hits, {cache['misses']:,} misses, {cache['stored']:,} stored)"
+
+
+def _step(step: dict[str, Any]) -> str:
+    """One workflow step: requests, how it ended for the items, tokens, cost, latency."""
+    ended = [
+        f"{step[status]:,} {status.replace('_', ' ')}" for status in STEP_STATUSES if step[status]
+    ] or ["no items"]
+    tokens = step["tokens"]
+    cost = "unpriced" if step["cost_usd"] is None else money(step["cost_usd"])
+    latency = step["latency_ms"]
+    return (
+        f"{counted(step['requests'], 'request')}, {counted(step['retries'], 'retry')}; "
+        f"{', '.join(ended)}; tokens {tokens['prompt']:,} in, {tokens['completion']:,} out; "
+        f"{cost}; p50 {_ms(latency['p50'])} p95 {_ms(latency['p95'])}"
+    )
 
 
 def what_was_written(config: RunConfig) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.events import (
+    AnswerReused,
     AttemptEnded,
     AttemptTimedOut,
     BatchesCommitted,
@@ -26,9 +27,11 @@ from pipeline.core.events import (
     RequestSent,
     RetryBudgetWaited,
     RetryScheduled,
+    StepEnded,
     TrafficReadings,
 )
 from pipeline.core.tally import Tally
+from pipeline.observe.step_stats import StepStats
 
 LATENCY_SAMPLE_SIZE = 4096
 
@@ -123,6 +126,8 @@ class RunStats(Tally):
     traffic: TrafficStats = field(default_factory=TrafficStats)
     cache: CacheCounts | None = None  # None when the run used no cache
     earlier: Tally | None = None  # what earlier attempts of the job committed
+    # --workflow: each step's share of this attempt (empty outside workflows)
+    steps: StepStats = field(default_factory=lambda: StepStats(LatencySample))
 
     def emit(self, event: Event) -> None:
         handle = _HANDLERS.get(type(event))
@@ -149,6 +154,7 @@ def _sent(stats: RunStats, event: RequestSent) -> None:
     if event.attempt == 1:
         stats.queue_waits.add(event.queued)
     stats.limiter_waits.add(event.limiter_wait)
+    stats.steps.sent(event)
 
 
 def _attempt_ended(stats: RunStats, event: AttemptEnded) -> None:
@@ -159,6 +165,15 @@ def _attempt_ended(stats: RunStats, event: AttemptEnded) -> None:
         stats.first_tokens.add(event.first_token)
     if event.rate_limited:
         stats.rate_limited += 1
+    stats.steps.attempt_ended(event)
+
+
+def _reused(stats: RunStats, event: AnswerReused) -> None:
+    stats.steps.reused(event)
+
+
+def _step_ended(stats: RunStats, event: StepEnded) -> None:
+    stats.steps.ended(event)
 
 
 def _retry(stats: RunStats, event: RetryScheduled) -> None:
@@ -219,6 +234,8 @@ _HANDLERS: dict[type, Callable[[RunStats, Any], None]] = {
     BatchesCommitted: _committed,
     RequestSent: _sent,
     AttemptEnded: _attempt_ended,
+    AnswerReused: _reused,
+    StepEnded: _step_ended,
     RetryScheduled: _retry,
     AttemptTimedOut: _timed_out,
     RateLimitPaused: _paused,

@@ -135,7 +135,8 @@ def request_shape(body: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def try_attributes(event: RequestSent) -> Attributes:
-    """What is particular to one try: the item, the try's number, its waits."""
+    """What is particular to one try: the item, the try's number, its waits, and in a
+    workflow its step."""
     attributes: Attributes = {
         "sluice.item.id": plain_value(item_id(event.item)),
         "sluice.attempt": event.attempt,
@@ -144,6 +145,8 @@ def try_attributes(event: RequestSent) -> Attributes:
     }
     if event.attempt > 1:
         attributes["http.request.resend_count"] = event.attempt - 1
+    if event.step is not None:  # --workflow: the step the try asks for
+        attributes["sluice.step"] = event.step
     return attributes
 
 

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.core.config import RunConfig, Secret
 from pipeline.observe.counters import LatencySample, RunStats
-from pipeline.spend.ledger import Ledger
+from pipeline.observe.step_stats import STEP_STATUSES, StepCounts
+from pipeline.spend.ledger import Ledger, StepSpend
 
 SCHEMA_VERSION = 1
 
@@ -36,6 +37,7 @@ class RunFacts:
     inputs: Sequence[str]
     outputs: dict[str, str | None]
     options: dict[str, Any]
+    steps: Sequence[str] = ()  # --workflow: its steps, in the file's order; () without
 
     @classmethod
     def of(cls, config: RunConfig, trace_id: str, started_at: float, ended_at: float) -> RunFacts:
@@ -56,6 +58,7 @@ class RunFacts:
                 "metrics": output.metrics,
             },
             options=options_of(config),
+            steps=tuple(config.workflow.outputs) if config.workflow is not None else (),
         )
 
 
@@ -126,6 +129,7 @@ def summary_dict(
         "traffic": stats.traffic.as_dict(),
         "limits_used": _limits_used(stats, tokens, wall_seconds),
         "cache": _cache(stats),
+        **_steps(stats, ledger, facts.steps),
         "this_attempt": {**attempt, "tokens": tokens, "cost_usd": _rounded(ledger.attempt.cost)},
         "whole_job": {
             **job,
@@ -184,6 +188,33 @@ def _limits_used(
     return {
         "rpm": share(stats.requests, traffic.rpm),
         "tpm": share(tokens["prompt"] + tokens["completion"], traffic.tpm),
+    }
+
+
+def _steps(stats: RunStats, ledger: Ledger, order: Sequence[str]) -> dict[str, Any]:
+    """`{"steps": {NAME: ...}}` when a workflow ran, else nothing at all (the summaries of
+    other runs keep their shape). This attempt's share of each step, in the file's order;
+    a step heard of that the file does not list (none should be) comes after."""
+    heard = [name for name in [*stats.steps, *ledger.steps] if name not in order]
+    names = list(dict.fromkeys([*order, *heard]))
+    if not names:
+        return {}
+    return {"steps": {name: _step(stats.steps.get(name), ledger.steps.get(name)) for name in names}}
+
+
+def _step(counts: StepCounts | None, spend: StepSpend | None) -> dict[str, Any]:
+    counts = counts or StepCounts(LatencySample())
+    spend = spend or StepSpend()
+    latency = _percentiles(counts.latencies)
+    return {
+        "requests": counts.requests,
+        "retries": counts.retries,
+        **{status: counts.statuses[status] for status in STEP_STATUSES},
+        "tokens": counts.paid_tokens.as_dict(),
+        "reused_tokens": counts.reused_tokens.as_dict(),
+        "cost_usd": _rounded(spend.cost),
+        "saved_by_cache_usd": _rounded(spend.saved),
+        "latency_ms": {"p50": latency["p50"], "p95": latency["p95"]},
     }
 
 

@@ -10,7 +10,9 @@ One trace per run; its spans form a tree:
 Attempt spans are named as the OpenTelemetry GenAI conventions name a model call
 (`{gen_ai.operation.name} {gen_ai.request.model}`) and carry their attribute names.
 Each try gets its own span because each is a separate request, billed on its own;
-the item span above them covers the whole operation, retries included.
+the item span above them covers the whole operation, retries included. In a
+workflow (--workflow) an item's steps are tried under the same item span, several
+at once when they do not depend on each other; each try carries `sluice.step`.
 
 `SpanRecorder` is an event sink (core/events.py). It holds only the spans still
 open (the batches in flight, their items being tried), so memory stays flat over a
@@ -114,7 +116,9 @@ class _Batch:
 @dataclass(slots=True)
 class _Item:
     span: _Open
-    attempt: _Open | None = None  # the try on the wire
+    # The tries on the wire, by workflow step (None outside workflows): one at a time
+    # per step, while independent steps of the item are in flight together.
+    attempts: dict[str | None, _Open] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -209,8 +213,8 @@ class SpanRecorder:
         if self._finished:
             return []
         for item in list(self._items.values()):
-            if item.attempt is not None:
-                self._end(item.attempt, at_mono, ERROR, f"no answer: {STOPPED}")
+            for attempt in item.attempts.values():
+                self._end(attempt, at_mono, ERROR, f"no answer: {STOPPED}")
             self._end(item.span, at_mono, ERROR, f"not settled: {STOPPED}")
         for batch in self._batches.values():
             self._end(batch.span, at_mono, ERROR, f"not committed: {STOPPED}")
@@ -243,13 +247,14 @@ class SpanRecorder:
         if event.attempt > 1:
             self._counts.retries += 1
         item = self._item(event.batch, event.item, event.at - event.queued - event.limiter_wait)
-        if item.attempt is not None:  # never ended: the event stream lost it
-            self._end(item.attempt, event.at, ERROR, "no answer recorded")
+        if (lost := item.attempts.pop(event.step, None)) is not None:  # never ended
+            self._end(lost, event.at, ERROR, "no answer recorded")
         name, request = self._request_attributes(event.body)
         attributes = {**request, **try_attributes(event)}
         if self._content:
             attributes.update(plain_attributes(prompt_attributes(event.body), self._redact))
-        item.attempt = self._open(name, item.span.span_id, event.at, attributes, CLIENT)
+        attempt = self._open(name, item.span.span_id, event.at, attributes, CLIENT)
+        item.attempts[event.step] = attempt
 
     def _request_attributes(self, body: Mapping[str, Any]) -> tuple[str, Attributes]:
         """The attempt span's name and `request_attributes`, remembered by the body's
@@ -271,9 +276,9 @@ class SpanRecorder:
 
     def _attempt_ended(self, event: AttemptEnded) -> None:
         item = self._items.get((event.batch, event.item.position))
-        if item is None or item.attempt is None:
+        span = None if item is None else item.attempts.pop(event.step, None)
+        if span is None:
             return
-        span, item.attempt = item.attempt, None
         if event.status is not None:
             span.attributes["http.response.status_code"] = event.status
         if event.usage is not None:
@@ -297,8 +302,8 @@ class SpanRecorder:
         item = self._items.pop((event.batch, outcome.item.position), None)
         if item is None:  # never sent: cached, shared with a twin, or invalid
             item = _Item(self._item_span(event.batch, outcome.item, event.at))
-        if item.attempt is not None:
-            self._end(item.attempt, event.at, ERROR, "no answer recorded")
+        for attempt in item.attempts.values():
+            self._end(attempt, event.at, ERROR, "no answer recorded")
         span = item.span
         span.attributes.update(outcome_attributes(outcome))
         if self._content:

@@ -11,7 +11,9 @@ Each value says what the last run of a job did, and the next run replaces it.
 The four `*_total` families (items, requests, tokens, cost: the names operators
 know from sluice's documentation) are counters of the run that wrote the file:
 each new run starts them again, which Prometheus reads as a counter reset, so
-`increase()` over a window counts every run in it. Everything else is a gauge.
+`increase()` over a window counts every run in it. So are a workflow's
+`sluice_step_*_total` families, the same counts step by step. Everything else is
+a gauge.
 No `_created` series appear. Names say what a value covers:
 
     sluice_items_total       the job's items by status, earlier attempts of a
@@ -21,6 +23,9 @@ No `_created` series appear. Names say what a value covers:
     sluice_last_run_*        this run alone (timing, retries, pace, latency)
     sluice_job_*             the job's quarantined items by kind
     sluice_last_success_*    carried from run to run, see below
+    sluice_step_*, sluice_last_run_step_*
+                             a workflow run's steps (--workflow), this run alone,
+                             labelled `step`; absent from other runs' files
 
 `sluice_last_success_timestamp_seconds` is the end of this run when it exited 0.
 When it did not (exit 1, an error rate over the limit, included), the value is
@@ -45,12 +50,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.core.errors import OutputError
+from pipeline.observe.step_stats import STEP_STATUSES
 from pipeline.write.atomic import AtomicFile, sweep_stale_temps
 
 LAST_SUCCESS = "sluice_last_success_timestamp_seconds"
 NO_SUCCESS = 0.0  # what the file says when the job has no success on record
 TOKEN_KINDS = ("prompt", "completion", "cached_prompt")
 LATENCY_QUANTILES = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
+STEP_TOKEN_KINDS = ("prompt", "completion")
+STEP_LATENCY_QUANTILES = {"p50": "0.5", "p95": "0.95"}
 # A file of ours is a few kilobytes; anything far larger is not one to read.
 _PREVIOUS_FILE_LIMIT = 1 << 20
 
@@ -118,6 +126,8 @@ def _families(summary: Mapping[str, Any], success: float) -> Iterator[Metric]:
     yield from _counts(summary, job)
     yield from _traffic(summary, job)
     yield from _spend(summary, job)
+    if summary.get("steps"):
+        yield from _steps(summary["steps"], job)
 
 
 def _timing(summary: Mapping[str, Any], job: str) -> Iterator[Metric]:
@@ -231,6 +241,53 @@ def _spend(summary: Mapping[str, Any], job: str) -> Iterator[Metric]:
         )
         family.add_metric([job], cost["this_attempt"])
         yield family
+
+
+def _steps(steps: Mapping[str, Mapping[str, Any]], job: str) -> Iterator[Metric]:
+    """A workflow's steps, one series per step (and kind, status or quantile)."""
+    labels = ["job", "step"]
+    requests = CounterMetricFamily(
+        "sluice_step_requests",
+        "Requests the last run sent for each workflow step, retries included.",
+        labels=labels,
+    )
+    items = CounterMetricFamily(
+        "sluice_step_items",
+        "Items of the last run by how each workflow step ended for them: answered, "
+        "cached, skipped (its condition was false), failed, not_run.",
+        labels=[*labels, "status"],
+    )
+    tokens = CounterMetricFamily(
+        "sluice_step_tokens",
+        "Tokens the last run paid for each workflow step, by kind (prompt, completion).",
+        labels=[*labels, "kind"],
+    )
+    cost = CounterMetricFamily(
+        "sluice_step_cost_usd",
+        "Spend of the last run on each workflow step in US dollars (absent for a step "
+        "whose model has no price).",
+        labels=labels,
+    )
+    latency = GaugeMetricFamily(
+        "sluice_last_run_step_request_latency_seconds",
+        "Request latency quantiles of each workflow step in the last run (from a sample).",
+        labels=[*labels, "quantile"],
+    )
+    for step, counts in steps.items():
+        series = [job, str(step)]
+        requests.add_metric(series, counts["requests"])
+        for status in STEP_STATUSES:
+            items.add_metric([*series, status], counts[status])
+        for kind in STEP_TOKEN_KINDS:
+            tokens.add_metric([*series, kind], counts["tokens"][kind])
+        if counts["cost_usd"] is not None:
+            cost.add_metric(series, counts["cost_usd"])
+        for key, quantile in STEP_LATENCY_QUANTILES.items():
+            if (ms := counts["latency_ms"][key]) is not None:
+                latency.add_metric([*series, quantile], ms / 1000)
+    # A family without series (no step priced, no answer timed) is left out, like the
+    # run's own cost: absent, never an empty heading.
+    yield from (family for family in (requests, items, tokens, cost, latency) if family.samples)
 
 
 def _gauge(name: str, documentation: str, job: str, value: float) -> GaugeMetricFamily:

@@ -5,6 +5,10 @@ sent and every answer's `usage` is counted as it happens, whether or not its
 batch is ever committed, because it was paid for either way. What earlier
 attempts of the same job spent comes from the state directory (`Spent`, see
 state/spent.py), so budgets and the job's total cost span resumes.
+
+In a workflow (--workflow) each event names its step, and the ledger keeps each
+step's share of this attempt's cost as well (`steps`): what its attempts paid and
+what its reused answers would have cost.
 """
 
 from __future__ import annotations
@@ -70,6 +74,25 @@ class Spent:
         )
 
 
+@dataclass(slots=True)
+class StepSpend:
+    """One workflow step's share of this attempt: USD paid for its attempts, and what its
+    reused answers would have cost; each unknown (None) when some answer was unpriced."""
+
+    paid_usd: float = 0.0
+    unpriced_answers: int = 0
+    saved_usd: float = 0.0
+    unpriced_reuses: int = 0
+
+    @property
+    def cost(self) -> float | None:
+        return None if self.unpriced_answers else self.paid_usd
+
+    @property
+    def saved(self) -> float | None:
+        return None if self.unpriced_reuses else self.saved_usd
+
+
 _COUNTED = frozenset({RequestSent, AttemptEnded, AnswerReused})
 
 
@@ -88,6 +111,7 @@ class Ledger:
         self.unpriced_reuses = 0
         self.cached_prompt_tokens = 0  # within paid prompts: the provider's own prompt cache
         self.completions = CompletionAverage()  # answer lengths, for budget estimates
+        self.steps: dict[str, StepSpend] = {}  # --workflow: by step, as first heard of
 
     def emit(self, event: Event) -> None:
         if type(event) not in _COUNTED:
@@ -96,29 +120,43 @@ class Ledger:
             self.requests += 1
         elif isinstance(event, AttemptEnded):
             if event.usage is not None:  # an answer reported its tokens: paid for
-                self._paid(event.model, event.usage)
+                self._paid(event.model, event.usage, event.step)
         elif isinstance(event, AnswerReused):
-            self._reused(event.model, event.usage)
+            self._reused(event.model, event.usage, event.step)
 
-    def _paid(self, model: str | None, usage: Usage) -> None:
+    def _paid(self, model: str | None, usage: Usage, step: str | None) -> None:
         self.completions.add(usage.completion_tokens)
         self.cached_prompt_tokens += usage.cached_prompt_tokens
+        share = None if step is None else self._step(step)
         price = self.pricing.price_of(model)
         if price is None:
             self.unpriced_answers += 1
+            if share is not None:
+                share.unpriced_answers += 1
             return
-        self.paid_usd += price.cost(
-            usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens
-        )
+        usd = price.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens)
+        self.paid_usd += usd
+        if share is not None:
+            share.paid_usd += usd
 
-    def _reused(self, model: str | None, usage: Usage) -> None:
+    def _reused(self, model: str | None, usage: Usage, step: str | None) -> None:
+        share = None if step is None else self._step(step)
         price = self.pricing.price_of(model)
         if price is None:
             self.unpriced_reuses += 1
+            if share is not None:
+                share.unpriced_reuses += 1
             return
-        self.saved_usd += price.cost(
-            usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens
-        )
+        usd = price.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens)
+        self.saved_usd += usd
+        if share is not None:
+            share.saved_usd += usd
+
+    def _step(self, name: str) -> StepSpend:
+        share = self.steps.get(name)
+        if share is None:
+            share = self.steps[name] = StepSpend()
+        return share
 
     def ran_for(self, seconds: float) -> None:
         """This attempt has run `seconds` so far (for --deadline across resumes)."""

@@ -70,6 +70,9 @@ class WorkflowRunner:
                     self._settle(walk, name, *task.result())
         finally:
             await _cancelled(asking)
+        for name in self._workflow.outputs:
+            if name not in walk.reports:  # a required step before it failed
+                self._events.emit(StepEnded(name, NOT_RUN))
         return walk.outcome(self._workflow.outputs)
 
     def _made(self, walk: _ItemWalk, name: str) -> Request | Skipped | str | None:

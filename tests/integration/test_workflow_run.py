@@ -239,3 +239,28 @@ def test_plan_breaks_a_workflow_down_by_step_and_sends_nothing(tmp_path: Path) -
         None,
     )
     assert plan["requests"] == len(ROWS)
+
+
+def test_steps_after_a_failed_required_step_are_not_run_and_counted_so(tmp_path: Path) -> None:
+    rows = [*ROWS[:3], {"id": "bad", "title": "t", "text": "refuse me [[sim:400]]"}]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    steps = """
+[steps.reply]
+prompt = "Reply to: {{ text }}"
+
+[steps.thanks]
+after = ["reply"]
+prompt = "Thank them for: {{ title }}"
+"""
+    summary = tmp_path / "summary.json"
+    with BackgroundSimulator(SimulatorConfig()) as sim:
+        workflow = _workflow(tmp_path, steps)
+        args = ["--summary", str(summary), "--max-error-rate", "1"]
+        result = _run(sim, source, tmp_path / "out.jsonl", workflow, *args)
+    assert result.exit_code == 0, result.output
+    (bad,) = read_jsonl(tmp_path / "out.quarantine.jsonl")
+    assert bad["steps"]["thanks"]["status"] == "not_run"
+    assert bad["output"] == {"thanks": None}
+    counted = orjson.loads(summary.read_bytes())["steps"]
+    assert (counted["reply"]["failed"], counted["thanks"]["not_run"]) == (1, 1)
+    assert counted["thanks"]["answered"] == 3
