@@ -114,36 +114,55 @@ class WorkflowRunner:
     ) -> Answered:
         """The step's answer: stored, shared with an identical request in flight, or sent
         (to its fallback step while its model's breaker is open); and who answered."""
-        item, memo = walk.item, self._memo
-        stand_in = self._workflow.steps[name].fallback
-        fallback = self._fallback(walk, stand_in) if stand_in is not None else None
+        memo = self._memo
         key = memo.key(request) if memo is not None else None
         if memo is not None and key is not None:
-            known = memo.recall([(request, key)], memo.lookup([key]))
-            if key in known:
-                answer = served(item, known[key], request.model)
-                self._events.emit(AnswerReused(request.model, answer.usage, name))
-                return answer, name
+            known = await self._known(memo, key, walk.item, name, request)
+            if known is not None:
+                return known, name
+        outcome, answered_by = await self._sent(walk, name, request, key, batch, queued)
+        if memo is not None and key is not None:
+            memo.landed(key, outcome)  # twins that joined this request get its answer
+        return outcome, answered_by
+
+    async def _known(
+        self, memo: ResponseMemo, key: str, item: Item, name: str, request: Request
+    ) -> Outcome | None:
+        """The answer the cache holds, or an identical request in flight gets; None when
+        this request is to be sent."""
+        known = memo.recall([(request, key)], memo.lookup([key]))
+        if key in known:
+            answer: Outcome = served(item, known[key], request.model)
+        else:
             twin: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-            if memo.join(key, item, twin.set_result):
-                shared = await twin
-                if isinstance(shared, Success):
-                    self._events.emit(AnswerReused(request.model, shared.usage, name))
-                return shared, name
+            if not memo.join(key, item, twin.set_result):
+                return None
+            answer = await twin
+        if isinstance(answer, Success):
+            self._events.emit(AnswerReused(request.model, answer.usage, name))
+        return answer
+
+    async def _sent(
+        self,
+        walk: _ItemWalk,
+        name: str,
+        request: Request,
+        key: str | None,
+        batch: int,
+        queued: float,
+    ) -> Answered:
+        stand_in = self._workflow.steps[name].fallback
+        fallback = self._fallback(walk, stand_in) if stand_in is not None else None
         try:
             outcome = await self._dispatcher.dispatch(
-                item, request, key, batch, queued, name, fallback
+                walk.item, request, key, batch, queued, name, fallback
             )
-        except Diverted:
+        except Diverted:  # the stand-in is a function, and the step's model is down
             assert stand_in is not None
-            outcome, _ = self._call(walk, stand_in)
-            if memo is not None and key is not None:
-                memo.landed(key, outcome)
-            return outcome, stand_in
-        if memo is not None and key is not None:
-            memo.landed(key, outcome)
-        diverted = stand_in is not None and outcome_model(outcome) != request.model
-        return outcome, stand_in if diverted and stand_in is not None else name
+            return self._call(walk, stand_in)
+        if stand_in is not None and _model_of(outcome) != request.model:
+            return outcome, stand_in  # another model answered: the stand-in's request
+        return outcome, name
 
     def _fallback(self, walk: _ItemWalk, stand_in: str) -> Fallback | None:
         """What stands in for a step while its model's breaker is open: the stand-in
@@ -229,7 +248,7 @@ def _added(total: Usage, more: Usage) -> Usage:
     )
 
 
-def outcome_model(outcome: Outcome) -> str | None:
+def _model_of(outcome: Outcome) -> str | None:
     return outcome.model if isinstance(outcome, Success) else None
 
 
