@@ -12,8 +12,8 @@ running the script again reproduces the files byte for byte
 from __future__ import annotations
 
 import argparse
-import gzip
 import datetime as dt
+import gzip
 import json
 import random
 from collections.abc import Sequence
@@ -262,9 +262,11 @@ def write_samples(out: Path) -> None:
     many = make_reviews(N_MANY_REVIEWS, random.Random(SEED + 2))
     lines = "".join(dumps(review) + "\n" for review in many).encode()
     # No name or time in the header, so the same rows give the same file.
-    with open(out / "reviews_10k.jsonl.gz", "wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
-            packed.write(lines)
+    with (
+        open(out / "reviews_10k.jsonl.gz", "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed,
+    ):
+        packed.write(lines)
 
     print(f"wrote {len(reviews)} reviews, {len(bad)} bad_lines rows and {len(many)} more to {out}")
 
