@@ -25,6 +25,7 @@ from cli.run import run as run_command_function
 from cli.run_config import RunFlags, build_config, default_quarantine_path
 from pipeline.core.config import DEFAULT_BASE_URL, STDIO
 from pipeline.core.errors import SluiceError, UsageError
+from pipeline.core.words import counted
 from pipeline.observe.progress import Progress
 from pipeline.run.reduce import ReduceResult, ReduceSpec, reduce
 from pipeline.write.writers import output_format
@@ -214,8 +215,8 @@ def _report(result: ReduceResult, spec: ReduceSpec, quiet: bool) -> None:
         return
     requests = sum(level.get("requests", 0) for level in result.levels)
     say(
-        f"reduced {result.rows:,} rows to {result.groups:,} answers in "
-        f"{max(1, len(result.levels))} level(s), {requests:,} requests this attempt"
+        f"reduced {result.rows:,} rows to {counted(result.groups, 'answer')} in "
+        f"{counted(result.depth, 'level')}, {counted(requests, 'request')} this attempt"
         + (f"; {result.failed:,} quarantined" if result.failed else "")
     )
     say(f"results     {spec.results}")

@@ -70,6 +70,7 @@ class ReduceResult:
     groups: int = 0
     failed: int = 0
     rows: int = 0
+    depth: int = 0  # levels the deepest group took
     levels: list[dict[str, Any]] = field(default_factory=list)  # each level's run summary
     stopped: RunResult | None = None  # the level run that stopped short (resumable)
 
@@ -223,6 +224,7 @@ def _finish(
         files.abort()
         raise
     result.groups, result.failed = len(answered), len(failed) + len(unusable)
+    result.depth = max((end.levels for end in ends), default=0)
     if result.failed:
         result.exit_code = EXIT_ERROR_RATE
     shutil.rmtree(spec.directory, ignore_errors=True)
