@@ -8,20 +8,19 @@ from __future__ import annotations
 import random
 
 from pipeline.cache.memo import ResponseMemo
-from pipeline.core.clock import SystemClock
 from pipeline.core.config import Endpoint, RunConfig
 from pipeline.core.events import EventSink
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.dispatcher import Dispatcher, Fallback
 from pipeline.dispatch.transport import HttpTransport, Transport
 from pipeline.engines.asyncio_pool import AsyncioEngine
+from pipeline.engines.hosting import TrafficPool
 from pipeline.engines.protocol import OutcomeWriter
 from pipeline.prepare.packing import PackLimits
 from pipeline.prepare.preparer import ItemRequests
 from pipeline.prepare.request_builder import RequestBuilder
 from pipeline.spend.budget import BudgetGate
 from pipeline.spend.ledger import Ledger
-from pipeline.traffic.control import TrafficControl
 from pipeline.traffic.protocol import Limiter
 from pipeline.workflow.calls import load_calls
 from pipeline.workflow.requests import step_models
@@ -57,19 +56,22 @@ def build_engine(
     events: EventSink,
     ledger: Ledger,
     builder: ItemRequests,
+    pool: TrafficPool | None = None,
 ) -> AsyncioEngine:
-    clock = SystemClock()
-    traffic = TrafficControl(config.traffic, clock, events, random.Random())
+    """The run's engine; `pool` is a host's traffic control (else the run has its own)."""
+    pool = pool or TrafficPool(config.traffic, events)
+    clock = pool.clock
+    traffic = pool.for_model(config.request.model)
     by_model: dict[str, Limiter] = {}
     if config.workflow is not None:
         for model in step_models(config.request, config.workflow):
             if model != config.request.model:
-                by_model[model] = TrafficControl(config.traffic, clock, events, random.Random())
+                by_model[model] = pool.for_model(model)
     budget = BudgetGate(config.spend, ledger) if config.spend.budgeted else None
     fallback = None
     if config.request.fallback_model is not None:
         # Its own limits, breaker and timeouts: providers count each model apart.
-        own_traffic = TrafficControl(config.traffic, clock, events, random.Random())
+        own_traffic = pool.for_model(config.request.fallback_model)
         fallback = Fallback(config.request.fallback_model, own_traffic)
     dispatcher = Dispatcher(
         transport,

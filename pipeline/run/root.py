@@ -15,12 +15,11 @@ complete, or not at all.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -39,6 +38,7 @@ from pipeline.core.events import CacheOpened, JobResumed
 from pipeline.core.formats import FileFormat
 from pipeline.dispatch.transport import Transport
 from pipeline.engines.asyncio_pool import AsyncioEngine
+from pipeline.engines.hosting import Hosted
 from pipeline.engines.protocol import OutcomeWriter
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
@@ -52,7 +52,12 @@ from pipeline.read.reader_thread import ThreadFeed
 from pipeline.read.requeue import read_quarantine
 from pipeline.read.sources import check_inputs, read_records
 from pipeline.run.assembly import build_engine, http_transport, item_requests
-from pipeline.run.interrupts import Interrupted, run_until_signal
+from pipeline.run.interrupts import (
+    Interrupted,
+    ended_at_deadline,
+    run_until_signal,
+    run_until_stopped,
+)
 from pipeline.run.result import EXIT_ERROR_RATE, EXIT_INTERNAL, EXIT_OK, RunResult
 from pipeline.run.telemetry import skipped_items, span_recorder, write_summary
 from pipeline.spend.budget import UNPRICED_HINT, deadline_left, deadline_reached
@@ -77,11 +82,18 @@ TransportFactory = Callable[[RunConfig], AbstractAsyncContextManager[Transport]]
 
 
 async def run(
-    config: RunConfig, progress: Progress, transport: TransportFactory = http_transport
+    config: RunConfig,
+    progress: Progress,
+    transport: TransportFactory = http_transport,
+    hosted: Hosted | None = None,
 ) -> RunResult:
-    """The whole run; `transport` is the HTTP client, or an in-process one in tests."""
+    """The whole run; `transport` is the HTTP client, or an in-process one in tests.
+    A `hosted` run (sluice serve) shares its host's cache, limits and client, and is
+    stopped by its host (engines/hosting.py)."""
+    if hosted is not None:  # the host paces the collector for all its runs
+        return await _run_job(config, progress, transport, hosted)
     with _collector_paced():
-        return await _run_job(config, progress, transport)
+        return await _run_job(config, progress, transport, None)
 
 
 # A run makes a few small objects per event, and the cyclic collector's default pace
@@ -103,7 +115,9 @@ def _collector_paced() -> Iterator[None]:
         gc.unfreeze()
 
 
-async def _run_job(config: RunConfig, progress: Progress, transport: TransportFactory) -> RunResult:
+async def _run_job(
+    config: RunConfig, progress: Progress, transport: TransportFactory, hosted: Hosted | None
+) -> RunResult:
     started_at, started = time.time(), time.monotonic()  # the events' clock (SystemClock)
     trace_id = config.observe.trace_id or new_trace_id()
     stats = RunStats()
@@ -120,10 +134,12 @@ async def _run_job(config: RunConfig, progress: Progress, transport: TransportFa
         if state is not None:
             state.close()
         return RunResult(exc.exit_code, stats, time.monotonic() - started, exc)
-    events = Broadcast(stats, ledger, ProgressFeed(progress, stats))
+    host_sinks = () if hosted is None else hosted.sinks
+    events = Broadcast(stats, ledger, ProgressFeed(progress, stats), *host_sinks)
     if recorder is not None:
         events.add(recorder)
     run = _Run(config, builder, events, transport, ledger, lambda: time.monotonic() - started)
+    run.hosted = hosted
     stopped_by = None
     error: SluiceError | None = None
     exit_code = EXIT_INTERNAL
@@ -201,6 +217,7 @@ class _Run:
         self.ledger = ledger
         self.elapsed = elapsed  # seconds since the attempt began
         self.warnings: list[str] = []
+        self.hosted: Hosted | None = None
 
     async def until_done(self, state: RunState | None) -> None:
         """Every item answered and the final files published; `_Stopped` when a signal
@@ -256,31 +273,17 @@ class _Run:
         with self._response_memo() as memo:
             feed = ThreadFeed(self._prepared_batches(seen, resume, memo))
             try:
-                async with self.transport(self.config) as transport:
+                async with self._transport() as transport:
                     engine = self._engine(transport, writer, memo)
                     work = engine.run(feed.next)
-                    with self._deadline(engine, left):
-                        stopped = await run_until_signal(work, engine, self.config.grace)
+                    reached = deadline_reached(self.config.spend)
+                    with ended_at_deadline(engine, left, reached, self.config.traffic.timeout):
+                        stopped = await self._until_done_or_stopped(work, engine)
             finally:
                 feed.close()
                 seen.close()
         if stopped is not None:
             raise _Stopped(stopped)
-
-    @contextlib.contextmanager
-    def _deadline(self, engine: AsyncioEngine, left: float | None) -> Iterator[None]:
-        """Stop the engine, as a budget does, once the job has run its --deadline."""
-        if left is None:
-            yield
-            return
-        reached = deadline_reached(self.config.spend)
-        timer = asyncio.get_running_loop().call_later(
-            left, engine.end_run, reached, self.config.traffic.timeout
-        )
-        try:
-            yield
-        finally:
-            timer.cancel()
 
     def _prepared_batches(
         self, seen: SeenIds, resume: ResumePoint | None, memo: ResponseMemo | None
@@ -294,6 +297,18 @@ class _Run:
         if memo is None:
             return Preparer(self.builder, result_fields=fields)(batches)
         return Preparer(self.builder, memo.key, memo.lookup, fields)(batches)
+
+    def _transport(self) -> AbstractAsyncContextManager[Transport]:
+        if self.hosted is not None:  # the host's, open for as long as the host runs
+            return contextlib.nullcontext(self.hosted.transport)
+        return self.transport(self.config)
+
+    async def _until_done_or_stopped(
+        self, work: Coroutine[Any, Any, None], engine: AsyncioEngine
+    ) -> int | None:
+        if self.hosted is not None:
+            return await run_until_stopped(work, engine, self.hosted.stop)
+        return await run_until_signal(work, engine, self.config.grace)
 
     @contextlib.contextmanager
     def _response_memo(self) -> Iterator[ResponseMemo | None]:
@@ -318,8 +333,9 @@ class _Run:
     def _engine(
         self, transport: Transport, writer: OutcomeWriter, memo: ResponseMemo | None
     ) -> AsyncioEngine:
+        pool = self.hosted.traffic if self.hosted is not None else None
         return build_engine(
-            self.config, transport, writer, memo, self.events, self.ledger, self.builder
+            self.config, transport, writer, memo, self.events, self.ledger, self.builder, pool
         )
 
     def _result_schema(self) -> pa.Schema | None:
