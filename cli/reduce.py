@@ -8,7 +8,6 @@ No `from __future__ import annotations` here: Typer reads the evaluated annotati
 """
 
 import asyncio
-import inspect
 import os
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -21,7 +20,7 @@ import cli.run_options as opt
 import cli.shaping_options as shape
 from cli.errors import fail, report_internal_error, say
 from cli.progress import LogSettings, QuietDisplay
-from cli.run import run as run_command_function
+from cli.run import RUN_DEFAULTS
 from cli.run_config import RunFlags, build_config, default_quarantine_path
 from pipeline.core.config import DEFAULT_BASE_URL, STDIO
 from pipeline.core.errors import SluiceError, UsageError
@@ -174,15 +173,6 @@ def _spec(given: dict[str, Any]) -> tuple[ReduceSpec, RunFlags]:
         fresh=given["fresh"],
     )
     return spec, flags
-
-
-def _run_defaults() -> dict[str, Any]:
-    """Every option of `sluice run` at its default: what a reduce does not take."""
-    parameters = inspect.signature(run_command_function).parameters.values()
-    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-
-
-RUN_DEFAULTS = _run_defaults()
 
 
 def _default_directory(output: str) -> str:

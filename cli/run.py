@@ -5,6 +5,7 @@ signature at call time, and Typer reads it from the evaluated annotations.
 """
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -187,4 +188,14 @@ def execute(config: RunConfig, flags: RunFlags) -> None:
 
 
 run = run_command(INPUT_ARGUMENT, requeue=False, help_text=RUN_HELP)
+
+
+def _run_defaults() -> dict[str, Any]:
+    """Every option of `sluice run` at its default: what a command that runs the engine
+    without taking all of run's options (reduce, serve) leaves as run would."""
+    parameters = inspect.signature(run).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+RUN_DEFAULTS = _run_defaults()
 plan = run_command(INPUT_ARGUMENT, requeue=False, help_text=PLAN_HELP, plan_only=True)

@@ -8,13 +8,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
+from cli.option_values import parse_body_options, parse_truncations
 from cli.schema_option import load_schema
 from cli.units import parse_duration, parse_size
-from cli.workflow_file import workflow_for_run
+from cli.workflow_file import check_workflow, workflow_for_run
 from pipeline.core.config import (
     STDIO,
     CacheConfig,
@@ -39,6 +38,7 @@ from pipeline.report.history import default_job_name, safe_job_name
 from pipeline.report.webhook import check_webhook_url
 from pipeline.state.store import default_state_dir
 from pipeline.workflow.requests import answers_schema
+from pipeline.workflow.steps import Workflow
 from pipeline.write.paths import Target, check_distinct, target_kind
 from pipeline.write.writers import output_format
 
@@ -126,12 +126,29 @@ class RunFlags:
         return cls(**{f.name: params[f.name] for f in fields(cls)})
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A schema (and the name it is sent under) or a workflow read from elsewhere than
+    the flags' files."""
+
+    schema: tuple[dict[str, Any], str] | None = None
+    workflow: Workflow | None = None
+
+
 LOG_FORMATS = ("text", "json")
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 SEVERITIES = ("info", "warning", "critical")
 
 
-def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False) -> RunConfig:
+def build_config(
+    flags: RunFlags,
+    requeue: bool = False,
+    planning: bool = False,
+    loaded: Loaded | None = None,
+) -> RunConfig:
+    """The run's config from its flags; `loaded` gives a schema or workflow already read
+    (sluice serve's jobs carry them in their requests, never as files)."""
+    loaded = loaded or Loaded()
     _check_operator_flags(flags, planning)
     base_url = checked_base_url(flags.base_url, flags.allow_insecure_http)
     if flags.output is None and not planning:
@@ -153,7 +170,9 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
             ("--metrics-file", flags.metrics_file),
         ],
     )
-    schema, schema_name = load_schema(flags.schema) if flags.schema else (None, "output")
+    schema, schema_name = loaded.schema or (
+        load_schema(flags.schema) if flags.schema else (None, "output")
+    )
     body_options = parse_body_options(flags.option or [])
     # A run's --json asks for JSON answers; a plan's prints the plan as JSON.
     json_answers = flags.json_answers or (flags.json and not planning)
@@ -180,8 +199,10 @@ def build_config(flags: RunFlags, requeue: bool = False, planning: bool = False)
     )
     if flags.drop_skipped and flags.where is None:
         raise UsageError("--drop-skipped leaves out the items --where skips: give --where too")
-    workflow = None
-    if flags.workflow is not None:
+    workflow = loaded.workflow
+    if workflow is not None:
+        check_workflow(workflow, request, flags.fallback_model)
+    elif flags.workflow is not None:
         workflow = workflow_for_run(flags.workflow, request, flags.fallback_model)
     return RunConfig(
         read=ReadConfig(
@@ -328,45 +349,6 @@ def _text_or_file(text: str | None, path: Path | None, flag: str) -> str | None:
         raise InputUnreadable(f"cannot read {flag}-file {str(path)!r}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise InputUnreadable(f"{flag}-file {str(path)!r} is not UTF-8 text ({exc})") from exc
-
-
-RESERVED_BODY_FIELDS = {
-    "model": "use -m/--model",
-    "messages": "use --prompt and --system",
-    "input": "use --input-field",
-    "stream": "use --stream",
-}
-
-
-def parse_body_options(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"-O expects key=value, got {pair!r}")
-        key = key.strip()
-        if key in RESERVED_BODY_FIELDS:
-            raise UsageError(f"-O {key}=... is not allowed: {RESERVED_BODY_FIELDS[key]}")
-        try:
-            options[key] = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            options[key] = value
-    return options
-
-
-def parse_truncations(values: list[str]) -> tuple[tuple[str, int], ...]:
-    """`--truncate text:2000` as (field, characters); a field named twice is a mistake."""
-    limits: dict[str, int] = {}
-    for value in values:
-        field, sep, count = value.rpartition(":")
-        if not sep or not field.strip() or not count.strip().isdigit() or int(count) < 1:
-            raise UsageError(
-                f"--truncate expects FIELD:N with N a whole number above 0, got {value!r}"
-            )
-        if field in limits:
-            raise UsageError(f"--truncate names {field!r} twice")
-        limits[field.strip()] = int(count)
-    return tuple(limits.items())
 
 
 def default_quarantine_path(output: str) -> str:

@@ -41,8 +41,12 @@ def _schema_file(path: Path) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"--schema file {str(path)!r} is not JSON: {exc}") from exc
     if not isinstance(schema, dict):
         raise ConfigError(f"--schema file {str(path)!r} must hold a JSON object (a JSON Schema)")
-    name = path.name.split(".")[0]
-    # OpenAI's own wrapper ({"name", "schema", "strict"}) is accepted as it is written there.
+    return schema_object(schema, path.name.split(".")[0])
+
+
+def schema_object(schema: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
+    """A JSON Schema given as an object, and the name it is sent under; OpenAI's own
+    wrapper ({"name", "schema", "strict"}) is accepted as it is written there."""
     wrapped = schema.get("schema")
     if isinstance(wrapped, dict) and "type" not in schema and "properties" not in schema:
         given = schema.get("name")

@@ -18,6 +18,7 @@ from cli.config_file import is_secret_name, looks_like_api_key, read_toml
 from cli.schema_option import load_schema
 from pipeline.core.config import Endpoint, RequestConfig
 from pipeline.core.errors import ConfigError, SluiceError, UsageError
+from pipeline.prepare.schema_inline import InlineSchemaError, inline_schema
 from pipeline.workflow.requests import step_request
 from pipeline.workflow.steps import Workflow, read_workflow
 
@@ -28,6 +29,33 @@ def workflow_for_run(path: Path, request: RequestConfig, fallback_model: str | N
     """The --workflow file, read and checked, with every step's request settings made
     once here (the run's options are their defaults), so a mistake in any step stops the
     run before anything is sent."""
+    workflow = load_workflow(path)
+    check_workflow(workflow, request, fallback_model)
+    return workflow
+
+
+def served_workflow(tables: Mapping[str, Any]) -> Workflow:
+    """A workflow a sluice serve job carries as JSON: schemas inline or as objects, never
+    files (the job's options refused file names and `call` already)."""
+    steps = tables.get("steps")
+    if isinstance(steps, Mapping):
+        inline = {name: _inline_schema(name, table) for name, table in steps.items()}
+        tables = {**tables, "steps": inline}
+    return read_workflow(tables)
+
+
+def _inline_schema(name: str, table: Any) -> Any:
+    if not isinstance(table, Mapping) or not isinstance(table.get("schema"), str):
+        return table
+    try:
+        return {**table, "schema": inline_schema(table["schema"])}
+    except InlineSchemaError as exc:
+        raise ConfigError(f"workflow: steps.{name}.schema: {exc}") from None
+
+
+def check_workflow(workflow: Workflow, request: RequestConfig, fallback_model: str | None) -> None:
+    """Every step's request settings made once, so a mistake stops the run before
+    anything is sent; and the run options that do not go with a workflow refused."""
     if fallback_model is not None:
         raise UsageError(
             "--fallback-model is for a single prompt; in a workflow, give a step a "
@@ -35,11 +63,9 @@ def workflow_for_run(path: Path, request: RequestConfig, fallback_model: str | N
         )
     if request.endpoint is Endpoint.RAW:
         raise UsageError("--endpoint raw sends batch lines as they are; a workflow makes requests")
-    workflow = load_workflow(path)
     for step in workflow.steps.values():
         if step.call is None:
             step_request(request, step)
-    return workflow
 
 
 def load_workflow(path: Path) -> Workflow:
