@@ -25,6 +25,7 @@ LAYERS = (
     "observe",
     "run",
     "report",
+    "serve",
 )
 # The simulator stands beside the client: it may share the wire format, never the
 # client's heuristics (limits, retries, caching).

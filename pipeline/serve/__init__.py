@@ -1,0 +1,1 @@
+"""sluice serve: the engine behind an HTTP API (jobs, sync answers, webhooks)."""
