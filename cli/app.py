@@ -18,6 +18,7 @@ from cli.history import history
 from cli.reduce import REDUCE_EPILOG, reduce_command
 from cli.retry import retry
 from cli.run import RUN_EPILOG, plan, run
+from cli.serve import app as serve_app
 from cli.sim import sim
 from cli.status import status
 from cli.verify import verify
@@ -81,6 +82,7 @@ app.command("status")(status)
 app.command("verify")(verify)
 app.command("history")(history)
 app.command("doctor")(doctor)
+app.add_typer(serve_app, name="serve")
 app.add_typer(cache_app, name="cache")
 app.add_typer(config_app, name="config")
 
