@@ -34,6 +34,7 @@ from pipeline.serve.metrics import ServeMetrics
 from pipeline.serve.scheduler import Scheduler, Shared
 from pipeline.serve.webhooks import WebhookOutbox, job_finished_event
 from pipeline.spend.prices import pricing_for
+from pipeline.state.lock import RunLock, StateLocked
 
 READY_CHECK_EVERY = 10.0  # seconds a readiness answer about the upstream is reused
 SWEEP_EVERY = 3600.0
@@ -60,6 +61,25 @@ async def serve(
     say: Callable[[str], None],
 ) -> int:
     """Serve until SIGTERM or SIGINT; the exit code (0 after a graceful stop)."""
+    lock = RunLock(settings.data_dir)
+    try:
+        lock.acquire()
+    except StateLocked as exc:  # two servers on one data directory would run its jobs twice
+        raise StateLocked(
+            f"{exc.message} (each sluice serve needs a --data-dir of its own)"
+        ) from None
+    try:
+        return await _serve(settings, base, config_for, say)
+    finally:
+        lock.release()
+
+
+async def _serve(
+    settings: ServeSettings,
+    base: RunConfig,
+    config_for: ConfigFor,
+    say: Callable[[str], None],
+) -> int:
     store = JobStore(settings.data_dir)
     metrics = ServeMetrics(pricing_for(base.spend))
     outbox = WebhookOutbox(

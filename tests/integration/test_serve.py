@@ -256,3 +256,35 @@ def test_a_finished_job_is_announced_by_a_signed_webhook_retried_after_a_500(
     assert len(ids) == 1  # the same id on every attempt: receivers de-duplicate by it
     for headers, body in zip(receiver.headers, receiver.bodies, strict=True):
         assert verified(b"the test's webhook secret", headers, body)
+
+
+def test_a_second_server_on_the_same_data_dir_is_turned_away(tmp_path: Path) -> None:
+    with BackgroundSimulator(SimulatorConfig()) as sim, ServeProcess(tmp_path, sim.base_url):
+        args = ["serve", "--port", "0", "--data-dir", str(tmp_path), "--base-url", sim.base_url]
+        second = run_cli(args)
+    assert second.exit_code == 75
+    assert "a --data-dir of its own" in second.output
+
+
+def test_finished_jobs_are_deleted_after_the_retention(tmp_path: Path) -> None:
+    with (
+        BackgroundSimulator(SimulatorConfig()) as sim,
+        ServeProcess(tmp_path, sim.base_url, "--retention", "1s") as server,
+    ):
+        _, accepted = server.call("POST", "/v1/jobs", {"items": _items(2)})
+        server.wait_for(accepted["id"])
+        deadline = time.monotonic() + 30
+        while server.call("GET", f"/v1/jobs/{accepted['id']}")[0] != 404:
+            assert time.monotonic() < deadline, "the finished job was kept past its retention"
+            time.sleep(0.1)
+    assert not (tmp_path / "jobs" / accepted["id"]).exists()
+
+
+def test_readyz_says_when_the_upstream_does_not_answer(tmp_path: Path) -> None:
+    with BackgroundSimulator(SimulatorConfig()) as sim:
+        closed = sim.base_url
+    with ServeProcess(tmp_path, closed) as server:
+        status, answer = server.call("GET", "/readyz")
+        assert server.call("GET", "/healthz")[0] == 200
+    assert status == 503
+    assert any("upstream" in problem for problem in answer["problems"])
