@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -232,6 +233,7 @@ def iso_utc(unix_seconds: float) -> str:
     return stamp.replace("+00:00", "Z")
 
 
+@functools.cache  # the installed metadata is read once a process (a few ms each time)
 def sluice_version() -> str:
     try:
         return version("sluice")

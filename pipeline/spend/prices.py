@@ -7,6 +7,7 @@ model the table does not know is unpriced (None), never free.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Mapping
@@ -105,6 +106,7 @@ def _price(name: str, row: Any) -> Price:
     return Price(**values)
 
 
+@functools.cache  # read once a process: sluice serve makes a run per job
 def shipped_table() -> PriceTable:
     """The table shipped with this version of sluice."""
     text = resources.files("pipeline.spend").joinpath("prices.toml").read_text("utf-8")

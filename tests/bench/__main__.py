@@ -17,12 +17,16 @@ from pathlib import Path
 from tests.bench.durability import durability
 from tests.bench.harness import Measured, measure, simulator, sluice_run, write_reviews
 from tests.bench.observation import observation
+from tests.bench.serve import serve
 from tests.bench.shaping import shaping
 from tests.bench.traffic import traffic
 from tests.bench.workflows import workflows
 
 THROUGHPUT_ITEMS = 20_000
-GROUPS = ["throughput", "memory", "traffic", "durability", "observation", "shaping", "workflows"]
+GROUPS = [
+    "throughput", "memory", "traffic", "durability", "observation", "shaping", "workflows",
+    "serve",
+]  # fmt: skip
 
 
 def _report(label: str, items: int, measured: Measured) -> None:
@@ -109,6 +113,8 @@ def main() -> None:
                 shaping(work, embedding_items=100_000, structured_items=THROUGHPUT_ITEMS)
         if args.only in (None, "workflows"):
             workflows(work, 1_000 if args.quick else 5_000)
+        if args.only in (None, "serve"):
+            serve(work, 200 if args.quick else 1_000)
         if args.only in (None, "durability"):
             if args.quick:
                 durability(work, cached_items=20_000, kill_items=600, checkpoint_items=5_000)

@@ -288,3 +288,42 @@ def test_readyz_says_when_the_upstream_does_not_answer(tmp_path: Path) -> None:
         assert server.call("GET", "/healthz")[0] == 200
     assert status == 503
     assert any("upstream" in problem for problem in answer["problems"])
+
+
+def test_a_job_may_carry_a_workflow_and_a_schema_inline(tmp_path: Path) -> None:
+    workflow = {
+        "steps": {
+            "label": {"prompt": "Label: {{ text }}", "schema": "label: positive|negative"},
+            "reply": {
+                "after": ["label"],
+                "when": 'steps.label.output.label == "negative"',
+                "prompt": "Reply to: {{ text }}",
+            },
+        }
+    }
+    with (
+        BackgroundSimulator(SimulatorConfig()) as sim,
+        ServeProcess(tmp_path, sim.base_url) as server,
+    ):
+        status, answer = server.call(
+            "POST", "/v1/process", {"items": _items(6), "workflow": workflow}
+        )
+        assert status == 200, answer
+        status, typed = server.call(
+            "POST",
+            "/v1/process",
+            {
+                "items": _items(2),
+                "schema": {
+                    "type": "object",
+                    "properties": {"n": {"type": "integer"}},
+                    "required": ["n"],
+                    "additionalProperties": False,
+                },
+            },
+        )
+        assert status == 200, typed
+    for row in answer["results"]:
+        assert set(row["output"]) == {"label", "reply"}
+        assert (row["output"]["reply"] is None) == (row["output"]["label"]["label"] != "negative")
+    assert all(isinstance(row["output"]["n"], int) for row in typed["results"])
