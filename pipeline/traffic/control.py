@@ -33,8 +33,7 @@ from pipeline.traffic.aimd import ConcurrencyLimit, Congestion
 from pipeline.traffic.breaker import BreakerState, CircuitBreaker
 from pipeline.traffic.limiter import Limits, RateLimiter
 from pipeline.traffic.protocol import Holdup, Ticket, holdup
-from pipeline.traffic.retry_budget import RetryBudget
-from pipeline.traffic.retry_policy import Verdict, rate_limit_pause
+from pipeline.traffic.retry_policy import RetryBudget, Verdict, rate_limit_pause
 from pipeline.traffic.tokens import CompletionAverage, expected_tokens
 
 

@@ -10,6 +10,11 @@
 
 429s count against their own cap, not the item's attempts: a busy account is
 not the item's fault. `x-should-retry: false` from the server always wins.
+
+Retries as a whole are capped too (`RetryBudget`): every first attempt earns
+`ratio` of a retry and every retry spends one, so a degraded service is not
+hammered; a small trickle per second keeps a run able to finish when only
+retries are left.
 """
 
 from __future__ import annotations
@@ -90,3 +95,40 @@ def allowed_retries(kind: ErrorKind, config: RetryConfig) -> int:
     if kind is ErrorKind.INVALID_OUTPUT:
         return config.max_invalid_output_retries
     return config.max_retries
+
+
+DEFAULT_RESERVE = 10.0
+TRICKLE_PER_SECOND = 1.0
+
+
+class RetryBudget:
+    __slots__ = ("_cap", "_tokens", "_updated", "ratio")
+
+    def __init__(self, ratio: float, now: float, reserve: float = DEFAULT_RESERVE) -> None:
+        if ratio < 0:
+            raise ValueError(f"a retry budget cannot be negative, got {ratio}")
+        self.ratio = ratio
+        self._cap = reserve
+        self._tokens = reserve
+        self._updated = now
+
+    def on_first_attempt(self) -> None:
+        self._tokens = min(self._cap, self._tokens + self.ratio)
+
+    def try_spend(self, now: float) -> bool:
+        self._trickle(now)
+        # Slack for float rounding: waiting seconds_until_available must be enough.
+        if self._tokens >= 1 - 1e-9:
+            self._tokens -= 1
+            return True
+        return False
+
+    def seconds_until_available(self, now: float) -> float:
+        self._trickle(now)
+        return max(0.0, (1 - self._tokens) / TRICKLE_PER_SECOND)
+
+    def _trickle(self, now: float) -> None:
+        elapsed = now - self._updated
+        if elapsed > 0:
+            self._tokens = min(self._cap, self._tokens + elapsed * TRICKLE_PER_SECOND)
+            self._updated = now

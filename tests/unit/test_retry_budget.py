@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.traffic.retry_budget import DEFAULT_RESERVE, TRICKLE_PER_SECOND, RetryBudget
+from pipeline.traffic.retry_policy import DEFAULT_RESERVE, TRICKLE_PER_SECOND, RetryBudget
 
 
 def spends(budget: RetryBudget, now: float, attempts: int = 100) -> int:
