@@ -84,6 +84,7 @@ class TrafficConfig:
     tpm: float | None = None
     concurrency: int = 16  # requests in flight at most (AIMD may lower it)
     timeout: float = 60.0  # one attempt's longest wait (the adaptive timeout stays under it)
+    shared_limits: str | None = None  # a file every sluice process on the host shares limits in
     idle_timeout: float = 30.0  # the longest silence within a streamed answer
     retry_budget: float = 0.2
     breaker_timeout: float = 300.0

@@ -20,27 +20,46 @@ from pipeline.core.config import TrafficConfig
 from pipeline.core.events import EventSink
 from pipeline.dispatch.transport import Transport
 from pipeline.traffic.control import TrafficControl
+from pipeline.traffic.limiter import Limits
+from pipeline.traffic.shared_limits import SharedLimitsFile, SharedRateLimiter, account_key
 
 
 class TrafficPool:
     """Traffic control per model, made on first use: a run's own, or a host's for all
-    its runs. Providers count limits per model, so each model has its own."""
+    its runs. Providers count limits per model, so each model has its own. With
+    `--shared-limits`, each model's rate limits are kept in that file, shared with
+    every other sluice process of the same account (`account`: base URL and key)."""
 
     def __init__(
-        self, config: TrafficConfig, events: EventSink, clock: Clock | None = None
+        self,
+        config: TrafficConfig,
+        events: EventSink,
+        clock: Clock | None = None,
+        account: tuple[str, str | None] = ("", None),
     ) -> None:
         self._config = config
         self._events = events
         self.clock = clock or SystemClock()
+        self._account = account
+        self._shared = SharedLimitsFile(config.shared_limits) if config.shared_limits else None
         self._by_model: dict[str, TrafficControl] = {}
 
     def for_model(self, model: str | None) -> TrafficControl:
         key = model or ""
         traffic = self._by_model.get(key)
         if traffic is None:
-            traffic = TrafficControl(self._config, self.clock, self._events, random.Random())
+            traffic = TrafficControl(
+                self._config, self.clock, self._events, random.Random(), self._limiter(model)
+            )
             self._by_model[key] = traffic
         return traffic
+
+    def _limiter(self, model: str | None) -> SharedRateLimiter | None:
+        if self._shared is None:
+            return None  # the process's own
+        base_url, api_key = self._account
+        limits = Limits(self._config.rpm, self._config.tpm)
+        return SharedRateLimiter(self._shared, account_key(base_url, api_key, model), limits)
 
 
 class StopRequest:

@@ -35,6 +35,13 @@ def item_requests(config: RunConfig) -> ItemRequests:
     return StepBuilders(config.request, config.workflow, load_calls(config.workflow))
 
 
+def account_of(config: RunConfig) -> tuple[str, str | None]:
+    """Whose limits a run draws on: the endpoint and the key (kept as a digest wherever
+    it is stored)."""
+    key = config.connection.api_key
+    return config.connection.base_url, key.reveal() if key is not None else None
+
+
 def http_transport(config: RunConfig) -> HttpTransport:
     connection = config.connection
     # --concurrency holds for each model a workflow asks (providers count them apart).
@@ -59,7 +66,7 @@ def build_engine(
     pool: TrafficPool | None = None,
 ) -> AsyncioEngine:
     """The run's engine; `pool` is a host's traffic control (else the run has its own)."""
-    pool = pool or TrafficPool(config.traffic, events)
+    pool = pool or TrafficPool(config.traffic, events, account=account_of(config))
     clock = pool.clock
     traffic = pool.for_model(config.request.model)
     by_model: dict[str, Limiter] = {}

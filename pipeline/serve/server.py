@@ -26,6 +26,7 @@ from pipeline.core.events import DISCARD
 from pipeline.core.words import counted
 from pipeline.dispatch.transport import HttpTransport
 from pipeline.engines.hosting import TrafficPool
+from pipeline.run.assembly import account_of
 from pipeline.serve.app import Api, ApiSettings
 from pipeline.serve.auth import TokenCheck
 from pipeline.serve.intake import ConfigFor
@@ -98,7 +99,8 @@ async def _serve(
         base.traffic.idle_timeout,
     )
     async with transport:
-        shared = Shared(TrafficPool(base.traffic, DISCARD), transport, (metrics.sink(),))
+        pool = TrafficPool(base.traffic, DISCARD, account=account_of(base))
+        shared = Shared(pool, transport, (metrics.sink(),))
 
         def finished(record: JobRecord) -> None:
             if record.webhook_url:

@@ -10,6 +10,8 @@ starvation and no herd rushing a freed slot.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
+from typing import Any
 
 
 class TokenBucket:
@@ -66,6 +68,25 @@ class TokenBucket:
         self.rate = rate
         self.capacity = capacity
         self._level = min(self._level, capacity)
+
+    def state(self) -> dict[str, Any]:
+        """Everything it knows, as plain values (to keep it outside the process)."""
+        return {
+            "rate": self.rate,
+            "capacity": self.capacity,
+            "level": self._level,
+            "updated": self._updated,
+            "pending": [list(entry) for entry in self._pending],
+        }
+
+    @classmethod
+    def restored(cls, state: Mapping[str, Any]) -> TokenBucket:
+        bucket = cls(float(state["rate"]), float(state["capacity"]), float(state["updated"]))
+        bucket._level = float(state["level"])  # may be below zero: callers are waiting
+        bucket._pending = [(float(due), float(cost)) for due, cost in state["pending"]]
+        heapq.heapify(bucket._pending)
+        bucket._pending_cost = sum(cost for _, cost in bucket._pending)
+        return bucket
 
     def _refill(self, now: float) -> None:
         # A clock that steps backwards must not drain the bucket.

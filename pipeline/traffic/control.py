@@ -44,7 +44,10 @@ class TrafficControl:
         clock: Clock,
         events: EventSink,
         rng: random.Random | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        """`limiter`: the rate limits to keep (shared with other processes, see
+        shared_limits.py); by default this process's own, from `config`."""
         now = clock.now()
         self._config = config
         self._timeout = config.timeout
@@ -54,7 +57,7 @@ class TrafficControl:
         self.last_error_at: float | None = None  # on the run's clock
         self._readings: TrafficReadings | None = None
         self._rng = rng or random.Random()
-        self.limiter = RateLimiter(Limits(config.rpm, config.tpm), now)
+        self.limiter = limiter or RateLimiter(Limits(config.rpm, config.tpm), now)
         self.concurrency = ConcurrencyLimit(config.concurrency)
         self.breaker = CircuitBreaker()
         self.budget = RetryBudget(config.retry_budget, now)

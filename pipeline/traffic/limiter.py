@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.protocol.headers import LIMIT_KINDS, LimitReading
 from pipeline.traffic.buckets import TokenBucket
@@ -112,6 +113,24 @@ class RateLimiter:
                 self._burst_shrunk.add(kind)
                 bucket.retune(bucket.rate, capacity, now)
             bucket.lower_to(0.0, now)
+
+    def state(self) -> dict[str, Any]:
+        """What it has learned and reserved, as plain values (shared_limits.py keeps it in
+        a file for every process on the host)."""
+        return {
+            "buckets": {kind: bucket.state() for kind, bucket in self._buckets.items()},
+            "paused_until": self._paused_until,
+            "heard": self._heard_from_server,
+            "most_remaining": self._most_remaining,
+            "burst_shrunk": sorted(self._burst_shrunk),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self._buckets = {kind: TokenBucket.restored(b) for kind, b in state["buckets"].items()}
+        self._paused_until = float(state["paused_until"])
+        self._heard_from_server = bool(state["heard"])
+        self._most_remaining = {kind: float(v) for kind, v in state["most_remaining"].items()}
+        self._burst_shrunk = set(state["burst_shrunk"])
 
     def _learn_burst(self, kind: str, bucket: TokenBucket, remaining: float, now: float) -> None:
         """The bucket holds the most the server has ever shown us as remaining."""
