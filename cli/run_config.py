@@ -10,7 +10,7 @@ from typing import Any
 
 from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
-from cli.option_values import parse_body_options, parse_truncations
+from cli.option_values import parse_body_options, parse_shard, parse_truncations
 from cli.schema_option import load_schema
 from cli.units import parse_duration, parse_size
 from cli.workflow_file import check_workflow, workflow_for_run
@@ -54,6 +54,7 @@ class RunFlags:
     result_prefix: str
     id_field: str
     batch_size: int
+    shard: str | None
     model: str | None
     prompt: str | None
     prompt_file: Path | None
@@ -81,6 +82,7 @@ class RunFlags:
     max_response_size: str
     adaptive_timeout: bool
     rpm: float | None
+    shared_limits: str | None
     tpm: float | None
     retry_budget: float
     breaker_timeout: float
@@ -209,6 +211,7 @@ def build_config(
             inputs=tuple(flags.inputs),
             id_field=flags.id_field,
             batch_size=flags.batch_size,
+            shard=parse_shard(flags.shard) if flags.shard is not None else None,
             requeue=requeue,
         ),
         request=request,
@@ -235,6 +238,7 @@ def build_config(
         ),
         traffic=TrafficConfig(
             rpm=flags.rpm,
+            shared_limits=_shared_limits(flags.shared_limits),
             tpm=flags.tpm,
             concurrency=flags.concurrency,
             timeout=flags.timeout,
@@ -277,6 +281,16 @@ def _check_operator_flags(flags: RunFlags, planning: bool) -> None:
         raise UsageError("--trace-content needs --trace-file (or an OpenTelemetry collector)")
     if flags.alert_webhook is not None:
         check_webhook_url(flags.alert_webhook)
+
+
+def _shared_limits(path: str | None) -> str | None:
+    """The shared limits file, made absolute (its directory must exist)."""
+    if path is None or not path.strip():
+        return None
+    absolute = os.path.abspath(path)
+    if not os.path.isdir(os.path.dirname(absolute)):
+        raise UsageError(f"--shared-limits {path}: its directory does not exist")
+    return absolute
 
 
 def _job(flags: RunFlags, output: str) -> str:

@@ -103,6 +103,7 @@ def serve_command(
     concurrency: opt.Concurrency = 16,
     timeout: opt.Timeout = 60.0,
     rpm: opt.Rpm = None,
+    shared_limits: opt.SharedLimits = None,
     tpm: opt.Tpm = None,
     max_retries: opt.MaxRetries = 5,
     retry_backoff: opt.RetryBackoff = 0.5,
