@@ -13,7 +13,6 @@ job's record is rewritten as its status changes; a finished one gets its webhook
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,6 +94,7 @@ class Scheduler:
         self._waiters: dict[str, list[asyncio.Future[JobRecord]]] = {}
         self._wake = asyncio.Event()
         self._closing = False
+        self._statuses: dict[str, str] = {}  # every job on disk, by id
 
     # What the API asks of it.
 
@@ -103,6 +103,7 @@ class Scheduler:
         return len(self._queue)
 
     def submit(self, record: JobRecord) -> None:
+        self._statuses[record.id] = record.status
         self._queue.append(record.id)
         self._wake.set()
 
@@ -140,13 +141,15 @@ class Scheduler:
                 waiting.remove(future)
 
     def counts_by_status(self) -> dict[str, int]:
+        """Jobs by status, from memory (a scrape must not read every record)."""
         counts: dict[str, int] = {}
-        for job_id in self._store.ids():
-            with contextlib.suppress(RecordDamaged):
-                record = self._store.load(job_id)
-                if record is not None:
-                    counts[record.status] = counts.get(record.status, 0) + 1
+        for status in self._statuses.values():
+            counts[status] = counts.get(status, 0) + 1
         return counts
+
+    def forget(self, job_id: str) -> None:
+        """A job deleted (its retention passed)."""
+        self._statuses.pop(job_id, None)
 
     # Its own life.
 
@@ -160,12 +163,15 @@ class Scheduler:
                 record = self._store.load(job_id)
             except RecordDamaged:
                 continue
-            if record is not None and not record.final:
+            if record is None:
+                continue
+            if not record.final:
                 if record.status != QUEUED:
                     record.status = QUEUED
                     self._store.save(record)
                 self._queue.append(job_id)
                 resumed += 1
+            self._statuses[job_id] = record.status
         self._wake.set()
         return resumed
 
@@ -197,6 +203,7 @@ class Scheduler:
         self._running[record.id] = running
         record.status, record.started_at = RUNNING, record.started_at or time.time()
         self._store.save(record)
+        self._statuses[record.id] = RUNNING
         try:
             config = self._config_for(record.options, self._store.directory(record.id))
             shared = self._shared
@@ -222,6 +229,7 @@ class Scheduler:
         if stopped == SHUTDOWN_CODE:  # resumes at the next start
             record.status = QUEUED
             self._store.save(record)
+            self._statuses[record.id] = QUEUED
             return
         if stopped == CANCEL_CODE:
             self._end(record, CANCELLED)
@@ -235,6 +243,7 @@ class Scheduler:
     def _end(self, record: JobRecord, status: str) -> None:
         record.status, record.finished_at = status, time.time()
         self._store.save(record)
+        self._statuses[record.id] = status
         self._finished(record)
         for future in self._waiters.pop(record.id, []):
             if not future.done():

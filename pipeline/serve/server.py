@@ -123,7 +123,7 @@ async def _serve(
         tasks = [
             asyncio.create_task(scheduler.run()),
             asyncio.create_task(outbox.run()),
-            asyncio.create_task(_sweep(store, settings.retention)),
+            asyncio.create_task(_sweep(store, scheduler, settings.retention)),
         ]
         try:
             await stopping.wait()
@@ -159,7 +159,7 @@ def _address(site: web.TCPSite) -> str:
     return site.name.removeprefix("http://")
 
 
-async def _sweep(store: JobStore, retention: float) -> None:
+async def _sweep(store: JobStore, scheduler: Scheduler, retention: float) -> None:
     """Finished jobs older than the retention are deleted, results and all."""
     while True:
         cutoff = time.time() - retention
@@ -168,6 +168,7 @@ async def _sweep(store: JobStore, retention: float) -> None:
                 record = store.load(job_id)
                 if record is not None and record.final and (record.finished_at or 0) < cutoff:
                     store.remove(job_id)
+                    scheduler.forget(job_id)
         await asyncio.sleep(min(SWEEP_EVERY, max(1.0, retention / 10)))
 
 
