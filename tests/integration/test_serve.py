@@ -31,7 +31,10 @@ def test_five_items_are_answered_synchronously_in_input_order(tmp_path: Path) ->
         ServeProcess(tmp_path, sim.base_url) as server,
     ):
         status, answer = server.call("POST", "/v1/process", {"items": _items(5)})
+        metrics = server.call("GET", "/metrics")[1].decode()
     assert status == 200, answer
+    assert 'sluice_serve_jobs{status="succeeded"} 1.0' in metrics
+    assert 'sluice_serve_items_total{status="ok"} 5.0' in metrics
     assert answer["status"] == "succeeded"
     assert [row["id"] for row in answer["results"]] == [f"item-{n:05d}" for n in range(5)]
     assert all(row["output"] for row in answer["results"])
