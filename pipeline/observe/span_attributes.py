@@ -10,6 +10,7 @@ Content (prompts, answers) is built only by `prompt_attributes` and
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -320,7 +321,18 @@ def _json(value: Any) -> str:
     try:
         return orjson.dumps(value, default=_jsonable, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # what orjson refuses (integers beyond 64 bits): the slower encoder
-        return json.dumps(value, default=_jsonable, skipkeys=True, ensure_ascii=False)
+        return json.dumps(_finite(value), default=_jsonable, skipkeys=True, ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    """Infinities and NaN as null, as orjson writes them: `Infinity` is not JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(inner) for inner in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:
