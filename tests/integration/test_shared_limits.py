@@ -40,7 +40,9 @@ def _run_together(tmp_path: Path, processes: int, items: int) -> tuple[float, in
     """Wall seconds for all, requests the simulator accepted, and its 429s."""
     limits = tmp_path / "limits.sqlite"
     env = {**os.environ, "OPENAI_API_KEY": ""}
-    with BackgroundSimulator(SimulatorConfig(rpm=RPM, burst_seconds=BURST_SECONDS, latency=0.01)) as sim:
+    with BackgroundSimulator(
+        SimulatorConfig(rpm=RPM, burst_seconds=BURST_SECONDS, latency=0.01)
+    ) as sim:
         commands = [
             _command(source, tmp_path / f"out{p}.jsonl", sim.base_url, limits)
             for p, source in enumerate(_inputs(tmp_path, processes, items))
@@ -77,7 +79,9 @@ def test_a_process_killed_while_waiting_holds_back_no_one(tmp_path: Path) -> Non
     limits = tmp_path / "limits.sqlite"
     env = {**os.environ, "OPENAI_API_KEY": ""}
     first, second = _inputs(tmp_path, 2, 120)
-    with BackgroundSimulator(SimulatorConfig(rpm=RPM, burst_seconds=BURST_SECONDS, latency=0.01)) as sim:
+    with BackgroundSimulator(
+        SimulatorConfig(rpm=RPM, burst_seconds=BURST_SECONDS, latency=0.01)
+    ) as sim:
         doomed = subprocess.Popen(
             _command(first, tmp_path / "doomed.jsonl", sim.base_url, limits),
             env=env,
