@@ -15,6 +15,7 @@ from cli.config_show import config_app
 from cli.doctor import doctor
 from cli.help_format import readable_help
 from cli.history import history
+from cli.merge import MERGE_EPILOG, merge
 from cli.reduce import REDUCE_EPILOG, reduce_command
 from cli.retry import retry
 from cli.run import RUN_EPILOG, plan, run
@@ -80,6 +81,7 @@ app.command("reduce", epilog=REDUCE_EPILOG)(reduce_command)
 app.command("sim")(sim)
 app.command("status")(status)
 app.command("verify")(verify)
+app.command("merge", epilog=MERGE_EPILOG)(merge)
 app.command("history")(history)
 app.command("doctor")(doctor)
 app.add_typer(serve_app, name="serve")

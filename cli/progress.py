@@ -19,7 +19,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -36,11 +36,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from pipeline.core.config import ReadConfig
 from pipeline.core.errors import SluiceError
 from pipeline.core.events import BatchesCommitted, Stalled
 from pipeline.core.models import Failure
 from pipeline.core.words import counted
 from pipeline.observe.counters import RunStats
+from pipeline.prepare.batching import shard_share
 from pipeline.read.sources import count_items
 
 QUIET_STALL_SECONDS = 30.0
@@ -266,7 +268,7 @@ class BarDisplay(LineDisplay):
         self._bar.stop()
 
 
-def display_for(settings: LogSettings, inputs: Sequence[str]) -> QuietDisplay:
+def display_for(settings: LogSettings, read: ReadConfig) -> QuietDisplay:
     if settings.quiet:
         return QuietDisplay(settings)
     display: QuietDisplay
@@ -274,17 +276,21 @@ def display_for(settings: LogSettings, inputs: Sequence[str]) -> QuietDisplay:
         display = BarDisplay(settings)
     else:
         display = LineDisplay(settings)
-    _count_in_background(display, inputs)
+    _count_in_background(display, read)
     return display
 
 
-def _count_in_background(display: QuietDisplay, inputs: Sequence[str]) -> None:
-    """The ETA needs a total; counting lines is a quick read, kept off the main path."""
+def _count_in_background(display: QuietDisplay, read: ReadConfig) -> None:
+    """The ETA needs a total (a shard's share of the input); counting lines is a quick
+    read, kept off the main path."""
 
     def count() -> None:
         # No total means no ETA; the run itself reports unreadable inputs.
         with contextlib.suppress(OSError, SluiceError, ValueError):
-            display.set_total(count_items(inputs))
+            total = count_items(read.inputs)
+            if total is not None:
+                total = shard_share(total, read.batch_size, read.shard)
+            display.set_total(total)
 
     threading.Thread(target=count, name="sluice-count", daemon=True).start()
 

@@ -162,7 +162,7 @@ def execute(config: RunConfig, flags: RunFlags) -> None:
         every=flags.log_every,
         trace_id=config.observe.trace_id,
     )
-    progress = display_for(settings, config.read.inputs)
+    progress = display_for(settings, config.read)
     try:
         with progress:
             result = asyncio.run(run_pipeline(config, progress))

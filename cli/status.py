@@ -13,8 +13,10 @@ import orjson
 import typer
 
 from cli.errors import fail
+from cli.option_values import parse_shard
 from pipeline.core.errors import InputMissing, SluiceError
 from pipeline.core.words import counted, money
+from pipeline.prepare.batching import shard_share
 from pipeline.read.sources import count_items
 from pipeline.state.lock import current_holder
 from pipeline.state.parts import Damage
@@ -59,7 +61,8 @@ def _report(directory: str) -> dict[str, Any]:
         "started": holder.started if holder else None,
         "inputs": inputs,
         "model": (fingerprint or {}).get("model"),
-        "input_items": _input_items(inputs),
+        "shard": (fingerprint or {}).get("shard"),  # "2/3" for --shard 2/3, else None
+        "input_items": _input_items(inputs, fingerprint or {}),
         **_committed(totals),
         "last_commit": totals.last_commit,
         "damaged": _damaged(stored.damage),
@@ -95,12 +98,17 @@ def _committed(totals: Totals) -> dict[str, Any]:
     }
 
 
-def _input_items(inputs: list[Any]) -> int | None:
-    """The job's size, when counting it is cheap (not for stdin or gzip)."""
+def _input_items(inputs: list[Any], fingerprint: dict[str, Any]) -> int | None:
+    """The job's size (a shard's share of the input), when counting it is cheap (not for
+    stdin or gzip)."""
     if not inputs or not all(isinstance(path, str) and os.path.isfile(path) for path in inputs):
         return None
-    with contextlib.suppress(OSError, SluiceError, ValueError):
-        return count_items(inputs)
+    with contextlib.suppress(OSError, SluiceError, ValueError, TypeError, KeyError):
+        total = count_items(inputs)
+        shard = fingerprint.get("shard")
+        if total is None or not isinstance(shard, str):
+            return total
+        return shard_share(total, int(fingerprint["batch_size"]), parse_shard(shard))
     return None
 
 
@@ -111,7 +119,8 @@ def _text(report: dict[str, Any]) -> str:
     model = report["model"] or "(named by the lines)"
     lines = [
         f"state:       {report['state_dir']}",
-        f"job:         {', '.join(report['inputs'])} with model {model}",
+        f"job:         {', '.join(report['inputs'])} with model {model}"
+        + (f", shard {report['shard']}" if report["shard"] else ""),
         f"run:         {_running(report)}",
         f"committed:   {counted(report['items'], 'item')}{share} in "
         f"{counted(report['batches'], 'batch')}",

@@ -155,6 +155,14 @@ class ReadConfig:
     id_field: str = "id"
     batch_size: int = 50
     requeue: bool = False  # the inputs are quarantine files (`sluice retry`)
+    # --shard I/N as (I, N), I counting from 1: only the batches b with b % N == I - 1 are
+    # prepared, sent and written; every item is still read, so ids are a whole run's.
+    shard: tuple[int, int] | None = None
+
+
+def shard_label(shard: tuple[int, int]) -> str:
+    """A shard as `--shard` takes it: "2/3"."""
+    return f"{shard[0]}/{shard[1]}"
 
 
 @dataclass(frozen=True, slots=True)

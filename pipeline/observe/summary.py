@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pipeline.core.config import RunConfig, Secret
+from pipeline.core.config import RunConfig, Secret, shard_label
 from pipeline.observe.counters import LatencySample, RunStats
 from pipeline.observe.step_stats import STEP_STATUSES, StepCounts
 from pipeline.spend.ledger import Ledger, StepSpend
@@ -258,6 +258,8 @@ def options_of(config: RunConfig) -> dict[str, Any]:
         if section.name != "workflow"
     }
     options["connection"]["base_url"] = without_credentials(config.connection.base_url)
+    if config.read.shard is not None:
+        options["read"]["shard"] = shard_label(config.read.shard)  # "2/3", as --shard takes it
     if config.workflow is not None:
         options["workflow"] = config.workflow.identity()
     return options

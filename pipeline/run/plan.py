@@ -24,14 +24,13 @@ from pipeline.core.config import Endpoint, RunConfig, result_field_clash
 from pipeline.core.events import DISCARD
 from pipeline.core.models import Item
 from pipeline.dispatch.probe import Limits, probe_limits
-from pipeline.prepare.batching import batched
+from pipeline.prepare.batching import input_batches
 from pipeline.prepare.packing import Packer, PackLimits
 from pipeline.prepare.preparer import ItemRequests, PreparedBatch, Preparer, Skipped, Staged
 from pipeline.prepare.request_builder import TOO_LONG, Request
 from pipeline.protocol.token_count import completion_cap, prompt_tokens
-from pipeline.read.ids import SeenIds, identify
-from pipeline.read.requeue import read_quarantine
-from pipeline.read.sources import check_inputs, read_records
+from pipeline.read.ids import SeenIds
+from pipeline.read.sources import check_inputs
 from pipeline.run.assembly import item_requests
 from pipeline.spend.estimate import CompletionGuess, completion_guess, cost_of, seconds_needed
 from pipeline.spend.prices import pricing_for
@@ -110,8 +109,7 @@ def _prepared(
     counts: PlanCounts,
 ) -> Iterator[PreparedBatch]:
     read = config.read
-    records = read_quarantine(read.inputs) if read.requeue else read_records(read.inputs)
-    batches = batched(identify(records, read.id_field, seen), read.batch_size)
+    batches = input_batches(read, seen)  # a shard's: its own, numbered 0, 1, … as in its state
     directory = config.state.directory
     if directory is not None and os.path.isdir(directory) and not config.state.fresh:
         stored = read_state(directory)

@@ -45,12 +45,11 @@ from pipeline.observe.counters import RunStats
 from pipeline.observe.progress import Progress, ProgressFeed
 from pipeline.observe.spans import new_trace_id
 from pipeline.observe.summary import RunFacts, error_rate_exceeded, summary_dict
-from pipeline.prepare.batching import batched
+from pipeline.prepare.batching import input_batches
 from pipeline.prepare.preparer import ItemRequests, PreparedBatch, Preparer
-from pipeline.read.ids import SeenIds, identify
+from pipeline.read.ids import SeenIds
 from pipeline.read.reader_thread import ThreadFeed
-from pipeline.read.requeue import read_quarantine
-from pipeline.read.sources import check_inputs, read_records
+from pipeline.read.sources import check_inputs
 from pipeline.run.assembly import build_engine, http_transport, item_requests
 from pipeline.run.interrupts import (
     Interrupted,
@@ -288,9 +287,7 @@ class _Run:
     def _prepared_batches(
         self, seen: SeenIds, resume: ResumePoint | None, memo: ResponseMemo | None
     ) -> Iterator[PreparedBatch]:
-        read = self.config.read
-        records = read_quarantine(read.inputs) if read.requeue else read_records(read.inputs)
-        batches = batched(identify(records, read.id_field, seen), read.batch_size)
+        batches = input_batches(self.config.read, seen)  # a shard's: its own, numbered 0, 1, …
         if resume is not None:
             batches = skip_committed(with_digests(batches), resume)
         fields = self.config.output.result_fields

@@ -15,6 +15,7 @@ from pipeline.observe.counters import RunStats
 from pipeline.observe.otel import otel_exporter_from_env
 from pipeline.observe.spans import JsonlSpanFile, SpanExporter
 from pipeline.observe.trace import SpanRecorder
+from pipeline.prepare.batching import shard_share
 from pipeline.read.sources import count_items
 from pipeline.run.result import EXIT_ERROR_RATE, EXIT_OK
 from pipeline.write.atomic import open_output
@@ -44,7 +45,8 @@ def skipped_items(config: RunConfig, stats: RunStats, exit_code: int) -> int | N
     with contextlib.suppress(OSError, SluiceError, ValueError):
         total = count_items(config.read.inputs) if not config.read.requeue else None
         if total is not None:
-            return max(0, total - stats.items)
+            read = config.read
+            return max(0, shard_share(total, read.batch_size, read.shard) - stats.items)
     return None
 
 

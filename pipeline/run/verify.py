@@ -12,7 +12,7 @@ read once.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,13 +20,14 @@ import orjson
 
 from pipeline.core.config import STDIO
 from pipeline.core.errors import InputMissing, UsageError
-from pipeline.core.models import Item
+from pipeline.core.models import Item, Record
 from pipeline.core.words import counted
 from pipeline.prepare.where import Where, WhereEvalError
-from pipeline.protocol.batch_lines import RAW_ID_FIELD, is_batch_line
 from pipeline.read.id_tally import IdTally
 from pipeline.read.ids import SeenIds, identify
-from pipeline.read.sources import STDIN_SOURCE, check_inputs, input_format, read_records
+from pipeline.read.requeue import read_quarantine
+from pipeline.read.sources import check_inputs, input_format, read_records
+from pipeline.write.rows import item_key, quarantine_row_key, result_row_key
 
 # Filters on the id table: (condition, order for the examples). Items --where left out
 # (`optional`) may be missing: --drop-skipped writes no row for them.
@@ -118,18 +119,22 @@ def verify(
     id_field: str = "id",
     show: int = 20,
     where: Where | None = None,
+    *,
+    requeue: bool = False,
 ) -> VerifyReport:
     """Read the inputs and a run's outputs, streaming, and report how they differ. With
-    the run's `where`, the items it leaves out may be absent (--drop-skipped)."""
+    the run's `where`, the items it leaves out may be absent (--drop-skipped). With
+    `requeue`, the inputs are quarantine files read as `sluice retry` reads them."""
     check_inputs(inputs)
     _check_outputs(results, "results")
     _check_outputs(quarantines, "quarantine")
     tally = IdTally()
     try:
-        input_items = _read_inputs(tally, inputs, id_field, where)
+        records = read_quarantine(inputs) if requeue else read_records(inputs)
+        input_items = _read_inputs(tally, records, id_field, where)
         outputs = (
-            (results, lambda row: _result_id(row, id_field)),
-            (quarantines, _quarantine_id),
+            (results, lambda row: result_row_key(row, id_field)),
+            (quarantines, quarantine_row_key),
         )
         found = _Outputs(show, tally.add_output)
         result_rows, quarantine_rows = (found.read(paths, id_of) for paths, id_of in outputs)
@@ -165,13 +170,15 @@ def _check_outputs(paths: Sequence[str], what: str) -> None:
             raise InputMissing(f"{what} file {path!r} does not exist")
 
 
-def _read_inputs(tally: IdTally, inputs: Sequence[str], id_field: str, where: Where | None) -> int:
+def _read_inputs(
+    tally: IdTally, records: Iterable[Record], id_field: str, where: Where | None
+) -> int:
     seen = SeenIds()  # identify needs one; its verdicts do not change the ids
     try:
         count = 0
-        for item in identify(read_records(inputs), id_field, seen):
+        for item in identify(records, id_field, seen):
             optional = where is not None and _left_out(item, where)
-            tally.add_input(orjson.dumps(_input_id(item)), item.position, optional)
+            tally.add_input(orjson.dumps(item_key(item)), item.position, optional)
             count += 1
         return count
     finally:
@@ -186,41 +193,6 @@ def _left_out(item: Item, where: Where) -> bool:
         return not where.matches(item.row)
     except WhereEvalError:
         return False  # the run quarantined it
-
-
-def _input_id(item: Item) -> Any:
-    return item.id if item.id is not None else _where(item.source, item.line)
-
-
-def _quarantine_id(row: dict[str, Any]) -> Any:
-    """The row's id; for an item that had no valid id ("id": null), where it was read."""
-    if row.get("id") is not None or "id" not in row:
-        return row.get("id")
-    source = row.get("source")
-    if not isinstance(source, dict):
-        return None
-    file, line = source.get("file"), source.get("line")
-    if not isinstance(file, str) or isinstance(line, bool) or not isinstance(line, int):
-        return None
-    return _where(file, line)
-
-
-def _where(file: str, line: int) -> dict[str, Any]:
-    # A JSON object: never equal to an id, which is a string or an integer.
-    return {"file": _resolved(file), "line": line}
-
-
-def _resolved(file: str) -> str:
-    """The run's and verify's spellings of one input (./in.jsonl, in.jsonl) agree.
-
-    Only items without a valid id get here, so a system call each is cheap enough.
-    """
-    return file if file == STDIN_SOURCE else os.path.realpath(file)
-
-
-def _result_id(row: dict[str, Any], id_field: str) -> Any:
-    # The same choice as the run's: batch lines keep custom_id, other rows the id field.
-    return row.get(RAW_ID_FIELD) if is_batch_line(row) else row.get(id_field)
 
 
 @dataclass(slots=True)

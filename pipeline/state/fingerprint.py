@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.core.config import STDIO, RequestConfig, RunConfig
+from pipeline.core.config import STDIO, RequestConfig, RunConfig, shard_label
 from pipeline.core.jsonio import dumps
 from pipeline.write.writers import output_format
 
@@ -31,6 +31,7 @@ SAMPLE_BYTES = 1 << 16
 _DESCRIPTIONS: dict[str, tuple[str, bool]] = {
     "version": ("the state format of this sluice version", True),
     "inputs": ("the inputs", False),
+    "shard": ("the shard (--shard)", True),
     "requeue": ("whether the inputs are quarantine files (sluice retry)", True),
     "base_url": ("the base URL (--base-url)", True),
     "endpoint": ("the endpoint (--endpoint)", True),
@@ -91,7 +92,9 @@ def _selection(config: RunConfig) -> dict[str, Any]:
     """The options choosing and trimming items: only when set, so jobs that use none keep
     the fingerprint they always had."""
     request = config.request
+    shard = config.read.shard
     chosen = {
+        "shard": None if shard is None else shard_label(shard),
         "where": request.where,
         "truncate": [list(limit) for limit in request.truncate] or None,
         "max_input_tokens": request.max_input_tokens,
