@@ -14,6 +14,7 @@ import typer
 import cli.connection_options as conn
 import cli.operator_options as ops
 import cli.run_options as opt
+import cli.scale_options as scale
 import cli.shaping_options as shape
 from cli.after_run import report_after_run
 from cli.errors import fail, report_internal_error, say
@@ -70,7 +71,7 @@ def run_command(
         result_prefix: opt.ResultPrefix = "",
         id_field: opt.IdField = "id",
         batch_size: opt.BatchSize = 50,
-        shard: opt.Shard = None,
+        shard: scale.Shard = None,
         model: opt.Model = None,
         prompt: opt.Prompt = None,
         prompt_file: opt.PromptFile = None,
@@ -98,7 +99,7 @@ def run_command(
         max_response_size: conn.MaxResponseSize = "32MB",
         adaptive_timeout: opt.AdaptiveTimeout = True,
         rpm: opt.Rpm = None,
-        shared_limits: opt.SharedLimits = None,
+        shared_limits: scale.SharedLimits = None,
         tpm: opt.Tpm = None,
         retry_budget: opt.RetryBudget = 0.2,
         breaker_timeout: opt.BreakerTimeout = 300.0,

@@ -20,6 +20,7 @@ import typer
 
 import cli.connection_options as conn
 import cli.run_options as opt
+import cli.scale_options as scale
 from cli.errors import fail, report_internal_error, say
 from cli.run import RUN_DEFAULTS
 from cli.run_config import Loaded, RunFlags, build_config
@@ -103,7 +104,7 @@ def serve_command(
     concurrency: opt.Concurrency = 16,
     timeout: opt.Timeout = 60.0,
     rpm: opt.Rpm = None,
-    shared_limits: opt.SharedLimits = None,
+    shared_limits: scale.SharedLimits = None,
     tpm: opt.Tpm = None,
     max_retries: opt.MaxRetries = 5,
     retry_backoff: opt.RetryBackoff = 0.5,

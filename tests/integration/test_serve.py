@@ -8,6 +8,8 @@ import base64
 import time
 from pathlib import Path
 
+import orjson
+
 from pipeline.simulator.background import BackgroundSimulator
 from pipeline.simulator.config import SimulatorConfig
 from tests.conftest import run_cli
@@ -19,9 +21,15 @@ def _items(count: int, prefix: str = "item") -> list[dict]:
     return [{"id": f"{prefix}-{n:05d}", "text": f"{prefix} text number {n}"} for n in range(count)]
 
 
-def _ndjson_ids(payload: bytes) -> list[str]:
-    import orjson
+def _wait_for_requests(sim: BackgroundSimulator, count: int) -> None:
+    """Until the simulator has seen `count` requests: the job is under way."""
+    deadline = time.monotonic() + 60
+    while sim.stats().requests_total < count:
+        assert time.monotonic() < deadline, f"fewer than {count} requests in a minute"
+        time.sleep(0.01)
 
+
+def _ndjson_ids(payload: bytes) -> list[str]:
     return [orjson.loads(line)["id"] for line in payload.splitlines() if line.strip()]
 
 
@@ -162,10 +170,7 @@ def test_a_cancelled_job_sends_nothing_new(tmp_path: Path) -> None:
         ServeProcess(tmp_path, sim.base_url, "-c", "2") as server,
     ):
         _, accepted = server.call("POST", "/v1/jobs", {"items": _items(200)})
-        deadline = time.monotonic() + 30
-        while sim.stats().requests_total < 4:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        _wait_for_requests(sim, 4)
         status, _ = server.call("DELETE", f"/v1/jobs/{accepted['id']}")
         assert status == 200
         job = server.wait_for(accepted["id"])
@@ -183,10 +188,7 @@ def test_a_server_killed_mid_job_finishes_it_exactly_once_after_a_restart(
     with BackgroundSimulator(SimulatorConfig(latency=0.02, seed=4)) as sim:
         server = ServeProcess(tmp_path, sim.base_url, "-c", "8").start()
         _, accepted = server.call("POST", "/v1/jobs", {"items": items})
-        deadline = time.monotonic() + 60
-        while sim.stats().requests_total < 150:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        _wait_for_requests(sim, 150)
         server.kill()
         with server.start():
             job = server.wait_for(accepted["id"])
@@ -204,10 +206,7 @@ def test_sigterm_lets_requests_land_and_the_job_resumes_at_the_next_start(
     with BackgroundSimulator(SimulatorConfig(latency=0.05)) as sim:
         server = ServeProcess(tmp_path, sim.base_url, "-c", "4").start()
         _, accepted = server.call("POST", "/v1/jobs", {"items": items})
-        deadline = time.monotonic() + 60
-        while sim.stats().requests_total < 40:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        _wait_for_requests(sim, 40)
         assert server.terminate() == 0
         assert any("stopped" in line for line in server.lines)
         with server.start():
