@@ -31,12 +31,16 @@ class Staged:
     """A workflow's item (--workflow): its steps are asked on the loop as their inputs are
     ready. `first` holds what the steps that read no other step's output came to here,
     in the reader thread: a request, SKIPPED by their `when`, why it cannot be made, or
-    None for a step a function answers (no request)."""
+    None for a step a function answers (no request). With a cache, `keys` holds their
+    requests' cache keys and `stored` the answers found for them, looked up here with
+    the rest of the batch rather than one by one on the loop."""
 
-    __slots__ = ("first",)
+    __slots__ = ("first", "keys", "stored")
 
     def __init__(self, first: dict[str, Request | Skipped | str | None]) -> None:
         self.first = first
+        self.keys: dict[str, str] = {}  # by step
+        self.stored: dict[str, bytes] = {}  # by cache key
 
 
 class ItemRequests(Protocol):
@@ -84,8 +88,21 @@ class Preparer:
             prepared.requests.append(request)
             key = self._key(request) if self._key and isinstance(request, Request) else None
             prepared.keys.append(key)
+        staged = [r for r in prepared.requests if isinstance(r, Staged)]
+        if self._key is not None:
+            for item_steps in staged:
+                item_steps.keys = {
+                    name: self._key(request)
+                    for name, request in item_steps.first.items()
+                    if isinstance(request, Request)
+                }
         if self._lookup is not None:
-            prepared.stored = self._lookup([key for key in prepared.keys if key is not None])
+            keys = [key for key in prepared.keys if key is not None]
+            keys += [key for item_steps in staged for key in item_steps.keys.values()]
+            prepared.stored = self._lookup(keys)
+            for item_steps in staged:
+                found = prepared.stored
+                item_steps.stored = {k: found[k] for k in item_steps.keys.values() if k in found}
         return prepared
 
     def _request(self, item: Item) -> Request | Staged | str | Skipped:

@@ -148,10 +148,7 @@ def _count_batch(
     known = {}
     if memo is not None:
         wanted = [(request, key) for _, request, key, _ in to_send if key is not None]
-        stored = prepared.stored
-        if any(isinstance(request, Staged) for request in prepared.requests):
-            stored = memo.lookup([key for _, key in wanted])  # made here, not in the reader
-        known = memo.recall(wanted, stored)
+        known = memo.recall(wanted, prepared.stored)
     keys = [key for _, _, key, _ in to_send if key is not None and key not in known]
     repeated = {keys[i] for i in twins.add_many(list(keys))} if keys else set()
     for item, request, key, step in to_send:
@@ -184,7 +181,7 @@ def _first_steps(
         step = counts.steps[name]
         made = staged.first.get(name, _LATER)
         if isinstance(made, Request):
-            found.append((item, made, memo.key(made) if memo else None, step))
+            found.append((item, made, staged.keys.get(name), step))
         elif isinstance(made, Skipped):
             step.skipped += 1
         elif made is _LATER:

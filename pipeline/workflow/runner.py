@@ -59,7 +59,7 @@ class WorkflowRunner:
                     made = (
                         staged.first.pop(name) if name in staged.first else self._made(walk, name)
                     )
-                    ask = self._start(walk, name, made, batch, queued)
+                    ask = self._start(walk, name, made, batch, queued, staged)
                     if ask is not None:
                         asking[asyncio.create_task(ask)] = name
                 if not asking:
@@ -85,6 +85,7 @@ class WorkflowRunner:
         made: Request | Skipped | str | None,
         batch: int,
         queued: float,
+        staged: Staged,
     ) -> Coroutine[Any, Any, Answered] | None:
         """The asking of step `name`, or None when it is over at once (skipped, not
         renderable, answered by its function)."""
@@ -99,7 +100,7 @@ class WorkflowRunner:
         elif made is None:
             self._settle(walk, name, *self._call(walk, name))
         else:
-            return self._ask(walk, name, made, batch, queued)
+            return self._ask(walk, name, made, batch, queued, staged)
         return None
 
     def _call(self, walk: _ItemWalk, name: str) -> Answered:
@@ -110,14 +111,22 @@ class WorkflowRunner:
         return Success(walk.item, output, Usage(), attempts=0), name
 
     async def _ask(
-        self, walk: _ItemWalk, name: str, request: Request, batch: int, queued: float
+        self,
+        walk: _ItemWalk,
+        name: str,
+        request: Request,
+        batch: int,
+        queued: float,
+        staged: Staged,
     ) -> Answered:
         """The step's answer: stored, shared with an identical request in flight, or sent
         (to its fallback step while its model's breaker is open); and who answered."""
         memo = self._memo
-        key = memo.key(request) if memo is not None else None
+        key = staged.keys.get(name) or (memo.key(request) if memo is not None else None)
         if memo is not None and key is not None:
-            known = await self._known(memo, key, walk.item, name, request)
+            # A first step's answer was looked up with its batch; a later one's now.
+            stored = staged.stored if name in staged.keys else memo.lookup([key])
+            known = await self._known(memo, key, walk.item, name, request, stored)
             if known is not None:
                 return known, name
         outcome, answered_by = await self._sent(walk, name, request, key, batch, queued)
@@ -126,11 +135,17 @@ class WorkflowRunner:
         return outcome, answered_by
 
     async def _known(
-        self, memo: ResponseMemo, key: str, item: Item, name: str, request: Request
+        self,
+        memo: ResponseMemo,
+        key: str,
+        item: Item,
+        name: str,
+        request: Request,
+        stored: dict[str, bytes],
     ) -> Outcome | None:
-        """The answer the cache holds, or an identical request in flight gets; None when
-        this request is to be sent."""
-        known = memo.recall([(request, key)], memo.lookup([key]))
+        """The answer the cache holds (`stored`, as looked up), or an identical request in
+        flight gets; None when this request is to be sent."""
+        known = memo.recall([(request, key)], stored)
         if key in known:
             answer: Outcome = served(item, known[key], request.model)
         else:
