@@ -77,6 +77,13 @@ def serve_command(
     max_body_size: Annotated[
         str, typer.Option(help="Larger request bodies are refused (413): 64MB, 1GB...")
     ] = "64MB",
+    max_sync_answer_size: Annotated[
+        str,
+        typer.Option(
+            help="A synchronous answer with more rows than this (64kB, 16MB...) answers with "
+            "where its rows are (GET .../results) instead of the rows."
+        ),
+    ] = "16MB",
     max_queued_jobs: Annotated[
         int, typer.Option(help="Beyond this many waiting jobs, new ones get 429.", min=1)
     ] = 100,
@@ -177,7 +184,14 @@ def _settings(given: dict[str, Any]) -> tuple[ServeSettings, dict[str, Any]]:
     limits = IntakeLimits(
         given["max_items_per_job"], parse_size(given["max_body_size"]), given["instance"]
     )
-    api = ApiSettings(limits, given["max_queued_jobs"], given["sync_timeout"], allow, data_dir)
+    api = ApiSettings(
+        limits,
+        given["max_queued_jobs"],
+        given["sync_timeout"],
+        allow,
+        data_dir,
+        parse_size(given["max_sync_answer_size"]),
+    )
     settings = ServeSettings(
         host=given["host"],
         port=given["port"],

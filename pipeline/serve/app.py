@@ -45,6 +45,8 @@ class ApiSettings:
     sync_timeout: float
     webhook_allow: frozenset[str]
     data_dir: str
+    # A synchronous answer carries its rows up to this many bytes; beyond, where they are.
+    max_sync_answer: int = 16 << 20
 
 
 class Api:
@@ -98,11 +100,16 @@ class Api:
         finished = await self._scheduler.wait(record.id, self._settings.sync_timeout)
         if finished is None:
             return _accepted(record)
-        answer = {
-            **self._scheduler.status(finished),
-            "results": _rows(self._store.path(finished.id, RESULTS)),
-            "quarantine": _rows(self._store.path(finished.id, QUARANTINE)),
-        }
+        paths = [self._store.path(finished.id, name) for name in (RESULTS, QUARANTINE)]
+        answer = self._scheduler.status(finished)
+        if sum(_size(path) for path in paths) > self._settings.max_sync_answer:
+            # Too large to hold and send in one body: the rows stay where GET finds them.
+            answer["rows_at"] = {
+                "results": f"/v1/jobs/{finished.id}/results",
+                "quarantine": f"/v1/jobs/{finished.id}/quarantine",
+            }
+            return _json(answer, 200)
+        answer["results"], answer["quarantine"] = _rows(paths[0]), _rows(paths[1])
         return _json(answer, 200)
 
     async def list_jobs(self, request: web.Request) -> web.StreamResponse:
@@ -269,6 +276,13 @@ def _rows(path: str) -> list[Any]:
         return []
     with open(path, "rb") as handle:
         return [orjson.loads(line) for line in handle if line.strip()]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _limit(text: str | None) -> int:

@@ -33,7 +33,7 @@ from pipeline.serve.intake import ConfigFor
 from pipeline.serve.jobs import JobRecord, JobStore
 from pipeline.serve.metrics import ServeMetrics
 from pipeline.serve.scheduler import Scheduler, Shared
-from pipeline.serve.webhooks import WebhookOutbox, job_finished_event
+from pipeline.serve.webhooks import FAILED_FOLDER, WebhookOutbox, job_finished_event
 from pipeline.spend.prices import pricing_for
 from pipeline.state.lock import RunLock, StateLocked
 
@@ -83,8 +83,10 @@ async def _serve(
 ) -> int:
     store = JobStore(settings.data_dir)
     metrics = ServeMetrics(pricing_for(base.spend))
+    webhooks = os.path.join(settings.data_dir, "webhooks")
+    given_up = os.path.join(webhooks, FAILED_FOLDER)
     outbox = WebhookOutbox(
-        os.path.join(settings.data_dir, "webhooks"),
+        webhooks,
         settings.webhook_secret,
         settings.webhook_retry_for,
         allowed_hosts=settings.api.webhook_allow,
@@ -123,7 +125,7 @@ async def _serve(
         tasks = [
             asyncio.create_task(scheduler.run()),
             asyncio.create_task(outbox.run()),
-            asyncio.create_task(_sweep(store, scheduler, settings.retention)),
+            asyncio.create_task(_sweep(store, scheduler, settings.retention, given_up)),
         ]
         try:
             await stopping.wait()
@@ -159,10 +161,15 @@ def _address(site: web.TCPSite) -> str:
     return site.name.removeprefix("http://")
 
 
-async def _sweep(store: JobStore, scheduler: Scheduler, retention: float) -> None:
-    """Finished jobs older than the retention are deleted, results and all."""
+async def _sweep(store: JobStore, scheduler: Scheduler, retention: float, given_up: str) -> None:
+    """Finished jobs older than the retention are deleted, results and all, and so are
+    the notes of webhooks given up."""
     while True:
         cutoff = time.time() - retention
+        with contextlib.suppress(OSError):
+            for note in os.scandir(given_up):
+                if note.is_file() and note.stat().st_mtime < cutoff:
+                    os.unlink(note.path)
         for job_id in list(store.ids()):
             with contextlib.suppress(Exception):
                 record = store.load(job_id)

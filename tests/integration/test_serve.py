@@ -329,3 +329,17 @@ def test_a_job_may_carry_a_workflow_and_a_schema_inline(tmp_path: Path) -> None:
         assert set(row["output"]) == {"label", "reply"}
         assert (row["output"]["reply"] is None) == (row["output"]["label"]["label"] != "negative")
     assert all(isinstance(row["output"]["n"], int) for row in typed["results"])
+
+
+def test_a_synchronous_answer_too_large_to_carry_says_where_its_rows_are(tmp_path: Path) -> None:
+    extra = ("--max-sync-answer-size", "2kB")
+    with (
+        BackgroundSimulator(SimulatorConfig()) as sim,
+        ServeProcess(tmp_path, sim.base_url, *extra) as server,
+    ):
+        status, answer = server.call("POST", "/v1/process", {"items": _items(40)})
+        assert status == 200, answer
+        assert "results" not in answer
+        _, rows = server.call("GET", answer["rows_at"]["results"])
+    assert answer["status"] == "succeeded"
+    assert _ndjson_ids(rows) == [f"item-{n:05d}" for n in range(40)]
