@@ -19,11 +19,11 @@ TOKENS_PER_MESSAGE = 4
 def prompt_tokens(body: dict[str, Any]) -> int:
     messages = body.get("messages")
     if isinstance(messages, list):
-        return sum(_text_tokens(message_text(m)) + TOKENS_PER_MESSAGE for m in messages)
+        return sum(text_tokens(message_text(m)) + TOKENS_PER_MESSAGE for m in messages)
     embedded = body.get("input")
     if isinstance(embedded, list):
-        return sum(_text_tokens(x if isinstance(x, str) else str(x)) for x in embedded)
-    return _text_tokens(embedded if isinstance(embedded, str) else "")
+        return sum(text_tokens(x if isinstance(x, str) else str(x)) for x in embedded)
+    return text_tokens(embedded if isinstance(embedded, str) else "")
 
 
 def completion_cap(body: dict[str, Any]) -> int | None:
@@ -35,5 +35,6 @@ def completion_cap(body: dict[str, Any]) -> int | None:
     return cap * (choices if isinstance(choices, int) and choices > 0 else 1)
 
 
-def _text_tokens(text: str) -> int:
+def text_tokens(text: str) -> int:
+    """The estimate for a text: CHARS_PER_TOKEN characters a token, rounded up."""
     return -(-len(text) // CHARS_PER_TOKEN)

@@ -38,7 +38,7 @@ from pipeline.core.models import Item
 from pipeline.observe.progress import Progress
 from pipeline.prepare.request_builder import InvalidItem, RequestBuilder
 from pipeline.prepare.where import Where, WhereEvalError, compile_where
-from pipeline.protocol.token_count import prompt_tokens
+from pipeline.protocol.token_count import prompt_tokens, text_tokens
 from pipeline.read.sources import check_inputs, read_records
 from pipeline.run.result import EXIT_ERROR_RATE, EXIT_OK, RunResult
 from pipeline.run.root import run
@@ -245,7 +245,7 @@ def _unusable_row(source: str, line: int, row: Any, why: str | None) -> dict[str
 
 def _row_tokens(row: dict[str, Any]) -> int:
     """A row's share of a prompt, estimated from its JSON (at least 1)."""
-    return max(1, -(-len(orjson.dumps(row, default=str)) // 4))
+    return max(1, text_tokens(orjson.dumps(row, default=str).decode()))
 
 
 def _template_tokens(base: RunConfig) -> int:

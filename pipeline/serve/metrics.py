@@ -27,9 +27,10 @@ from prometheus_client.exposition import choose_encoder
 
 from pipeline.core.events import AttemptEnded, Event, EventSink, ItemSettled
 from pipeline.core.models import Outcome, Success, Usage
+from pipeline.serve.jobs import STATUSES
 from pipeline.spend.prices import Pricing
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_STATUSES = STATUSES  # as the job store names them
 ITEM_STATUSES = ("ok", "cached", "skipped", "quarantined")
 TOKEN_KINDS = ("prompt", "completion")
 # An LLM answer takes from tens of milliseconds (a cached prefix, a short label) to

@@ -52,9 +52,6 @@ class StepBuilders:
                 )
         self._nothing_yet = {name: {"output": None} for name in workflow.steps}
 
-    def config(self, name: str) -> RequestConfig:
-        return self._builders[name].config
-
     def wanted(self, item: Item) -> bool:
         return self._run.wanted(item)
 
