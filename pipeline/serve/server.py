@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from pipeline.core.config import RunConfig, Secret
+from pipeline.core.errors import UsageError
 from pipeline.core.events import DISCARD
 from pipeline.core.words import counted
 from pipeline.dispatch.transport import HttpTransport
@@ -118,7 +119,14 @@ async def _serve(
         runner = web.AppRunner(api.app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # the port is taken, the address is not this host's...
+            await runner.cleanup()
+            raise UsageError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; "
+                "give another --host or --port"
+            ) from None
         resuming = f"; {counted(resumed, 'unfinished job')} resumed" if resumed else ""
         say(f"listening on http://{_address(site)}{resuming}")
         stopping = _stop_on_signal()

@@ -5,6 +5,7 @@ a kill -9 in the middle of a job, SIGTERM, and many jobs on one account's limits
 from __future__ import annotations
 
 import base64
+import socket
 import time
 from pathlib import Path
 
@@ -343,3 +344,24 @@ def test_a_synchronous_answer_too_large_to_carry_says_where_its_rows_are(tmp_pat
         _, rows = server.call("GET", answer["rows_at"]["results"])
     assert answer["status"] == "succeeded"
     assert _ndjson_ids(rows) == [f"item-{n:05d}" for n in range(40)]
+
+
+def test_a_port_already_taken_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with BackgroundSimulator(SimulatorConfig()) as sim:
+            args = [
+                "serve",
+                "--port",
+                port,
+                "--data-dir",
+                str(tmp_path),
+                "--base-url",
+                sim.base_url,
+            ]
+            result = run_cli(args)
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "Traceback" not in result.output
