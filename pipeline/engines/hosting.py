@@ -20,7 +20,7 @@ from pipeline.core.config import TrafficConfig
 from pipeline.core.events import EventSink
 from pipeline.dispatch.transport import Transport
 from pipeline.traffic.control import TrafficControl
-from pipeline.traffic.limiter import Limits
+from pipeline.traffic.limiter import Limits, RateLimiter
 from pipeline.traffic.shared_limits import SharedLimitsFile, SharedRateLimiter, account_key
 
 
@@ -28,7 +28,9 @@ class TrafficPool:
     """Traffic control per model, made on first use: a run's own, or a host's for all
     its runs. Providers count limits per model, so each model has its own. With
     `--shared-limits`, each model's rate limits are kept in that file, shared with
-    every other sluice process of the same account (`account`: base URL and key)."""
+    every other sluice process of the same account (`account`: base URL and key).
+    `granted` makes the limiter of an account and model some other way (a Ray worker's,
+    whose limits the cluster's keeper grants: ray_limits.py)."""
 
     def __init__(
         self,
@@ -36,11 +38,13 @@ class TrafficPool:
         events: EventSink,
         clock: Clock | None = None,
         account: tuple[str, str | None] = ("", None),
+        granted: Callable[[str, Limits], RateLimiter] | None = None,
     ) -> None:
         self._config = config
         self._events = events
         self.clock = clock or SystemClock()
         self._account = account
+        self._granted = granted
         self._shared = SharedLimitsFile(config.shared_limits) if config.shared_limits else None
         self._by_model: dict[str, TrafficControl] = {}
 
@@ -54,12 +58,17 @@ class TrafficPool:
             self._by_model[key] = traffic
         return traffic
 
-    def _limiter(self, model: str | None) -> SharedRateLimiter | None:
+    def _limiter(self, model: str | None) -> RateLimiter | None:
+        base_url, api_key = self._account
+        key, limits = (
+            account_key(base_url, api_key, model),
+            Limits(self._config.rpm, self._config.tpm),
+        )
+        if self._granted is not None:
+            return self._granted(key, limits)
         if self._shared is None:
             return None  # the process's own
-        base_url, api_key = self._account
-        limits = Limits(self._config.rpm, self._config.tpm)
-        return SharedRateLimiter(self._shared, account_key(base_url, api_key, model), limits)
+        return SharedRateLimiter(self._shared, key, limits)
 
 
 class StopRequest:

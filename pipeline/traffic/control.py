@@ -32,7 +32,7 @@ from pipeline.traffic.adaptive_timeout import LatencyTracker
 from pipeline.traffic.aimd import ConcurrencyLimit, Congestion
 from pipeline.traffic.breaker import BreakerState, CircuitBreaker
 from pipeline.traffic.limiter import Limits, RateLimiter
-from pipeline.traffic.protocol import Holdup, Ticket, holdup
+from pipeline.traffic.protocol import Grants, Holdup, Ticket, holdup
 from pipeline.traffic.retry_policy import RetryBudget, Verdict, rate_limit_pause
 from pipeline.traffic.tokens import CompletionAverage, expected_tokens
 
@@ -58,6 +58,8 @@ class TrafficControl:
         self._readings: TrafficReadings | None = None
         self._rng = rng or random.Random()
         self.limiter = limiter or RateLimiter(Limits(config.rpm, config.tpm), now)
+        # Limits granted from elsewhere are waited for before each reservation.
+        self._grants = limiter if isinstance(limiter, Grants) else None
         self.concurrency = ConcurrencyLimit(config.concurrency)
         self.breaker = CircuitBreaker()
         self.budget = RetryBudget(config.retry_budget, now)
@@ -91,6 +93,13 @@ class TrafficControl:
                 raise
         else:
             self._in_flight += 1
+        if self._grants is not None:
+            try:
+                await self._grants.replenish(tokens)
+            except BaseException:
+                self.release(ticket)
+                raise
+        # No await between a grant and its reservation: nobody else can take it.
         wait = self.limiter.reserve(tokens, self._clock.now())
         if wait > 0:
             try:

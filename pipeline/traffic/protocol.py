@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pipeline.core.models import Usage
 from pipeline.core.words import counted
@@ -54,6 +54,15 @@ class Ticket:
 
     tokens: float
     probe: bool
+
+
+@runtime_checkable
+class Grants(Protocol):
+    """Rate limits kept elsewhere and handed out in grants (a Ray cluster's limiter actor,
+    engines/ray_limits.py): before a reservation, wait until a grant covers it."""
+
+    async def replenish(self, tokens: float) -> None:
+        """Return once the next `reserve` of `tokens` is covered by a grant."""
 
 
 class Limiter(Protocol):
