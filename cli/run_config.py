@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -19,6 +20,7 @@ from pipeline.core.config import (
     CacheConfig,
     ConnectionConfig,
     Endpoint,
+    EngineConfig,
     ObserveConfig,
     OutputConfig,
     ReadConfig,
@@ -31,7 +33,7 @@ from pipeline.core.config import (
     StateConfig,
     TrafficConfig,
 )
-from pipeline.core.errors import InputMissing, InputUnreadable, UsageError
+from pipeline.core.errors import ConfigError, InputMissing, InputUnreadable, UsageError
 from pipeline.core.formats import without_format_suffix
 from pipeline.observe.spans import new_trace_id
 from pipeline.report.history import default_job_name, safe_job_name
@@ -83,6 +85,9 @@ class RunFlags:
     adaptive_timeout: bool
     rpm: float | None
     shared_limits: str | None
+    engine: str
+    ray_address: str | None
+    ray_workers: int | None
     tpm: float | None
     retry_budget: float
     breaker_timeout: float
@@ -263,6 +268,7 @@ def build_config(
         max_error_rate=flags.max_error_rate,
         grace=flags.grace,
         workflow=workflow,
+        engine=_engine(flags, planning),
     )
 
 
@@ -281,6 +287,28 @@ def _check_operator_flags(flags: RunFlags, planning: bool) -> None:
         raise UsageError("--trace-content needs --trace-file (or an OpenTelemetry collector)")
     if flags.alert_webhook is not None:
         check_webhook_url(flags.alert_webhook)
+
+
+def _engine(flags: RunFlags, planning: bool) -> EngineConfig:
+    if flags.engine not in ("asyncio", "ray"):
+        raise UsageError(f"--engine is asyncio or ray, not {flags.engine!r}")
+    if flags.engine == "asyncio" or planning:  # a plan sends nothing: no cluster needed
+        if flags.ray_workers is not None:
+            raise UsageError("--ray-workers goes with --engine ray")
+        return EngineConfig(key_variable=flags.api_key_env)
+    if flags.max_cost is not None or flags.max_requests is not None:
+        raise UsageError(
+            "--max-cost and --max-requests are kept by the asyncio engine only; "
+            "--deadline works with --engine ray"
+        )
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError("--engine ray needs Ray, an optional extra: pip install 'sluice[ray]'")
+    return EngineConfig(
+        kind="ray",
+        ray_address=flags.ray_address or None,
+        ray_workers=flags.ray_workers,
+        key_variable=flags.api_key_env,
+    )
 
 
 def _shared_limits(path: str | None) -> str | None:

@@ -38,3 +38,45 @@ SharedLimits = Annotated[
         show_envvar=True,
     ),
 ]
+
+EngineName = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        metavar="asyncio|ray",
+        rich_help_panel=TRAFFIC,
+        help="What sends the requests: asyncio, this process (the default); or ray, actors "
+        "of a Ray cluster, each sending with its own connections (needs pip install "
+        "'sluice\\[ray]'). Reading, the cache look-ups, checkpoints and the outputs stay "
+        "in this process, and the outputs are the same either way.",
+        show_envvar=False,
+    ),
+]
+
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDR",
+        rich_help_panel=TRAFFIC,
+        help="With --engine ray: the cluster to use (ray://head:10001, or auto for the one "
+        "`ray start` made on this machine). Default: a Ray instance started on this "
+        "machine for the run, bound to 127.0.0.1, and stopped after it. On a cluster, "
+        "every node needs sluice installed, the API key's variable set, and --cache-dir "
+        "on storage they all reach.",
+        envvar="RAY_ADDRESS",
+        show_envvar=True,
+    ),
+]
+
+RayWorkers = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        metavar="N",
+        rich_help_panel=TRAFFIC,
+        help="With --engine ray: how many worker actors send (each with --concurrency "
+        "requests in flight). Default: one per CPU of the cluster. The rate limits hold "
+        "for all of them together.",
+        show_envvar=False,
+    ),
+]

@@ -227,6 +227,17 @@ class ObserveConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """What sends the requests: this process's asyncio pool, or actors on a Ray cluster
+    (`--engine ray`), each running that same pool. Outputs are the same either way."""
+
+    kind: str = "asyncio"  # or "ray"
+    ray_address: str | None = None  # None: a Ray instance of this machine, started for the run
+    ray_workers: int | None = None  # actors; None: one per CPU the cluster offers
+    key_variable: str = "OPENAI_API_KEY"  # Ray workers read the key from their own environment
+
+
+@dataclass(frozen=True, slots=True)
 class RunConfig:
     """A whole run, one sub-config per stage; each stage is handed only its own."""
 
@@ -242,6 +253,7 @@ class RunConfig:
     observe: ObserveConfig = field(default_factory=ObserveConfig)
     max_error_rate: float = 0.0
     grace: float = 10.0  # seconds requests in flight may take to land after a stop
+    engine: EngineConfig = field(default_factory=EngineConfig)
     # --workflow: a pipeline.workflow.steps.Workflow (typed loosely: core sits below the
     # layer that defines it). Its steps are the run's requests; `request` is their default.
     workflow: Any = None

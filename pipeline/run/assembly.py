@@ -5,7 +5,9 @@ that drives them (with a workflow, through each item's steps)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import AsyncIterator, Callable
 
 from pipeline.cache.memo import ResponseMemo
 from pipeline.core.config import Endpoint, RunConfig
@@ -15,12 +17,14 @@ from pipeline.dispatch.dispatcher import Dispatcher, Fallback
 from pipeline.dispatch.transport import HttpTransport, Transport
 from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.engines.hosting import TrafficPool
-from pipeline.engines.protocol import OutcomeWriter
+from pipeline.engines.protocol import Engine, OutcomeWriter
 from pipeline.prepare.packing import PackLimits
 from pipeline.prepare.preparer import ItemRequests
 from pipeline.prepare.request_builder import RequestBuilder
 from pipeline.spend.budget import BudgetGate
 from pipeline.spend.ledger import Ledger
+from pipeline.spend.prices import pricing_for
+from pipeline.traffic.limiter import Limits, RateLimiter
 from pipeline.traffic.protocol import Limiter
 from pipeline.workflow.calls import load_calls
 from pipeline.workflow.requests import step_models
@@ -64,9 +68,45 @@ def build_engine(
     ledger: Ledger,
     builder: ItemRequests,
     pool: TrafficPool | None = None,
-) -> AsyncioEngine:
+) -> Engine:
     """The run's engine; `pool` is a host's traffic control (else the run has its own)."""
     pool = pool or TrafficPool(config.traffic, events, account=account_of(config))
+    if config.engine.kind == "ray":  # imported only then: Ray is an optional extra
+        from pipeline.engines.ray_engine import RayEngine
+
+        return RayEngine(config, writer, events, pool.clock, worker_engine)
+    return local_engine(config, transport, writer, memo, events, ledger, builder, pool)
+
+
+@contextlib.asynccontextmanager
+async def worker_engine(
+    config: RunConfig,
+    writer: OutcomeWriter,
+    memo: ResponseMemo | None,
+    events: EventSink,
+    granted: Callable[[str, Limits], RateLimiter],
+) -> AsyncIterator[Engine]:
+    """A Ray worker's engine (engines/ray_worker.py): the local one, with its own HTTP
+    client and the limits the cluster's keeper grants."""
+    async with http_transport(config) as transport:
+        pool = TrafficPool(config.traffic, events, account=account_of(config), granted=granted)
+        ledger = Ledger(pricing_for(config.spend))
+        yield local_engine(
+            config, transport, writer, memo, events, ledger, item_requests(config), pool
+        )
+
+
+def local_engine(
+    config: RunConfig,
+    transport: Transport,
+    writer: OutcomeWriter,
+    memo: ResponseMemo | None,
+    events: EventSink,
+    ledger: Ledger,
+    builder: ItemRequests,
+    pool: TrafficPool,
+) -> AsyncioEngine:
+    """The asyncio worker pool of this process, and the dispatcher it drives."""
     clock = pool.clock
     traffic = pool.for_model(config.request.model)
     by_model: dict[str, Limiter] = {}

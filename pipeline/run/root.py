@@ -37,9 +37,8 @@ from pipeline.core.errors import (
 from pipeline.core.events import CacheOpened, JobResumed
 from pipeline.core.formats import FileFormat
 from pipeline.dispatch.transport import Transport
-from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.engines.hosting import Hosted
-from pipeline.engines.protocol import OutcomeWriter
+from pipeline.engines.protocol import Engine, OutcomeWriter
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
 from pipeline.observe.progress import Progress, ProgressFeed
@@ -301,7 +300,7 @@ class _Run:
         return self.transport(self.config)
 
     async def _until_done_or_stopped(
-        self, work: Coroutine[Any, Any, None], engine: AsyncioEngine
+        self, work: Coroutine[Any, Any, None], engine: Engine
     ) -> int | None:
         if self.hosted is not None:
             return await run_until_stopped(work, engine, self.hosted.stop)
@@ -329,7 +328,7 @@ class _Run:
 
     def _engine(
         self, transport: Transport, writer: OutcomeWriter, memo: ResponseMemo | None
-    ) -> AsyncioEngine:
+    ) -> Engine:
         pool = self.hosted.traffic if self.hosted is not None else None
         return build_engine(
             self.config, transport, writer, memo, self.events, self.ledger, self.builder, pool
