@@ -17,7 +17,7 @@ from pathlib import Path
 from tests.bench.durability import durability
 from tests.bench.harness import Measured, measure, simulator, sluice_run, write_reviews
 from tests.bench.observation import observation
-from tests.bench.scale import scale
+from tests.bench.scale import engines, scale
 from tests.bench.serve import serve
 from tests.bench.shaping import shaping
 from tests.bench.traffic import traffic
@@ -118,6 +118,7 @@ def main() -> None:
             serve(work, 200 if args.quick else 1_000)
         if args.only in (None, "scale"):
             scale(work, 1_200 if args.quick else 2_400)
+            engines(work, 2_000 if args.quick else 5_000)
         if args.only in (None, "durability"):
             if args.quick:
                 durability(work, cached_items=20_000, kill_items=600, checkpoint_items=5_000)

@@ -2,6 +2,11 @@
 account's limits through --shared-limits (and 2 processes each on its own, for
 contrast), against a simulator that allows RPM requests a minute with a one-second
 burst. The ideal is the account's pace: (items - burst) / rate.
+
+Then a latency-bound job (every answer takes 500 ms, no limits) sent by this
+process (the asyncio engine) and by 2 Ray workers on a local Ray instance
+(--engine ray, when Ray is installed), with what the Ray engine costs before its
+first request (start-up) and per batch.
 """
 
 from __future__ import annotations
@@ -34,6 +39,62 @@ def scale(work: Path, items: int) -> None:
             f"({wall / ideal:.2f}x the ideal {ideal:.1f}s)",
             flush=True,
         )
+
+
+LATENCY = 0.5
+PER_WORKER = 64  # --concurrency: requests in flight per engine (each Ray worker has its own)
+
+
+def engines(work: Path, items: int) -> None:
+    """The latency-bound job: the asyncio engine, then the Ray engine with 2 workers."""
+    source = write_reviews(work / "engines.jsonl", items)
+    with simulator("--latency", str(LATENCY)) as base_url:
+        local = _engine_run(work, source, base_url, "local")
+        print(_engine_line("asyncio engine, 1 process", items, local, 1), flush=True)
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print("Ray engine: Ray is not installed (pip install 'sluice[ray]')", flush=True)
+            return
+        ray_wall = _engine_run(
+            work, source, base_url, "ray", "--engine", "ray", "--ray-workers", "2"
+        )
+        print(_engine_line("Ray engine, 2 workers", items, ray_wall, 2), flush=True)
+        start_up = _engine_run(
+            work,
+            write_reviews(work / "one.jsonl", 1),
+            base_url,
+            "one",
+            "--engine",
+            "ray",
+            "--ray-workers",
+            "2",
+        )
+        print(
+            f"{'Ray engine start-up and shutdown (1 item)':<56} {start_up:>6.1f}s "
+            f"(1 item alone: {LATENCY:.1f}s)",
+            flush=True,
+        )
+
+
+def _engine_line(label: str, items: int, wall: float, engines: int) -> str:
+    ideal = items * LATENCY / (PER_WORKER * engines)
+    return (
+        f"{items:,} items at {LATENCY * 1000:.0f} ms, {label:<28} {wall:>6.1f}s  "
+        f"(ideal {ideal:.1f}s)"
+    )
+
+
+def _engine_run(work: Path, source: Path, base_url: str, name: str, *extra: str) -> float:
+    command = [
+        str(BIN / "sluice"), "run", str(source), "-o", str(work / f"engine-{name}.jsonl"),
+        "-m", "sim-chat", "-p", "Review: {{ text }}", "-c", str(PER_WORKER),
+        "--base-url", base_url, "--no-cache", "--no-state", "-q", *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "OPENAI_API_KEY": ""}
+    started = time.monotonic()
+    subprocess.run(command, env=env, stderr=subprocess.DEVNULL, check=True)
+    return time.monotonic() - started
 
 
 def _together(
