@@ -150,10 +150,6 @@ class RayEngine:
         self._fatal: SluiceError | None = None
 
     @property
-    def workers(self) -> int:
-        return len(self._workers)
-
-    @property
     def running(self) -> bool:
         return self._producer is not None
 

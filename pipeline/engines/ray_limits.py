@@ -154,8 +154,13 @@ class GrantedLimiter(RateLimiter):
     def settle_tokens(self, reserved: float, used: float, now: float) -> None:
         self._refund += reserved - used
 
-    def observe(self, readings: Mapping[str, LimitReading], now: float) -> None:
-        super().observe(readings, self._wall())
+    def observe(
+        self,
+        readings: Mapping[str, LimitReading],
+        now: float,
+        unseen: Mapping[str, float] | None = None,
+    ) -> None:
+        super().observe(readings, self._wall(), unseen)
         self._readings = {**(self._readings or {}), **readings}
 
     def pause(self, seconds: float, kinds: Iterable[str], now: float) -> None:

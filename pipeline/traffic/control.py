@@ -66,6 +66,10 @@ class TrafficControl:
         self.latency = LatencyTracker()
         self.completions = CompletionAverage()
         self._in_flight = 0
+        # Attempts on the wire, and the tokens they reserved: the server has not counted
+        # them yet when another's answer reports what remains.
+        self._on_wire = 0
+        self._on_wire_tokens = 0.0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._news = asyncio.Event()
         self._publish()
@@ -109,6 +113,9 @@ class TrafficControl:
                 raise
         if first_attempt:
             self.budget.on_first_attempt()
+        ticket.sent = True
+        self._on_wire += 1
+        self._on_wire_tokens += tokens
         return ticket
 
     def down(self) -> bool:
@@ -118,6 +125,10 @@ class TrafficControl:
     def release(self, ticket: Ticket) -> None:
         """Free the slot after an attempt, whatever became of it."""
         self._in_flight -= 1
+        if ticket.sent:
+            ticket.sent = False
+            self._on_wire -= 1
+            self._on_wire_tokens -= ticket.tokens
         self._lose_probe(ticket)
         self._hand_over_slots()
 
@@ -161,7 +172,8 @@ class TrafficControl:
         breaker_state = self.breaker.state
         readings = read_limits(headers) if headers is not None else None
         if readings is not None:
-            self.limiter.observe(readings, now)
+            unseen = {"requests": self._on_wire - 1, "tokens": self._on_wire_tokens - ticket.tokens}
+            self.limiter.observe(readings, now, unseen)
         if verdict is None:
             self._on_answer(ticket, usage, latency, chat, now)
         else:

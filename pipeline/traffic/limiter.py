@@ -59,8 +59,11 @@ class RateLimiter:
 
     @property
     def awaiting_first_answer(self) -> bool:
-        """True until the server's first answer has had its chance to tell us its limits."""
-        return not self._heard_from_server
+        """True until the server's first answer has had its chance to tell us its limits
+        (until then one request goes alone). Never when limits were given (--rpm,
+        --tpm): the burst they allow goes at once, and the first answers correct it."""
+        given = self._configured.rpm is not None or self._configured.tpm is not None
+        return not (self._heard_from_server or given)
 
     @property
     def counts_tokens(self) -> bool:
@@ -88,16 +91,24 @@ class RateLimiter:
         if bucket is not None:
             bucket.adjust(reserved - used, now)
 
-    def observe(self, readings: Mapping[str, LimitReading], now: float) -> None:
-        """Learn from an answer's `x-ratelimit-*` headers (any answer, even an error)."""
+    def observe(
+        self,
+        readings: Mapping[str, LimitReading],
+        now: float,
+        unseen: Mapping[str, float] | None = None,
+    ) -> None:
+        """Learn from an answer's `x-ratelimit-*` headers (any answer, even an error).
+        `unseen`: what other attempts on the wire reserved, by kind; the server had not
+        counted them when it reported what remains, so they come off its count."""
         self._heard_from_server = True
         for kind, reading in readings.items():
+            pending = max(0.0, (unseen or {}).get(kind, 0.0))
             if reading.per_minute is not None:
-                self._set_rate(kind, reading, now)
+                self._set_rate(kind, reading, pending, now)
             bucket = self._buckets.get(kind)
             if bucket is not None and reading.remaining is not None:
                 self._learn_burst(kind, bucket, reading.remaining, now)
-                bucket.lower_to(reading.remaining, now)
+                bucket.lower_to(reading.remaining - pending, now)
 
     def pause(self, seconds: float, kinds: Iterable[str], now: float) -> None:
         """A 429: nobody sends until the server's reset, and the limits it names are empty."""
@@ -142,7 +153,7 @@ class RateLimiter:
         if capacity != bucket.capacity:
             bucket.retune(bucket.rate, capacity, now)
 
-    def _set_rate(self, kind: str, reading: LimitReading, now: float) -> None:
+    def _set_rate(self, kind: str, reading: LimitReading, unseen: float, now: float) -> None:
         assert reading.per_minute is not None
         configured = self._configured.of(kind)
         # A configured limit above the account's real one would only earn 429s.
@@ -152,6 +163,6 @@ class RateLimiter:
         if bucket is None:
             remaining = reading.remaining if reading.remaining is not None else rate
             burst = usable_burst(remaining, rate)
-            self._buckets[kind] = TokenBucket(rate, burst, now, level=remaining)
+            self._buckets[kind] = TokenBucket(rate, burst, now, level=remaining - unseen)
         elif rate != bucket.rate:
             bucket.retune(rate, bucket.capacity, now)

@@ -50,10 +50,12 @@ def holdup(
 
 @dataclass(slots=True)
 class Ticket:
-    """One admitted attempt: what it reserved, and whether it probes an open breaker."""
+    """One admitted attempt: what it reserved, whether it probes an open breaker, and
+    whether it went on the wire (its reservation's moment came)."""
 
     tokens: float
     probe: bool
+    sent: bool = False
 
 
 @runtime_checkable

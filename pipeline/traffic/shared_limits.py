@@ -105,8 +105,13 @@ class SharedRateLimiter(RateLimiter):
     def settle_tokens(self, reserved: float, used: float, now: float) -> None:
         self._turn(lambda wall: super(SharedRateLimiter, self).settle_tokens(reserved, used, wall))
 
-    def observe(self, readings: Mapping[str, LimitReading], now: float) -> None:
-        self._turn(lambda wall: super(SharedRateLimiter, self).observe(readings, wall))
+    def observe(
+        self,
+        readings: Mapping[str, LimitReading],
+        now: float,
+        unseen: Mapping[str, float] | None = None,
+    ) -> None:
+        self._turn(lambda wall: super(SharedRateLimiter, self).observe(readings, wall, unseen))
 
     def pause(self, seconds: float, kinds: Iterable[str], now: float) -> None:
         self._turn(lambda wall: super(SharedRateLimiter, self).pause(seconds, kinds, wall))

@@ -37,6 +37,24 @@ def test_a_run_at_a_known_limit_sees_no_429(tmp_path: Path) -> None:
     assert summary["succeeded"] == 300 and summary["requests"] == 300
 
 
+def test_with_the_limit_given_the_first_burst_goes_at_once(tmp_path: Path) -> None:
+    # Without a limit, one request goes alone until its answer tells the server's limits
+    # (the test below); a given limit needs no such round trip: all 16 go together.
+    with BackgroundSimulator(SimulatorConfig(latency=0.5)) as server:
+        result, _ = _run(server, _items(16), tmp_path, "--rpm", "600", "-c", "16")
+        stats = server.stats()
+    assert result.exit_code == 0, result.output
+    assert stats.max_in_flight == 16
+
+
+def test_without_a_limit_the_first_request_goes_alone(tmp_path: Path) -> None:
+    with BackgroundSimulator(SimulatorConfig(latency=0.5)) as server:
+        result, _ = _run(server, _items(16), tmp_path, "-c", "16")
+        stats = server.stats()
+    assert result.exit_code == 0, result.output
+    assert stats.max_in_flight == 15  # the first alone, then the other 15 together
+
+
 def test_without_limits_the_run_learns_the_servers_limit(tmp_path: Path) -> None:
     with BackgroundSimulator(LIMITED) as limited:
         result, summary = _run(limited, _items(300), tmp_path, "-c", "32")

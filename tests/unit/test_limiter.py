@@ -31,6 +31,11 @@ def test_a_configured_rpm_allows_its_burst_then_paces() -> None:
     assert limiter.reserve(0, 0.0) == pytest.approx(2 / 20)  # one already queued at 1/20 s
 
 
+@pytest.mark.parametrize("given", [Limits(rpm=1200), Limits(tpm=90_000)])
+def test_given_limits_send_their_burst_without_awaiting_the_first_answer(given: Limits) -> None:
+    assert not RateLimiter(given, now=0.0).awaiting_first_answer
+
+
 def test_without_limits_nothing_waits_but_the_first_answer_is_awaited() -> None:
     limiter = RateLimiter(Limits(), now=0.0)
     assert limiter.awaiting_first_answer
@@ -111,3 +116,22 @@ def test_after_any_readings_the_immediate_burst_never_exceeds_the_latest_count(
     for count in remaining:
         limiter.observe({"requests": LimitReading(rpm, count, None)}, now=0.0)
     assert _immediate(limiter, 0.0) <= min(remaining)
+
+
+def test_attempts_still_on_the_wire_come_off_the_servers_remaining_count() -> None:
+    # The server's answer counts itself, not the 31 sent after it and still on the wire:
+    # of its 99 remaining, 68 are really left, and that is all this limiter lets go.
+    limiter = RateLimiter(Limits(rpm=6000), now=0.0)
+    for _ in range(32):
+        limiter.reserve(0, 0.0)
+    reading = {"requests": LimitReading(per_minute=6000, remaining=99, reset=None)}
+    limiter.observe(reading, now=0.0, unseen={"requests": 31})
+    assert _immediate(limiter, 0.0) == pytest.approx(68, abs=1)
+
+
+def test_without_attempts_on_the_wire_the_remaining_count_is_taken_as_it_is() -> None:
+    limiter = RateLimiter(Limits(rpm=6000), now=0.0)
+    limiter.reserve(0, 0.0)
+    limiter.observe({"requests": LimitReading(6000, 99, None)}, now=0.0)
+    # All the server reports is there: the limiter's burst, learned from that count, binds.
+    assert _immediate(limiter, 0.0) == usable_burst(99, rate=100)

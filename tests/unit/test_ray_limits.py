@@ -122,13 +122,19 @@ def test_grants_keep_to_the_bucket_and_the_horizon(rpm: int, asks: list[tuple[in
 
 
 @settings(max_examples=50, deadline=None)
-@given(rpm=st.none() | st.integers(1, 12_000), wants=st.lists(st.integers(1, 64), min_size=1))
-def test_until_the_server_answers_a_grant_holds_one_send_time(
-    rpm: int | None, wants: list[int]
-) -> None:
-    keeper = LimitsKeeper()
+@given(wants=st.lists(st.integers(1, 64), min_size=1))
+def test_until_the_server_answers_a_grant_holds_one_send_time(wants: list[int]) -> None:
+    keeper = LimitsKeeper()  # no limits given: the first answer's headers may hold them
     for want in wants:
-        assert len(keeper.grant(KEY, Limits(rpm=rpm), want, 0.0, NOTHING_NEW, START).send_at) == 1
+        assert len(keeper.grant(KEY, Limits(), want, 0.0, NOTHING_NEW, START).send_at) == 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(rpm=st.integers(600, 12_000), want=st.integers(1, 64))
+def test_given_limits_are_granted_their_burst_before_any_answer(rpm: int, want: int) -> None:
+    assert capacity_of(rpm) >= want  # the whole ask fits in the burst
+    grant = LimitsKeeper().grant(KEY, Limits(rpm=rpm), want, 0.0, NOTHING_NEW, START)
+    assert grant.send_at == [START] * want
 
 
 @settings(max_examples=50, deadline=None)
