@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +41,8 @@ app = typer.Typer(
 
 
 def _version_lines(verbose: bool) -> list[str]:
+    from importlib.metadata import version  # only --version reads it: off every start-up
+
     lines = [f"sluice {version('sluice')}"]
     if verbose:
         # `cli` and `pipeline` are generic names: say which copy this is.
@@ -50,25 +51,48 @@ def _version_lines(verbose: bool) -> list[str]:
     return lines
 
 
+_VERSION_FLAGS = "sluice.version_flags"  # where --version and --verbose wait in ctx.meta
+
+
+def _answer_version(ctx: typer.Context, param: typer.CallbackParam, value: bool) -> bool:
+    """--version and --verbose are eager, so `sluice --version` is answered before
+    --config or a command's options are read: converting those makes Typer import
+    pydantic, which takes longer than the rest of the answer. The second of the two
+    callbacks (in command-line order) has both values."""
+    if ctx.resilient_parsing:  # shell completion: nothing is printed
+        return value
+    given = ctx.meta.setdefault(_VERSION_FLAGS, {})
+    given[param.name] = value
+    if given.get("show_version") and "verbose" in given:
+        for line in _version_lines(given["verbose"]):
+            typer.echo(line)
+        raise typer.Exit()
+    return value
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     # Read by each command's own --config option, which loads the file (cli/config_option.py).
     config: Annotated[Path | None, typer.Option(metavar="FILE", help=CONFIG_HELP)] = None,
+    # Both answered by _answer_version while the flags are parsed.
     show_version: Annotated[
-        bool, typer.Option("--version", help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_answer_version, help="Print the version and exit."
+        ),
     ] = False,
     verbose: Annotated[
         bool,
         typer.Option(
-            "--verbose", "-v", help="With --version: also print where sluice is installed."
+            "--verbose",
+            "-v",
+            is_eager=True,
+            callback=_answer_version,
+            help="With --version: also print where sluice is installed.",
         ),
     ] = False,
 ) -> None:
-    if show_version:
-        for line in _version_lines(verbose):
-            typer.echo(line)
-        raise typer.Exit()
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         raise typer.Exit()

@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import diskcache
 import orjson
 import typer
-from diskcache.core import DBNAME
 
 from cli.errors import fail
 from cli.units import format_size, parse_size
-from pipeline.cache.store import CacheUnavailable, ResponseCache
 from pipeline.core.errors import ConfigError, OutputError, SluiceError
 from pipeline.core.words import counted
+
+if TYPE_CHECKING:
+    from pipeline.cache.store import ResponseCache
+
+# diskcache and the store are imported by the functions that open the cache: every
+# start-up of sluice imports this module (for `sluice cache` and DEFAULT_CACHE_SIZE).
 
 # A new cache's limit, as a flag value; a test holds it equal to the store's DEFAULT_SIZE_LIMIT.
 DEFAULT_CACHE_SIZE = "5GB"
 
-# Errors the store itself raises once open: a damaged database, a vanished
-# directory, another process holding the lock for too long.
-_STORE_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """Errors the store itself raises once open: a damaged database, a vanished
+    directory, another process holding the lock for too long."""
+    import sqlite3
+
+    import diskcache
+
+    return (sqlite3.Error, OSError, diskcache.Timeout)
 
 
 def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
@@ -76,7 +84,7 @@ def stats(
     try:
         with _open(directory, size_limit=None) as cache:
             found = cache.stats()
-    except _STORE_ERRORS as error:
+    except _store_errors() as error:
         fail(ConfigError(f"cannot read the response cache in {directory}: {error}"))
     report = {
         "directory": found.directory,
@@ -99,7 +107,7 @@ def stats(
 @cache_app.command()
 def clear(cache_dir: CacheDir = None) -> None:
     """Delete every cached answer (the next run asks the API again)."""
-    _remove_entries(_resolve(cache_dir), None, "clear", ResponseCache.clear)
+    _remove_entries(_resolve(cache_dir), None, "clear", lambda cache: cache.clear())
 
 
 @cache_app.command()
@@ -121,7 +129,7 @@ def prune(
         limit = parse_size(max_size) if max_size is not None else None
     except SluiceError as error:
         fail(error)
-    _remove_entries(directory, limit, "prune", ResponseCache.prune)
+    _remove_entries(directory, limit, "prune", lambda cache: cache.prune())
 
 
 def _remove_entries(
@@ -133,7 +141,7 @@ def _remove_entries(
     try:
         with _open(directory, size_limit=size_limit) as cache:
             removed = remove(cache)
-    except _STORE_ERRORS as error:
+    except _store_errors() as error:
         fail(OutputError(f"cannot {verb} the response cache in {directory}: {error}"))
     typer.echo(f"removed {counted(removed, 'entry')} from {directory}")
 
@@ -146,6 +154,8 @@ def _resolve(cache_dir: Path | None) -> Path:
 def _exists(directory: Path) -> bool:
     # Looking must not create anything: a mistyped --cache-dir (or ~) must not
     # gain a cache.db because someone asked for stats.
+    from diskcache.core import DBNAME
+
     try:
         return (directory / str(DBNAME)).is_file()
     except OSError as error:
@@ -154,6 +164,8 @@ def _exists(directory: Path) -> bool:
 
 @contextmanager
 def _open(directory: Path, size_limit: int | None) -> Iterator[ResponseCache]:
+    from pipeline.cache.store import CacheUnavailable, ResponseCache
+
     try:
         cache = ResponseCache(str(directory), size_limit=size_limit, ttl=None)
     except CacheUnavailable as error:

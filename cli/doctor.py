@@ -6,10 +6,9 @@ both commands read the same flags, variables and defaults, and say the same abou
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -19,8 +18,11 @@ from cli.endpoint_options import api_key_from_env, checked_base_url
 from cli.errors import fail, report_internal_error
 from pipeline.core.config import DEFAULT_BASE_URL, Secret
 from pipeline.core.errors import ConfigError, UsageError
-from pipeline.run.doctor import diagnose
-from pipeline.run.doctor_checks import Check, Diagnosis, DoctorSettings, Status
+
+if TYPE_CHECKING:
+    from pipeline.run.doctor_checks import Check, Diagnosis, DoctorSettings
+
+# The checks (aiohttp, asyncio) are imported when the doctor runs, not at every start-up.
 
 DOCTOR_HELP = (
     "Check that a run can reach the API: the base URL (resolves, connects, TLS), the key "
@@ -31,8 +33,6 @@ DOCTOR_HELP = (
     "server cannot be reached, 75 quota exhausted or rate limited, 77 key refused, 78 no key, "
     "a bad base URL or an unknown model."
 )
-LABELS = {Status.PASSED: "ok", Status.FAILED: "FAIL", Status.SKIPPED: "skip"}
-COLOURS = {Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}
 LABEL_WIDTH = 6
 NAME_WIDTH = 10
 
@@ -68,6 +68,10 @@ def doctor(
 ) -> None:
     if probe and not model:
         fail(UsageError("--probe asks a model to answer: name it with -m/--model"))
+    import asyncio
+
+    from pipeline.run.doctor import diagnose
+
     settings = doctor_settings(base_url, api_key_env, allow_insecure_http, model, probe, timeout)
     try:
         diagnosis = asyncio.run(diagnose(settings))
@@ -95,6 +99,8 @@ def doctor_settings(
 ) -> DoctorSettings:
     """The flags and the environment as the checks need them. A bad URL or a missing key
     becomes a failed check rather than an early exit, so every line is still shown."""
+    from pipeline.run.doctor_checks import DoctorSettings
+
     url_problem = key_problem = None
     key: Secret | None = None
     try:
@@ -126,7 +132,11 @@ def _lines(diagnosis: Diagnosis) -> list[str]:
 
 
 def _line(check: Check, colour: bool) -> str:
-    label = LABELS[check.status].ljust(LABEL_WIDTH)
+    from pipeline.run.doctor_checks import Status
+
+    labels = {Status.PASSED: "ok", Status.FAILED: "FAIL", Status.SKIPPED: "skip"}
+    colours = {Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}
+    label = labels[check.status].ljust(LABEL_WIDTH)
     if colour:
-        label = typer.style(label, fg=COLOURS[check.status], bold=check.status is Status.FAILED)
+        label = typer.style(label, fg=colours[check.status], bold=check.status is Status.FAILED)
     return f"{label}{check.name.ljust(NAME_WIDTH)}{check.detail}"

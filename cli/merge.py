@@ -3,26 +3,22 @@ then checked as `sluice verify` checks a run."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from cli.errors import fail
-from cli.run_config import default_quarantine_path
 from pipeline.core.config import STDIO, OutputConfig, ReadConfig
 from pipeline.core.errors import SluiceError, UsageError
 from pipeline.core.words import counted
-from pipeline.prepare.where import compile_where
-from pipeline.run.verify import VerifyReport
-from pipeline.run.verify import verify as verify_run
-from pipeline.write.merge import (
-    MergeCounts,
-    MergeJob,
-    ShardOutputs,
-    check_merged_file,
-    merge_shards,
-)
+
+if TYPE_CHECKING:
+    from pipeline.run.verify import VerifyReport
+    from pipeline.write.merge import MergeCounts, MergeJob, ShardOutputs
+
+# The merge and its readers and writers (pyarrow, ijson) are imported when it runs,
+# not at every start-up.
 
 MERGE_HELP = (
     "Join the outputs of a job run in shards (sluice run --shard I/N) into one results file "
@@ -121,6 +117,10 @@ def merge(
         bool, typer.Option("--json", help="Print one JSON object instead of text.")
     ] = False,
 ) -> None:
+    from pipeline.prepare.where import compile_where
+    from pipeline.run.verify import verify as verify_run
+    from pipeline.write.merge import MergeJob, merge_shards
+
     try:
         selected = compile_where(where) if where is not None else None
         job = MergeJob(
@@ -151,11 +151,17 @@ merge.__doc__ = MERGE_HELP
 
 
 def _outputs(results: str, quarantine: str | None) -> OutputConfig:
+    from cli.run_config import default_quarantine_path
+    from pipeline.write.merge import check_merged_file
+
     check_merged_file("--output", results)  # before a quarantine is named after it
     return OutputConfig(results, quarantine or default_quarantine_path(results))
 
 
 def _shards(results: list[str], quarantines: list[str] | None) -> tuple[ShardOutputs, ...]:
+    from cli.run_config import default_quarantine_path
+    from pipeline.write.merge import ShardOutputs
+
     if quarantines and len(quarantines) != len(results):
         raise UsageError(
             f"give one --quarantine for each of the {len(results)} --results, in the same "

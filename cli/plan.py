@@ -6,19 +6,19 @@ exit 0 when every item is valid, 65 when some are not.
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 import typer
 
 from cli.errors import fail, report_internal_error
-from cli.run_config import RunFlags
 from pipeline.core.config import RunConfig
 from pipeline.core.errors import SluiceError
 from pipeline.core.words import money
-from pipeline.run.plan import EXIT_INVALID_ITEMS, make_plan
+
+if TYPE_CHECKING:
+    from cli.run_config import RunFlags
 
 PLAN_HELP = (
     "Plan a run without sending anything: read every input, render every request, and "
@@ -31,6 +31,12 @@ PLAN_HELP = (
 
 
 def execute_plan(config: RunConfig, flags: RunFlags) -> NoReturn:
+    # Imported when a plan is made, not at every start-up: the planner reads, renders
+    # and probes as a run does (pyarrow, jinja2, aiohttp).
+    import asyncio
+
+    from pipeline.run.plan import EXIT_INVALID_ITEMS, make_plan
+
     try:
         plan = asyncio.run(make_plan(config, flags.show, flags.probe_limits))
     except SluiceError as error:

@@ -5,12 +5,12 @@ neighbours) and mean the same; everything a reduce does not take is the run's
 default. Each level of the reduce is a run (pipeline/run/reduce.py).
 
 No `from __future__ import annotations` here: Typer reads the evaluated annotations.
+The engine and the display are imported when a reduce runs, not at every start-up.
 """
 
-import asyncio
 import os
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,15 +19,16 @@ import cli.operator_options as ops
 import cli.run_options as opt
 import cli.shaping_options as shape
 from cli.errors import fail, report_internal_error, say
-from cli.progress import LogSettings, QuietDisplay
 from cli.run import RUN_DEFAULTS
-from cli.run_config import RunFlags, build_config, default_quarantine_path
 from pipeline.core.config import DEFAULT_BASE_URL, STDIO
 from pipeline.core.errors import SluiceError, UsageError
 from pipeline.core.words import counted
-from pipeline.observe.progress import Progress
-from pipeline.run.reduce import ReduceResult, ReduceSpec, reduce
-from pipeline.write.writers import output_format
+
+if TYPE_CHECKING:
+    from cli.progress import LogSettings
+    from cli.run_config import RunFlags
+    from pipeline.observe.progress import Progress
+    from pipeline.run.reduce import ReduceResult, ReduceSpec
 
 REDUCE_HELP = (
     "Reduce result rows to one answer per group: the rows of each group are packed into "
@@ -114,6 +115,12 @@ def reduce_command(
     quiet: ops.Quiet = False,
     verbose: ops.Verbose = False,
 ) -> None:
+    import asyncio
+
+    from cli.progress import LogSettings
+    from cli.run_config import build_config
+    from pipeline.run.reduce import reduce
+
     given = dict(ctx.params)
     try:
         spec, flags = _spec(given)
@@ -140,7 +147,11 @@ def reduce_command(
 reduce_command.__doc__ = REDUCE_HELP
 
 
-def _spec(given: dict[str, Any]) -> tuple[ReduceSpec, RunFlags]:
+def _spec(given: dict[str, Any]) -> tuple["ReduceSpec", "RunFlags"]:
+    from cli.run_config import RunFlags, default_quarantine_path
+    from pipeline.run.reduce import ReduceSpec
+    from pipeline.write.writers import output_format
+
     output = given["output"]
     if output is None:
         raise UsageError("Missing option '--output' / '-o': where the answers per group go")
@@ -180,10 +191,11 @@ def _default_directory(output: str) -> str:
     return os.path.join(directory, f".{name}.sluice-reduce")
 
 
-def _progress(settings: LogSettings) -> Callable[[int], Progress]:
+def _progress(settings: "LogSettings") -> Callable[[int], "Progress"]:
     """Each level says what it reduces; its run's own progress stays quiet."""
+    from cli.progress import QuietDisplay
 
-    def for_level(level: int) -> Progress:
+    def for_level(level: int) -> "Progress":
         if not settings.quiet:
             say(f"reduce level {level}: chunks of {_what(level)}")
         return QuietDisplay(settings)
@@ -195,7 +207,7 @@ def _what(level: int) -> str:
     return "the input rows" if level == 0 else f"level {level - 1}'s answers"
 
 
-def _report(result: ReduceResult, spec: ReduceSpec, quiet: bool) -> None:
+def _report(result: "ReduceResult", spec: "ReduceSpec", quiet: bool) -> None:
     if result.stopped is not None:
         stopped = result.stopped
         message = stopped.error.message if stopped.error is not None else "stopped"

@@ -2,12 +2,14 @@
 
 No `from __future__ import annotations` here: `run_command` builds each command's
 signature at call time, and Typer reads it from the evaluated annotations.
+
+The engine, the flag checks and the display are imported when a command runs, not
+here: every start-up of sluice (--version, --help, other commands) imports this module.
 """
 
-import asyncio
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,15 +18,13 @@ import cli.operator_options as ops
 import cli.run_options as opt
 import cli.scale_options as scale
 import cli.shaping_options as shape
-from cli.after_run import report_after_run
 from cli.errors import fail, report_internal_error, say
 from cli.plan import PLAN_HELP, execute_plan
-from cli.progress import LogSettings, display_for
-from cli.run_config import RunFlags, build_config
-from cli.summary import print_summary, what_was_written
 from pipeline.core.config import DEFAULT_BASE_URL, RunConfig
 from pipeline.core.errors import BudgetReached, SluiceError
-from pipeline.run.root import run as run_pipeline
+
+if TYPE_CHECKING:
+    from cli.run_config import RunFlags
 
 RUN_HELP = (
     "Send every item of the inputs to an OpenAI-compatible API, one result row per item.\n\n"
@@ -142,6 +142,8 @@ def run_command(
         json: json_option = False,  # type: ignore[valid-type]
         probe_limits: ops.ProbeLimits = False,
     ) -> None:
+        from cli.run_config import RunFlags, build_config
+
         # Every parameter reaches RunFlags by name (ctx.params), so none can be forgotten.
         flags = RunFlags.of(ctx.params)
         planning = plan_only or flags.dry_run
@@ -157,7 +159,14 @@ def run_command(
     return command
 
 
-def execute(config: RunConfig, flags: RunFlags) -> None:
+def execute(config: RunConfig, flags: "RunFlags") -> None:
+    import asyncio
+
+    from cli.after_run import report_after_run
+    from cli.progress import LogSettings, display_for
+    from cli.summary import print_summary, what_was_written
+    from pipeline.run.root import run as run_pipeline
+
     quiet = flags.quiet
     settings = LogSettings(
         quiet=quiet,

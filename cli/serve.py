@@ -6,14 +6,15 @@ says which a job may set). Each job's run settings are made by `build_config`,
 as a run's are, so a job means what the same `sluice run` would.
 
 No `from __future__ import annotations` here: Typer reads the evaluated annotations.
+The server and the run settings it makes are imported when it serves, not at every
+start-up of sluice.
 """
 
-import asyncio
 import ipaddress
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -23,20 +24,13 @@ import cli.run_options as opt
 import cli.scale_options as scale
 from cli.errors import fail, report_internal_error, say
 from cli.run import RUN_DEFAULTS
-from cli.run_config import Loaded, RunFlags, build_config
-from cli.schema_option import schema_object
 from cli.units import parse_duration, parse_size
-from cli.workflow_file import served_workflow
 from pipeline.core.config import DEFAULT_BASE_URL, Endpoint, RunConfig
 from pipeline.core.errors import ConfigError, SluiceError, UsageError
-from pipeline.prepare.schema_inline import InlineSchemaError, inline_schema
-from pipeline.protocol.structured import DEFAULT_SCHEMA_NAME
-from pipeline.serve.app import ApiSettings
-from pipeline.serve.auth import TokenCheck, TokenError, hash_token, new_token, parse_hashes
-from pipeline.serve.intake import IntakeLimits
-from pipeline.serve.jobs import ITEMS, RESULTS
-from pipeline.serve.server import ServeSettings, serve
-from pipeline.serve.webhook_rules import normal_hosts, webhook_secret
+
+if TYPE_CHECKING:
+    from cli.run_config import Loaded
+    from pipeline.serve.server import ServeSettings
 
 SERVE_HELP = (
     "Run sluice as an HTTP service: clients POST items and get results, synchronously "
@@ -124,6 +118,10 @@ def serve_command(
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
+    import asyncio
+
+    from pipeline.serve.server import serve
+
     given = dict(ctx.params)
     try:
         settings, defaults = _settings(given)
@@ -151,6 +149,8 @@ def hash_token_command(
     """Hash a token for --tokens-file. The token is read from standard input (never from
     the command line); with nothing on standard input a new random token is made and
     printed once: keep it, only its hash is stored."""
+    from pipeline.serve.auth import hash_token, new_token
+
     given = "" if sys.stdin.isatty() else sys.stdin.read().strip()
     token = given or new_token()
     if not given:
@@ -168,7 +168,13 @@ def hash_token_command(
     say(f"added a token hash to {tokens_file}")
 
 
-def _settings(given: dict[str, Any]) -> tuple[ServeSettings, dict[str, Any]]:
+def _settings(given: dict[str, Any]) -> tuple["ServeSettings", dict[str, Any]]:
+    from pipeline.serve.app import ApiSettings
+    from pipeline.serve.auth import TokenCheck
+    from pipeline.serve.intake import IntakeLimits
+    from pipeline.serve.server import ServeSettings
+    from pipeline.serve.webhook_rules import normal_hosts, webhook_secret
+
     tokens = TokenCheck(_token_hashes(given["tokens_file"]))
     if not tokens.required and not _loopback(given["host"]):
         raise UsageError(
@@ -209,6 +215,8 @@ def _settings(given: dict[str, Any]) -> tuple[ServeSettings, dict[str, Any]]:
 
 
 def _token_hashes(path: Path | None) -> list[str]:
+    from pipeline.serve.auth import TokenError, hash_token, parse_hashes
+
     given = os.environ.get("SLUICE_SERVE_TOKENS", "").split(",")
     hashes = [hash_token(token.strip()) for token in given if token.strip()]
     if path is not None:
@@ -243,6 +251,9 @@ _AS_FLAGS = ("prompt", "system", "model", "max_tokens", "temperature", "input_fi
 
 def _job_config(defaults: dict[str, Any], options: dict[str, Any], directory: str) -> RunConfig:
     """A job's run settings: its options over the server's, its files in its directory."""
+    from cli.run_config import RunFlags, build_config
+    from pipeline.serve.jobs import ITEMS, RESULTS
+
     given = {**RUN_DEFAULTS, **defaults, **{k: options[k] for k in _AS_FLAGS if k in options}}
     if "endpoint" in options:
         given["endpoint"] = Endpoint(options["endpoint"])
@@ -259,7 +270,13 @@ def _job_config(defaults: dict[str, Any], options: dict[str, Any], directory: st
     return build_config(RunFlags.of(given), loaded=_loaded(options))
 
 
-def _loaded(options: dict[str, Any]) -> Loaded:
+def _loaded(options: dict[str, Any]) -> "Loaded":
+    from cli.run_config import Loaded
+    from cli.schema_option import schema_object
+    from cli.workflow_file import served_workflow
+    from pipeline.prepare.schema_inline import InlineSchemaError, inline_schema
+    from pipeline.protocol.structured import DEFAULT_SCHEMA_NAME
+
     schema = options.get("schema")
     loaded_schema = None
     if isinstance(schema, str):

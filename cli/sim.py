@@ -8,8 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.core.errors import ServiceUnavailable
-from pipeline.simulator.background import serve_until_signalled
-from pipeline.simulator.config import DEFAULT_MODELS, SimulatorConfig
 
 
 def _rate_option(help_text: str) -> Any:
@@ -166,6 +164,10 @@ def sim(
 
     GET http://127.0.0.1:8000/sim/stats shows what the simulator has seen so far.
     """
+    # Imported here, not at start-up: the simulator brings aiohttp.
+    from pipeline.simulator.background import serve_until_signalled
+    from pipeline.simulator.config import DEFAULT_MODELS, SimulatorConfig
+
     require_key = _read_key(require_key_env)
     try:
         config = SimulatorConfig(

@@ -7,7 +7,7 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -16,12 +16,13 @@ from cli.errors import fail
 from cli.option_values import parse_shard
 from pipeline.core.errors import InputMissing, SluiceError
 from pipeline.core.words import counted, money
-from pipeline.prepare.batching import shard_share
-from pipeline.read.sources import count_items
-from pipeline.state.lock import current_holder
-from pipeline.state.parts import Damage
-from pipeline.state.spent import read_spent
-from pipeline.state.store import FINGERPRINT_NAME, Totals, read_state
+
+if TYPE_CHECKING:
+    from pipeline.state.parts import Damage
+    from pipeline.state.store import Totals
+
+# The state store and the input readers (pyarrow, ijson) are imported when status runs,
+# not at every start-up.
 
 
 def status(
@@ -37,6 +38,8 @@ def status(
 ) -> None:
     """Show a run's progress: whether it is running, batches and items committed, failures,
     and when it last committed. Reads only; safe while the run goes on."""
+    from pipeline.state.store import FINGERPRINT_NAME
+
     directory = str(state_dir)
     if not os.path.isfile(os.path.join(directory, FINGERPRINT_NAME)):
         fail(InputMissing(f"{directory} is not a sluice state directory (or the run finished)"))
@@ -50,6 +53,9 @@ def status(
 
 
 def _report(directory: str) -> dict[str, Any]:
+    from pipeline.state.lock import current_holder
+    from pipeline.state.store import read_state
+
     stored = read_state(directory)
     fingerprint, totals = stored.fingerprint, stored.totals
     holder = current_holder(directory)
@@ -72,6 +78,8 @@ def _report(directory: str) -> dict[str, Any]:
 
 def _spent(directory: str) -> dict[str, Any] | None:
     """What the job's attempts spent, as its budgets count it (None: nothing recorded)."""
+    from pipeline.state.spent import read_spent
+
     spent = read_spent(directory)
     if spent is None:
         return None
@@ -103,6 +111,9 @@ def _input_items(inputs: list[Any], fingerprint: dict[str, Any]) -> int | None:
     stdin or gzip)."""
     if not inputs or not all(isinstance(path, str) and os.path.isfile(path) for path in inputs):
         return None
+    from pipeline.prepare.batching import shard_share
+    from pipeline.read.sources import count_items
+
     with contextlib.suppress(OSError, SluiceError, ValueError, TypeError, KeyError):
         total = count_items(inputs)
         shard = fingerprint.get("shard")

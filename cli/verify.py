@@ -9,8 +9,6 @@ import typer
 
 from cli.errors import fail
 from pipeline.core.errors import SluiceError
-from pipeline.prepare.where import compile_where
-from pipeline.run.verify import verify as verify_run
 
 VERIFY_HELP = (
     "Check that a finished run kept sluice's promise: every input item is in exactly one of "
@@ -67,6 +65,10 @@ def verify(
         bool, typer.Option("--json", help="Print one JSON object instead of text.")
     ] = False,
 ) -> None:
+    # Imported here, not at start-up: the readers bring pyarrow and ijson.
+    from pipeline.prepare.where import compile_where
+    from pipeline.run.verify import verify as verify_run
+
     try:
         selected = compile_where(where) if where is not None else None
         report = verify_run(inputs, results, quarantine or [], id_field, show, selected)

@@ -1,0 +1,83 @@
+"""Start-up stays light: `import cli.app` (what every `sluice ...` does first) and
+`sluice --version` import typer, the option declarations and small pipeline.core
+pieces, never the engine's heavy libraries; each command imports those when it runs.
+
+A budget of modules, not of seconds: counts do not depend on the machine's load."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Top-level packages only the commands that use them may import, when they run.
+HEAVY = frozenset(
+    {
+        "pyarrow",
+        "rich",
+        "jinja2",
+        "diskcache",
+        "aiohttp",
+        "jsonschema",
+        "prometheus_client",
+        "opentelemetry",
+        "ijson",
+        "ray",
+    }
+)
+# Modules `import cli.app` adds to a bare interpreter's: 126 when this was written
+# (676 before the commands imported the engine lazily), with ~20% headroom.
+CLI_APP_MODULE_BUDGET = 150
+
+
+def imported_modules(args: list[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """The modules a Python process imports, read from its -X importtime report
+    ("import time: self [us] | cumulative | imported package", one line a module)."""
+    result = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    names = []
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:"):
+            continue
+        fields = line.split("|")
+        if len(fields) == 3 and fields[2].strip() != "imported package":
+            names.append(fields[2].strip())
+    assert names, "no -X importtime report on stderr"
+    return names
+
+
+def heavy_among(names: list[str]) -> set[str]:
+    return {name.split(".")[0] for name in names} & HEAVY
+
+
+def test_importing_the_cli_leaves_the_heavy_libraries_alone() -> None:
+    names = imported_modules(["-X", "importtime", "-c", "import cli.app"])
+    assert "cli.app" in names
+    assert heavy_among(names) == set()
+
+
+def test_importing_the_cli_stays_within_its_module_budget() -> None:
+    bare = set(imported_modules(["-X", "importtime", "-c", "pass"]))
+    added = set(imported_modules(["-X", "importtime", "-c", "import cli.app"])) - bare
+    assert len(added) <= CLI_APP_MODULE_BUDGET, sorted(added)
+
+
+def test_version_imports_no_heavy_library() -> None:
+    names = imported_modules(["-m", "cli", "--version"], env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert "cli.app" in names
+    assert heavy_among(names) == set()
+    # --version is answered while the flags are parsed (cli/app.py), before typer
+    # converts any option value, which is what makes it import pydantic.
+    assert "pydantic" not in names
