@@ -58,13 +58,14 @@ _CACHE_COLUMNS = (
     "store_time", "expire_time", "access_time", "access_count", "tag", "size",
     "mode", "filename", "value", "key", "raw",
 )  # fmt: skip
-_UPDATE_ROW = (
-    "UPDATE Cache SET store_time = ?, expire_time = ?, access_time = ?, access_count = 0,"
-    " tag = ?, size = 0, mode = ?, filename = NULL, value = ?"
-    " WHERE key = ? AND raw = 1 AND filename IS NULL"
-)
-_INSERT_ROW = (
+# One statement a row, new or replaced (diskcache's unique index is on key and raw): a
+# row whose key holds a file is left as it is, and changes nothing (rowcount 0).
+_UPSERT_ROW = (
     f"INSERT INTO Cache ({', '.join(_CACHE_COLUMNS)}) VALUES (?, ?, ?, 0, ?, 0, ?, NULL, ?, ?, 1)"
+    " ON CONFLICT (key, raw) DO UPDATE SET store_time = excluded.store_time,"
+    " expire_time = excluded.expire_time, access_time = excluded.access_time,"
+    " access_count = 0, tag = excluded.tag, size = 0, mode = excluded.mode,"
+    " value = excluded.value WHERE filename IS NULL"
 )
 
 
@@ -271,13 +272,10 @@ class ResponseCache:
         try:
             for key, payload in rows:
                 values = (now, expire, now, tag, MODE_RAW, payload, key)
-                if database.execute(_UPDATE_ROW, values).rowcount == 0:
-                    try:
-                        database.execute(_INSERT_ROW, values)
-                    except sqlite3.IntegrityError:
-                        if all_or_nothing:
-                            raise _WouldWait from None
-                        holding_files.append((key, payload))
+                if database.execute(_UPSERT_ROW, values).rowcount == 0:
+                    if all_or_nothing:
+                        raise _WouldWait
+                    holding_files.append((key, payload))
             database.execute("COMMIT")
         except BaseException:
             database.execute("ROLLBACK")

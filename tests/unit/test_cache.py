@@ -428,3 +428,13 @@ def test_answers_that_need_a_file_or_replace_one_are_not_written_now(directory: 
         assert cache.get("small") is None
         assert cache.put_many([("small", b"s"), ("was-big", b"now small")]) == 2
         assert cache.get("was-big") == b"now small"
+
+
+def test_a_stored_answer_is_replaced_by_a_newer_one_now_or_in_the_thread(directory: str) -> None:
+    with ResponseCache(directory, size_limit=2**30, ttl=None) as cache:
+        assert cache.put_now([("key", b"first"), ("other", b"kept")]) == 2
+        assert cache.put_now([("key", b"second")]) == 1
+        assert cache.get("key") == b"second"
+        assert cache.put_many([("key", b"third")]) == 1
+        assert cache.get_many(["key", "other"]) == {"key": b"third", "other": b"kept"}
+        assert cache.stats().entries == 2
