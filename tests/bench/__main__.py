@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from tests.bench.durability import durability
+from tests.bench.floor import floor, minimal_client
 from tests.bench.harness import Measured, measure, simulator, sluice_run, write_reviews
 from tests.bench.observation import observation
 from tests.bench.scale import engines, scale
@@ -25,7 +26,7 @@ from tests.bench.workflows import workflows
 
 THROUGHPUT_ITEMS = 20_000
 GROUPS = [
-    "throughput", "memory", "traffic", "durability", "observation", "shaping", "workflows",
+    "floor", "throughput", "memory", "traffic", "durability", "observation", "shaping", "workflows",
     "serve", "scale",
 ]  # fmt: skip
 
@@ -55,11 +56,6 @@ def throughput(work: Path, items: int) -> None:
         ratio = floor.wall_seconds / ours.wall_seconds
         ideal = f"; ideal {concurrency / float(latency):,.0f} items/s" if float(latency) else ""
         print(f"  -> sluice / minimal loop: {ratio:.2f}x{ideal}")
-
-
-def minimal_client(base_url: str, source: Path, output: Path, concurrency: int) -> list[str]:
-    module = "tests.bench.minimal_client"
-    return [sys.executable, "-m", module, str(source), str(output), base_url, str(concurrency)]
 
 
 def simulator_speed(requests: int) -> None:
@@ -98,6 +94,8 @@ def main() -> None:
         work = Path(directory)
         # The runs' history goes here, never into the user's.
         os.environ["XDG_STATE_HOME"] = str(work / "state")
+        if args.only in (None, "floor"):
+            floor(work, quick=args.quick)
         if args.only in (None, "throughput"):
             simulator_speed(2_000 if args.quick else THROUGHPUT_ITEMS)
             throughput(work, 2_000 if args.quick else THROUGHPUT_ITEMS)

@@ -1,0 +1,228 @@
+"""sluice against its floor on five measures, in one table at the top of `make bench`.
+
+Each figure is what a user timing the command sees: the whole process, wall clock.
+The floors are the least code doing the same work: the bare aiohttp loop
+(minimal_client.py, paced with --rpm for the rate-bound run), an orjson
+read-parse-write loop for a re-run answered wholly by the cache, and `python -c pass`
+for start-up. Repeated runs alternate floor and sluice, so drift on the machine
+(heat, other load) hits both; medians are compared.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from tests.bench.harness import BIN, measure, simulator, sluice_run, write_reviews
+from tests.bench.traffic import BURST_SECONDS, LATENCY, RPM
+
+CONCURRENCY = 64
+DEFAULT_CONCURRENCY = 16  # sluice's own default, used by both sides of the rate-bound run
+THROUGHPUT_TARGET = 0.8
+RATE_BOUND_TARGET = 1.03
+CACHED_TARGET = 50_000
+START_UP_TARGET_SECONDS = 0.15
+RSS_TARGET_MB = 100
+# The floor of a cached re-run: read, parse, add the answer, serialise, write; no lookups.
+PARSE_WRITE_LOOP = """\
+import sys, orjson
+with open(sys.argv[1], "rb") as lines, open(sys.argv[2], "wb") as out:
+    for line in lines:
+        item = orjson.loads(line)
+        item["output"] = "a stored answer"
+        out.write(orjson.dumps(item) + b"\\n")
+"""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    throughput: int
+    rate_bound: int
+    cached: int
+    memory: tuple[int, int]
+    runs: int
+    start_up_runs: int
+
+
+FULL = Sizes(5_000, 600, 100_000, (10_000, 1_000_000), runs=3, start_up_runs=5)
+QUICK = Sizes(1_000, 300, 10_000, (10_000, 100_000), runs=1, start_up_runs=3)
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: str
+    floor: str
+    sluice: str
+    ratio: str
+    target: str
+
+
+WIDTHS = (36, 24, 24, 6)
+
+
+def floor(work: Path, quick: bool) -> None:
+    sizes = QUICK if quick else FULL
+    runs = f"medians of {sizes.runs} alternating runs" if sizes.runs > 1 else "1 run each"
+    print(
+        f"sluice against its floor: whole process, wall clock; {runs} (start-up "
+        f"{sizes.start_up_runs}, rate-bound and RSS 1); "
+        f"load average {os.getloadavg()[0]:.1f} at start",
+        flush=True,
+    )
+    _print(Row("measure", "floor", "sluice", "ratio", "target"))
+    _print(_throughput(work, sizes.throughput, sizes.runs))
+    _print(_rate_bound(work, sizes.rate_bound))
+    _print(_cached_rerun(work, sizes.cached, sizes.runs))
+    _print(_start_up(sizes.start_up_runs))
+    _print(_peak_rss(work, sizes.memory))
+
+
+def _print(row: Row) -> None:
+    cells = (row.measure, row.floor, row.sluice, row.ratio)
+    line = " ".join(f"{cell:<{width}}" for cell, width in zip(cells, WIDTHS, strict=True))
+    print(f"{line} {row.target}", flush=True)
+
+
+def _alternating_medians(
+    runs: int, floor_side: Callable[[], float], sluice_side: Callable[[], float]
+) -> tuple[float, float]:
+    """Median wall seconds of each side, run floor, sluice, floor, sluice, ..."""
+    floors, ours = [], []
+    for _ in range(runs):
+        floors.append(floor_side())
+        ours.append(sluice_side())
+    return statistics.median(floors), statistics.median(ours)
+
+
+def _throughput(work: Path, items: int, runs: int) -> Row:
+    source = write_reviews(work / "floor-throughput.jsonl", items)
+    out = work / "floor-out.jsonl"
+    with simulator("--latency", "0") as base_url:
+        bare = minimal_client(base_url, source, out, CONCURRENCY)
+        # sluice_run makes a new, empty cache directory at each call: nothing is cached.
+        floor_wall, our_wall = _alternating_medians(
+            runs,
+            lambda: measure(bare).wall_seconds,
+            lambda: measure(sluice_run(base_url, source, out, CONCURRENCY)).wall_seconds,
+        )
+    source.unlink()
+    return Row(
+        f"throughput, {items:,} items, c={CONCURRENCY}",
+        f"{items / floor_wall:,.0f} items/s",
+        f"{items / our_wall:,.0f} items/s",
+        f"{floor_wall / our_wall:.2f}",
+        f">= {THROUGHPUT_TARGET} x floor",
+    )
+
+
+def _rate_bound(work: Path, items: int) -> Row:
+    """One run each, each against a simulator of its own, so each starts with a full bucket."""
+    source = write_reviews(work / "floor-rate-bound.jsonl", items)
+    out, summary = work / "floor-rate-out.jsonl", work / "floor-rate-summary.json"
+    rate = RPM / 60
+    ideal = (items - rate * BURST_SECONDS) / rate + LATENCY
+    flags = ("--rpm", str(RPM), "--latency", str(LATENCY))
+    with simulator(*flags) as base_url:
+        paced = [*minimal_client(base_url, source, out, DEFAULT_CONCURRENCY), "--rpm", str(RPM)]
+        floor_wall, printed = _timed(paced)
+    floor_refused = orjson.loads(printed)["rate_limited_responses"]
+    with simulator(*flags) as base_url:
+        command = [
+            *sluice_run(base_url, source, out, DEFAULT_CONCURRENCY),
+            "--rpm", str(RPM), "--summary", str(summary),
+        ]  # fmt: skip
+        our_wall = measure(command).wall_seconds
+    our_refused = orjson.loads(summary.read_bytes())["rate_limited_responses"]
+    source.unlink()
+    return Row(
+        f"rate-bound, {items:,} items, {RPM:,} rpm",
+        f"{floor_wall / ideal:.3f} x ideal, {floor_refused:,} x 429",
+        f"{our_wall / ideal:.3f} x ideal, {our_refused:,} x 429",
+        f"{our_wall / floor_wall:.3f}",
+        f"<= {RATE_BOUND_TARGET} x ideal ({ideal:.1f}s), 0 x 429",
+    )
+
+
+def _cached_rerun(work: Path, items: int, runs: int) -> Row:
+    source = write_reviews(work / "floor-cached.jsonl", items)
+    out, summary = work / "floor-cached-out.jsonl", work / "floor-cached-summary.json"
+    parse_write = [sys.executable, "-c", PARSE_WRITE_LOOP, str(source), str(out)]
+    with simulator("--latency", "0") as base_url:
+        command = [*sluice_run(base_url, source, out, CONCURRENCY), "--summary", str(summary)]
+        measure(command)  # fills the cache
+        floor_wall, our_wall = _alternating_medians(
+            runs,
+            lambda: measure(parse_write).wall_seconds,
+            lambda: measure([*command, "--fresh"]).wall_seconds,
+        )
+    cached = orjson.loads(summary.read_bytes())["cached"]
+    source.unlink()
+    return Row(
+        f"cached re-run, {items:,} items",
+        f"{items / floor_wall:,.0f} items/s",
+        f"{items / our_wall:,.0f} items/s" + ("" if cached == items else f" ({cached:,} cached!)"),
+        f"{floor_wall / our_wall:.2f}",
+        f">= {CACHED_TARGET:,} items/s",
+    )
+
+
+def _start_up(runs: int) -> Row:
+    python = [sys.executable, "-c", "pass"]
+    version = [str(BIN / "sluice"), "--version"]
+    floor_wall, our_wall = _alternating_medians(
+        runs, lambda: measure(python).wall_seconds, lambda: measure(version).wall_seconds
+    )
+    return Row(
+        "start-up (sluice --version)",
+        f"{floor_wall:.3f} s",
+        f"{our_wall:.3f} s",
+        f"{our_wall / floor_wall:.1f}",
+        f"<= {START_UP_TARGET_SECONDS} s",
+    )
+
+
+def _peak_rss(work: Path, sizes: tuple[int, int]) -> Row:
+    """The engine alone (--no-cache --no-state): memory must not grow with the input."""
+    peaks = []
+    with simulator("--latency", "0") as base_url:
+        for size in sizes:
+            source = write_reviews(work / f"floor-memory-{size}.jsonl", size)
+            command = [
+                *sluice_run(base_url, source, work / "floor-memory-out.jsonl", CONCURRENCY),
+                "--no-cache", "--no-state",
+            ]  # fmt: skip
+            peaks.append(measure(command).peak_rss_mb)
+            source.unlink()
+    small, large = sizes
+    return Row(
+        f"peak RSS, {small:,} -> {large:,} lines",
+        "flat",
+        f"{peaks[0]:,.0f} -> {peaks[1]:,.0f} MB",
+        f"{peaks[1] / peaks[0]:.2f}",
+        f"flat, < {RSS_TARGET_MB} MB",
+    )
+
+
+def minimal_client(base_url: str, source: Path, output: Path, concurrency: int) -> list[str]:
+    """The bare loop's command line (add --rpm N for the paced one)."""
+    module = "tests.bench.minimal_client"
+    return [sys.executable, "-m", module, str(source), str(output), base_url, str(concurrency)]
+
+
+def _timed(command: list[str]) -> tuple[float, bytes]:
+    """Wall seconds of one child process, and what it printed."""
+    started = time.perf_counter()
+    finished = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True)
+    wall = time.perf_counter() - started
+    if finished.returncode != 0:
+        stderr = finished.stderr.decode()[-2000:]
+        raise RuntimeError(f"{command[:3]} exited {finished.returncode}: {stderr}")
+    return wall, finished.stdout
