@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -12,6 +11,7 @@ from typing import Any
 from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
 from cli.option_values import parse_body_options, parse_shard, parse_truncations
+from cli.scale_config import engine_config, shared_limits_path
 from cli.schema_option import load_schema
 from cli.units import parse_duration, parse_size
 from cli.workflow_file import check_workflow, workflow_for_run
@@ -20,7 +20,6 @@ from pipeline.core.config import (
     CacheConfig,
     ConnectionConfig,
     Endpoint,
-    EngineConfig,
     ObserveConfig,
     OutputConfig,
     ReadConfig,
@@ -33,7 +32,7 @@ from pipeline.core.config import (
     StateConfig,
     TrafficConfig,
 )
-from pipeline.core.errors import ConfigError, InputMissing, InputUnreadable, UsageError
+from pipeline.core.errors import InputMissing, InputUnreadable, UsageError
 from pipeline.core.formats import without_format_suffix
 from pipeline.observe.spans import new_trace_id
 from pipeline.report.history import default_job_name, safe_job_name
@@ -243,7 +242,7 @@ def build_config(
         ),
         traffic=TrafficConfig(
             rpm=flags.rpm,
-            shared_limits=_shared_limits(flags.shared_limits),
+            shared_limits=shared_limits_path(flags.shared_limits),
             tpm=flags.tpm,
             concurrency=flags.concurrency,
             timeout=flags.timeout,
@@ -268,7 +267,7 @@ def build_config(
         max_error_rate=flags.max_error_rate,
         grace=flags.grace,
         workflow=workflow,
-        engine=_engine(flags, planning),
+        engine=engine_config(flags, planning),
     )
 
 
@@ -287,38 +286,6 @@ def _check_operator_flags(flags: RunFlags, planning: bool) -> None:
         raise UsageError("--trace-content needs --trace-file (or an OpenTelemetry collector)")
     if flags.alert_webhook is not None:
         check_webhook_url(flags.alert_webhook)
-
-
-def _engine(flags: RunFlags, planning: bool) -> EngineConfig:
-    if flags.engine not in ("asyncio", "ray"):
-        raise UsageError(f"--engine is asyncio or ray, not {flags.engine!r}")
-    if flags.engine == "asyncio" or planning:  # a plan sends nothing: no cluster needed
-        if flags.ray_workers is not None:
-            raise UsageError("--ray-workers goes with --engine ray")
-        return EngineConfig(key_variable=flags.api_key_env)
-    if flags.max_cost is not None or flags.max_requests is not None:
-        raise UsageError(
-            "--max-cost and --max-requests are kept by the asyncio engine only; "
-            "--deadline works with --engine ray"
-        )
-    if importlib.util.find_spec("ray") is None:
-        raise ConfigError("--engine ray needs Ray, an optional extra: pip install 'sluice[ray]'")
-    return EngineConfig(
-        kind="ray",
-        ray_address=flags.ray_address or None,
-        ray_workers=flags.ray_workers,
-        key_variable=flags.api_key_env,
-    )
-
-
-def _shared_limits(path: str | None) -> str | None:
-    """The shared limits file, made absolute (its directory must exist)."""
-    if path is None or not path.strip():
-        return None
-    absolute = os.path.abspath(path)
-    if not os.path.isdir(os.path.dirname(absolute)):
-        raise UsageError(f"--shared-limits {path}: its directory does not exist")
-    return absolute
 
 
 def _job(flags: RunFlags, output: str) -> str:
