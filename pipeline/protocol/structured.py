@@ -12,10 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import jsonschema
 import orjson
-import referencing.exceptions
-from jsonschema.exceptions import best_match
 
 from pipeline.core.errors import ConfigError
 
@@ -37,6 +34,13 @@ class StructuredOutput:
         self.name = schema_name(name)
         self._validator: Any = None
         if schema is not None:
+            # Imported only for a schema: every other run starts without it (~0.1 s).
+            import jsonschema
+            import referencing.exceptions
+            from jsonschema.exceptions import best_match
+
+            self._unresolvable = referencing.exceptions.Unresolvable
+            self._best_match = best_match
             checked = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
             try:
                 checked.check_schema(schema)
@@ -72,14 +76,14 @@ class StructuredOutput:
             return value
         try:
             invalid = next(self._validator.iter_errors(value), None) is not None
-        except referencing.exceptions.Unresolvable as exc:
+        except self._unresolvable as exc:
             # Only met while validating: a run-ending mistake in the schema, not the answer.
             raise ConfigError(
                 f"--schema has a $ref that cannot be resolved ({exc}); sluice follows only "
                 "references inside the schema, such as #/$defs/NAME"
             ) from None
         if invalid:
-            error = best_match(self._validator.iter_errors(value))
+            error = self._best_match(self._validator.iter_errors(value))
             raise NotStructured(
                 f"answer does not match the schema at {error.json_path}: {error.message}"
             )
@@ -92,6 +96,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 def _int64_integers(validator: Any) -> Any:
     """The validator, with `integer` bounded to what an int64 column holds: a larger one
     is an answer no result file can store, so it is refused like any other mismatch."""
+    import jsonschema
+
     base = validator.TYPE_CHECKER
 
     def is_int64(checker: Any, value: Any) -> bool:

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from pipeline.simulator.background import BackgroundSimulator
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Top-level packages only the commands that use them may import, when they run.
@@ -81,3 +83,17 @@ def test_version_imports_no_heavy_library() -> None:
     # --version is answered while the flags are parsed (cli/app.py), before typer
     # converts any option value, which is what makes it import pydantic.
     assert "pydantic" not in names
+
+
+def test_a_run_without_a_schema_leaves_the_schema_validator_alone(
+    sim: BackgroundSimulator, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"id": 1, "text": "a"}\n')
+    run = [
+        "-m", "cli", "run", str(source), "-o", str(tmp_path / "out.jsonl"), "-m", "sim-chat",
+        "-p", "{{ text }}", "--base-url", sim.base_url, "--no-cache", "--no-state", "-q",
+    ]  # fmt: skip
+    names = imported_modules(run, env={"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""})
+    assert "pipeline.run.root" in names
+    assert "jsonschema" not in names  # only a --schema (or a workflow's) needs it
