@@ -10,6 +10,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 
 from pipeline.cache.memo import ResponseMemo
+from pipeline.core.clock import SystemClock
 from pipeline.core.config import Endpoint, RunConfig
 from pipeline.core.events import EventSink
 from pipeline.core.redact import Redactor
@@ -70,11 +71,12 @@ def build_engine(
     pool: TrafficPool | None = None,
 ) -> Engine:
     """The run's engine; `pool` is a host's traffic control (else the run has its own)."""
-    pool = pool or TrafficPool(config.traffic, events, account=account_of(config))
     if config.engine.kind == "ray":  # imported only then: Ray is an optional extra
         from pipeline.engines.ray_engine import RayEngine
 
-        return RayEngine(config, writer, events, pool.clock, worker_engine)
+        clock = pool.clock if pool is not None else SystemClock()
+        return RayEngine(config, writer, events, clock, worker_engine)
+    pool = pool or TrafficPool(config.traffic, events, account=account_of(config))
     return local_engine(config, transport, writer, memo, events, ledger, builder, pool)
 
 
