@@ -30,7 +30,6 @@ from pipeline.core.config import Endpoint
 from pipeline.core.errors import BudgetReached, ConfigError, ErrorKind, SluiceError
 from pipeline.core.events import (
     AnswerReused,
-    BatchesCommitted,
     BatchStarted,
     EventSink,
     Heartbeat,
@@ -39,7 +38,7 @@ from pipeline.core.events import (
 from pipeline.core.models import Batch, Failure, Item, Outcome, Success, Usage
 from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
 from pipeline.dispatch.packs import PackSender
-from pipeline.engines.protocol import NextBatch, OutcomeWriter
+from pipeline.engines.protocol import WRITE_GROUP, NextBatch, OutcomeWriter, committed
 from pipeline.engines.stalls import CHECK_EVERY, StallWatch
 from pipeline.prepare.packing import Packer, PackLimits
 from pipeline.prepare.preparer import PreparedBatch, Skipped, Staged
@@ -79,7 +78,6 @@ ToSend = tuple[_BatchInFlight, int, Item, Request | Staged, str | None, float]
 Job = ToSend | list[ToSend]
 # How long a begun pack waits for the next batch before it is sent as it is.
 PACK_WAIT = 0.02
-WRITE_GROUP = 64  # at most this many complete batches share one commit
 NOTHING_USED = Usage()
 
 
@@ -379,10 +377,7 @@ class AsyncioEngine:
         await self._writer.write(written)
         for in_flight in group:
             self._unwritten.discard(in_flight)
-        outcomes = [o for _, batch_outcomes in written for o in batch_outcomes]
-        batches = [batch.index for batch, _ in written]
-        sizes = [len(batch_outcomes) for _, batch_outcomes in written]
-        self._events.emit(BatchesCommitted(outcomes, batches, self._clock.now(), sizes))
+        self._events.emit(committed(written, self._clock.now()))
 
 
 def _most_telling(group: BaseExceptionGroup) -> BaseException:

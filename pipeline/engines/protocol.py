@@ -13,10 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from pipeline.core.errors import SluiceError
+from pipeline.core.events import BatchesCommitted
 from pipeline.core.models import Batch, Outcome
 from pipeline.prepare.preparer import PreparedBatch
 
 NextBatch = Callable[[], Awaitable[PreparedBatch | None]]  # None once the input ends
+WRITE_GROUP = 64  # at most this many complete batches share one commit (one round of fsyncs)
 
 
 class OutcomeWriter(Protocol):
@@ -37,3 +39,10 @@ class Engine(Protocol):
 
     def end_run(self, error: SluiceError, grace: float = 0) -> None:
         """As `stop`, and then `run` raises `error` (a budget spent, a fatal answer)."""
+
+
+def committed(written: list[tuple[Batch, list[Outcome]]], at: float) -> BatchesCommitted:
+    """What an engine tells once `written` (complete batches, in input order) is committed."""
+    outcomes = [outcome for _, batch_outcomes in written for outcome in batch_outcomes]
+    numbers = [batch.index for batch, _ in written]
+    return BatchesCommitted(outcomes, numbers, at, [len(found) for _, found in written])
