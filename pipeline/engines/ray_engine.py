@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -32,14 +33,13 @@ from pipeline.core.clock import Clock
 from pipeline.core.config import RunConfig
 from pipeline.core.errors import ConfigError, ServiceUnavailable, SluiceError
 from pipeline.core.events import (
-    BatchesCommitted,
     BatchStarted,
     EventSink,
     Heartbeat,
     ItemSettled,
 )
 from pipeline.core.models import Batch, Outcome
-from pipeline.engines.protocol import NextBatch, OutcomeWriter
+from pipeline.engines.protocol import WRITE_GROUP, NextBatch, OutcomeWriter, committed
 from pipeline.engines.ray_worker import (
     BatchDone,
     EngineMaker,
@@ -50,7 +50,6 @@ from pipeline.engines.ray_worker import (
 from pipeline.engines.stalls import CHECK_EVERY
 
 BATCHES_PER_WORKER = 4  # in a worker's hands at once: enough that it never waits for the next
-WRITE_GROUP = 64  # at most this many complete batches share one commit
 
 
 @dataclass(slots=True)
@@ -64,6 +63,8 @@ def start_ray(config: RunConfig) -> Any:
     """Connect to the cluster at --ray-address, or start a Ray instance on this machine,
     on loopback only, quiet, without usage reports. Returns the `ray` module."""
     address = config.engine.ray_address
+    if address is not None:
+        _check_reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is None:
         # Ray takes the machine's outward address for its node, and its processes
@@ -96,6 +97,34 @@ def start_ray(config: RunConfig) -> Any:
         raise ServiceUnavailable(f"cannot start or reach Ray on {where}: {exc}") from exc
     _silence_cluster_notices(ray)
     return ray
+
+
+REACH_TIMEOUT = 5.0  # seconds to open a connection to --ray-address's host
+
+
+def cluster_endpoint(address: str) -> tuple[str, int] | None:
+    """The host and port a --ray-address names (`host:port`, `ray://host:port`); None
+    for `auto`, `local` and what Ray alone can resolve."""
+    bare = address.removeprefix("ray://")
+    host, colon, port = bare.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _check_reachable(address: str) -> None:
+    """A wrong or dead address fails in seconds, in one line (exit 69): Ray's own client
+    retries for minutes, printing as it goes, before it gives up."""
+    endpoint = cluster_endpoint(address)
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=REACH_TIMEOUT).close()
+    except OSError as exc:
+        raise ServiceUnavailable(
+            f"nothing answers at --ray-address {address}: {exc.strerror or exc}. Check the "
+            "address and that the cluster is up (ray status), then run the same command again."
+        ) from None
 
 
 def _silence_cluster_notices(ray: Any) -> None:
@@ -244,10 +273,7 @@ class RayEngine:
         await self._writer.write(group)
         for _ in group:
             self._window.release()
-        outcomes = [outcome for _, batch_outcomes in group for outcome in batch_outcomes]
-        numbers = [batch.index for batch, _ in group]
-        sizes = [len(batch_outcomes) for _, batch_outcomes in group]
-        self._events.emit(BatchesCommitted(outcomes, numbers, self._clock.now(), sizes))
+        self._events.emit(committed(group, self._clock.now()))
 
     async def _heartbeat(self) -> None:
         while True:

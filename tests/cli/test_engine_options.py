@@ -4,12 +4,14 @@ work is in tests/ray/.)"""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from pipeline.engines.ray_engine import cluster_endpoint
 from pipeline.simulator.background import BackgroundSimulator
 from tests.conftest import run_cli, write_jsonl
 
@@ -64,4 +66,37 @@ def test_the_ray_engine_without_ray_installed_says_how_to_get_it(
     assert finished.returncode == 78, finished.stderr
     assert "pip install 'sluice[ray]'" in finished.stderr
     assert "Traceback" not in finished.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("address", "endpoint"),
+    [
+        ("10.0.0.5:6379", ("10.0.0.5", 6379)),
+        ("ray://head.example:10001", ("head.example", 10001)),
+        ("[::1]:6379", ("::1", 6379)),
+        ("auto", None),
+        ("local", None),
+        ("head-without-port", None),
+    ],
+)
+def test_the_cluster_address_names_what_is_checked_before_ray_is_asked(
+    address: str, endpoint: tuple[str, int] | None
+) -> None:
+    assert cluster_endpoint(address) == endpoint
+
+
+def test_a_ray_address_where_nothing_answers_fails_at_once_in_one_line(
+    sim: BackgroundSimulator, tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    with socket.socket() as closed:  # a port of this machine that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "text": "a"}])
+    flags = ["--engine", "ray", "--ray-address", f"127.0.0.1:{port}"]
+    result = run_cli(_run(source, tmp_path / "out.jsonl", sim.base_url, *flags))
+    assert result.exit_code == 69, result.output
+    assert "nothing answers at --ray-address" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.jsonl").exists()
