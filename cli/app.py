@@ -15,6 +15,7 @@ from cli.doctor import doctor
 from cli.help_format import readable_help
 from cli.history import history
 from cli.merge import MERGE_EPILOG, merge
+from cli.quick_options import convert_plain_values_quickly
 from cli.reduce import REDUCE_EPILOG, reduce_command
 from cli.retry import retry
 from cli.run import RUN_EPILOG, plan, run
@@ -22,8 +23,10 @@ from cli.serve import app as serve_app
 from cli.sim import sim
 from cli.status import status
 from cli.verify import verify
+from pipeline import __version__
 
 readable_help()
+convert_plain_values_quickly()
 
 app = typer.Typer(
     name="sluice",
@@ -41,9 +44,7 @@ app = typer.Typer(
 
 
 def _version_lines(verbose: bool) -> list[str]:
-    from importlib.metadata import version  # only --version reads it: off every start-up
-
-    lines = [f"sluice {version('sluice')}"]
+    lines = [f"sluice {__version__}"]
     if verbose:
         # `cli` and `pipeline` are generic names: say which copy this is.
         package = Path(__file__).resolve().parent.parent

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pipeline import __version__
 from pipeline.core.config import RunConfig, Secret, shard_label
 from pipeline.observe.counters import LatencySample, RunStats
 from pipeline.observe.step_stats import STEP_STATUSES, StepCounts
@@ -233,12 +232,8 @@ def iso_utc(unix_seconds: float) -> str:
     return stamp.replace("+00:00", "Z")
 
 
-@functools.cache  # the installed metadata is read once a process (a few ms each time)
 def sluice_version() -> str:
-    try:
-        return version("sluice")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
+    return __version__
 
 
 def without_credentials(url: str) -> str:

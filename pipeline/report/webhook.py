@@ -24,10 +24,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipeline import __version__
 from pipeline.core.errors import ConfigError
 from pipeline.core.jsonio import dumps
 from pipeline.core.words import counted
@@ -222,7 +222,4 @@ def _text(value: Any) -> str | None:
 
 
 def _user_agent() -> str:
-    try:
-        return f"sluice/{metadata.version('sluice')}"
-    except metadata.PackageNotFoundError:
-        return "sluice"
+    return f"sluice/{__version__}"

@@ -30,6 +30,8 @@ LAYERS = (
 # The simulator stands beside the client: it may share the wire format, never the
 # client's heuristics (limits, retries, caching).
 SIMULATOR_MAY_USE = ("core", "protocol", "simulator")
+# What pipeline/__init__.py holds (no code): any module may read it.
+PACKAGE_CONSTANTS = frozenset({"__version__"})
 
 
 def _imported_folders(path: Path) -> set[str]:
@@ -41,7 +43,8 @@ def _imported_folders(path: Path) -> set[str]:
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-    return {name.split(".")[1] for name in names if name.startswith("pipeline.")}
+    folders = {name.split(".")[1] for name in names if name.startswith("pipeline.")}
+    return folders - PACKAGE_CONSTANTS
 
 
 def _modules() -> list[tuple[str, Path]]:
