@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
@@ -14,7 +14,6 @@ from cli.option_values import parse_body_options, parse_shard, parse_truncations
 from cli.scale_config import engine_config, shared_limits_path
 from cli.schema_option import load_schema
 from cli.units import parse_duration, parse_size
-from cli.workflow_file import check_workflow, workflow_for_run
 from pipeline.core.config import (
     STDIO,
     CacheConfig,
@@ -36,12 +35,12 @@ from pipeline.core.errors import InputMissing, InputUnreadable, UsageError
 from pipeline.core.formats import without_format_suffix
 from pipeline.observe.spans import new_trace_id
 from pipeline.report.history import default_job_name, safe_job_name
-from pipeline.report.webhook import check_webhook_url
 from pipeline.state.store import default_state_dir
-from pipeline.workflow.requests import answers_schema
-from pipeline.workflow.steps import Workflow
 from pipeline.write.paths import Target, check_distinct, target_kind
 from pipeline.write.writers import output_format
+
+if TYPE_CHECKING:
+    from pipeline.workflow.steps import Workflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +205,17 @@ def build_config(
     if flags.drop_skipped and flags.where is None:
         raise UsageError("--drop-skipped leaves out the items --where skips: give --where too")
     workflow = loaded.workflow
-    if workflow is not None:
-        check_workflow(workflow, request, flags.fallback_model)
-    elif flags.workflow is not None:
-        workflow = workflow_for_run(flags.workflow, request, flags.fallback_model)
+    if workflow is not None or flags.workflow is not None:
+        # Only a workflow's run pays for importing the workflow engine.
+        from cli.workflow_file import check_workflow, workflow_for_run
+        from pipeline.workflow.requests import answers_schema
+
+        if workflow is not None:
+            check_workflow(workflow, request, flags.fallback_model)
+        elif flags.workflow is not None:
+            workflow = workflow_for_run(flags.workflow, request, flags.fallback_model)
+        if workflow is not None:
+            schema = answers_schema(request, workflow)
     return RunConfig(
         read=ReadConfig(
             inputs=tuple(flags.inputs),
@@ -230,7 +236,7 @@ def build_config(
                 steps=workflow is not None,
             ),
             drop_skipped=flags.drop_skipped,
-            answer_schema=schema if workflow is None else answers_schema(request, workflow),
+            answer_schema=schema,
             vectors=flags.endpoint is Endpoint.EMBEDDINGS,
             trace=flags.trace_file,
             metrics=flags.metrics_file,
@@ -285,6 +291,8 @@ def _check_operator_flags(flags: RunFlags, planning: bool) -> None:
     if flags.trace_content and flags.trace_file is None and not collector:
         raise UsageError("--trace-content needs --trace-file (or an OpenTelemetry collector)")
     if flags.alert_webhook is not None:
+        from pipeline.report.webhook import check_webhook_url
+
         check_webhook_url(flags.alert_webhook)
 
 

@@ -1,5 +1,9 @@
 """HTTP to the provider: the only place the engine touches aiohttp.
 
+aiohttp is imported, and the session opened, with the first request: importing it
+costs ~0.3 s (TLS contexts are built at import), which a run answered wholly from
+the cache, or a plan, never needs to pay.
+
 aiohttp's exceptions stop here and become `TransportError`, which the dispatcher
 treats as transient. Bodies are read in chunks up to a cap, so memory never
 follows a server's whim: a 2xx larger than the cap raises `AnswerTooLarge`,
@@ -17,12 +21,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
-
-import aiohttp
+from typing import TYPE_CHECKING, Protocol
 
 from pipeline.core.config import DEFAULT_MAX_RESPONSE_SIZE, Secret
 from pipeline.protocol.sse import StreamAssembly, StreamBroken
+
+if TYPE_CHECKING:
+    import aiohttp
 
 USER_AGENT = "sluice/0.1"
 ERROR_BODY_LIMIT = 64 * 1024  # an error's message fits; redacting more would cost for nothing
@@ -81,17 +86,23 @@ class HttpTransport:
             self._headers["Authorization"] = f"Bearer {api_key.reveal()}"
         self._concurrency = concurrency
         self._timeout: aiohttp.ClientTimeout | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # opened by the first send
+        self._open = False  # inside `async with`
 
     async def __aenter__(self) -> HttpTransport:
+        self._open = True
+        return self
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         connector = aiohttp.TCPConnector(limit=self._concurrency, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
             headers=self._headers,
             # Cookies from one answer must never ride along on the next request.
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        return self
 
     async def __aexit__(
         self,
@@ -99,10 +110,14 @@ class HttpTransport:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._open = False
         if self._session is not None:
             await self._session.close()
+            self._session = None
 
     def _client_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        import aiohttp
+
         # The adaptive timeout moves a little with every answer; reuse one object
         # per tenth of a second (rounded up) rather than building one per request.
         # Float noise first: 0.3 * 10 is 3.0000000000000004, which must not become 0.4.
@@ -113,7 +128,11 @@ class HttpTransport:
 
     async def send(self, path: str, payload: bytes, timeout: float) -> Response:
         """POST `payload`; the whole exchange must finish within `timeout` seconds."""
-        assert self._session is not None, "use HttpTransport as an async context manager"
+        assert self._open, "use HttpTransport as an async context manager"
+        import aiohttp  # a look-up in sys.modules after the first time
+
+        if self._session is None:
+            self._session = self._new_session()
         started = time.perf_counter()
         try:
             async with self._session.post(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.core.errors import UsageError
 from pipeline.report.alerts import Finding, Severity, Thresholds, at_least, evaluate
@@ -28,7 +28,9 @@ from pipeline.report.history import (
     history_record,
     read_recent,
 )
-from pipeline.report.webhook import Delivery, alert_payload, post_alert
+
+if TYPE_CHECKING:
+    from pipeline.report.webhook import Delivery
 
 # Runs read back to find the baseline: it takes the last `window` comparable ones,
 # and failed or empty runs in between do not count towards those.
@@ -60,6 +62,9 @@ def record_run(summary: Mapping[str, Any], settings: AlertSettings) -> AfterRun:
     warnings = _history_warnings(settings.job, unread, unrecorded)
     delivery = None
     if settings.webhook_url and at_least(findings, settings.min_severity):
+        # Imported only to post: it brings the HTTP client modules (~20 ms).
+        from pipeline.report.webhook import alert_payload, post_alert
+
         delivery = post_alert(settings.webhook_url, alert_payload(settings.job, summary, findings))
         if delivery.reason:
             warnings.append(delivery.reason)
