@@ -41,22 +41,25 @@ class SeenIds:
     def add_many(self, item_ids: list[ItemId]) -> set[int]:
         """Record the ids; the indexes of those seen before (or earlier in the list).
 
-        Two statements for the whole list: SQLite lets go of the GIL at every step,
+        One statement for the whole list: SQLite lets go of the GIL at every step,
         and each time another thread is computing, taking it back can cost the
         interpreter's switch interval, so per-id statements were slow under load.
+        An id is new when the insert reports it back (RETURNING leaves out the rows
+        it ignored); a twin later in the same list is reported once, for the first.
         """
         # The JSON form keeps 7 and "7" apart, as they are apart in the data.
         keys = [orjson.dumps(item_id) for item_id in item_ids]
-        marks = ",".join("?" * len(keys))
-        known = {
-            row[0] for row in self._db.execute(f"SELECT key FROM ids WHERE key IN ({marks})", keys)
-        }
-        self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", ((key,) for key in keys))
+        if not keys:
+            return set()
+        rows = ",".join(["(?)"] * len(keys))
+        statement = f"INSERT OR IGNORE INTO ids VALUES {rows} RETURNING key"
+        new = {row[0] for row in self._db.execute(statement, keys)}
         repeated: set[int] = set()
         for index, key in enumerate(keys):
-            if key in known:
+            if key in new:
+                new.discard(key)  # its first place in the list; any later one repeats it
+            else:
                 repeated.add(index)
-            known.add(key)
         return repeated
 
     def close(self) -> None:

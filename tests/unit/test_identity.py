@@ -58,3 +58,19 @@ def test_a_retried_item_that_had_no_valid_id_gets_none() -> None:
     bare = Record("in.jsonl", 4, {"text": "x"}, without_id=True)
     (item,) = _identified([bare])
     assert item.id is None and item.problem == "the item has no valid id"
+
+
+@given(st.lists(st.lists(st.integers(0, 6) | st.sampled_from(["a", "0", "b"]), max_size=12)))
+def test_seen_ids_reports_exactly_the_repeats_a_set_would(lists: list[list[int | str]]) -> None:
+    seen, model = SeenIds(), set()
+    try:
+        for item_ids in lists:
+            expected = set()
+            for index, item_id in enumerate(item_ids):
+                key = (type(item_id), item_id)
+                if key in model:
+                    expected.add(index)
+                model.add(key)
+            assert seen.add_many(item_ids) == expected
+    finally:
+        seen.close()

@@ -41,3 +41,49 @@ def test_fields_of_any_type_render(rating: int, product: str) -> None:
         {"product": product, "rating": rating}
     )
     assert rendered == f"{product} ({rating} stars)"
+
+
+# Templates of text and {{ field }} are rendered without Jinja's context (templates.py);
+# these check that path against Jinja's own rendering, output and errors alike.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+field_names = st.sampled_from(["text", "rating", "a", "missing", "range", "loop", "self"])
+pieces = st.lists(
+    st.one_of(
+        st.text(alphabet=st.characters(blacklist_characters="{}%#"), max_size=8),
+        field_names.map(lambda name: "{{ " + name + " }}"),
+        field_names.map(lambda name: "{{-" + name + "-}}"),
+        st.sampled_from(["{{ text | upper }}", "{{ a.b }}", "{% if a %}x{% endif %}", "\n"]),
+    ),
+    max_size=6,
+)
+
+
+def _by_jinja(template: PromptTemplate, fields: dict[str, object]) -> str:
+    jinja_only = PromptTemplate(template.text)
+    jinja_only._plain = None
+    return jinja_only.render(fields)
+
+
+@given(parts=pieces, fields=st.dictionaries(field_names, json_values, max_size=4))
+def test_a_plain_template_renders_as_jinja_does(
+    parts: list[str], fields: dict[str, object]
+) -> None:
+    template = PromptTemplate("".join(parts))
+    try:
+        expected = _by_jinja(template, fields)
+    except TemplateFieldError as jinja_error:
+        with pytest.raises(TemplateFieldError) as ours:
+            template.render(fields)
+        assert str(ours.value) == str(jinja_error)
+        return
+    assert template.render(fields) == expected
+
+
+def test_text_and_fields_alone_take_the_plain_path() -> None:
+    assert PromptTemplate("Review: {{ text }}\n{{rating}}/5").plain
+    assert not PromptTemplate("{{ text | upper }}").plain
+    assert not PromptTemplate("{{ range }}").plain  # a name Jinja defines
