@@ -19,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from typer import _click
-from typer._param_types import coerce_cli_choice, coerce_cli_path
 from typer.core import _TyperParameter
+
+try:  # typer's own helpers for paths and choices; a typer without them is left alone
+    from typer._param_types import coerce_cli_choice, coerce_cli_path
+except ImportError:  # pragma: no cover - another typer version
+    coerce_cli_choice = coerce_cli_path = None  # type: ignore[assignment]
 
 # Spellings whose meaning is beyond doubt; pydantic accepts more, which typer handles.
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
@@ -108,6 +112,9 @@ def _process_value(self: _TyperParameter, ctx: _click.Context, value: Any) -> An
 
 
 def convert_plain_values_quickly() -> None:
-    """Install the quick conversion (once, before the command line is parsed)."""
-    patched: Any = _TyperParameter
-    patched.process_value = _process_value
+    """Install the quick conversion (once, before the command line is parsed). A typer
+    whose conversion is not the one this module mirrors keeps its own: slower, as right."""
+    mirrored = coerce_cli_path is not None and hasattr(_TyperParameter, "get_runtime_param")
+    if mirrored:
+        patched: Any = _TyperParameter
+        patched.process_value = _process_value
