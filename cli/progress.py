@@ -26,15 +26,6 @@ from types import TracebackType
 from typing import Any
 
 import orjson
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from pipeline.core.config import ReadConfig
 from pipeline.core.errors import SluiceError
@@ -213,6 +204,17 @@ class LineDisplay(QuietDisplay):
 
 class BarDisplay(LineDisplay):
     def __init__(self, settings: LogSettings) -> None:
+        # rich (~100 ms to import) only for the display that draws with it.
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         super().__init__(settings)
         self._console = Console(stderr=True)
         self._bar = Progress(

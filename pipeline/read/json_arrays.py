@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-import ijson
 import orjson
 
 from pipeline.core.errors import InputUnreadable
@@ -47,6 +46,8 @@ def skip_to_content(handle: PeekableReader) -> tuple[bytes, int]:
 
 def parse_json_array(handle: PeekableReader, source: str) -> Iterator[Record]:
     """Each element is an item, its 1-based index standing for the line; streamed."""
+    import ijson  # here, not with the module: only a JSON array input needs it
+
     index = 0
     try:
         for index, element in enumerate(ijson.items(handle, "item", use_float=True), start=1):

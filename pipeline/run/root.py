@@ -21,9 +21,7 @@ import os
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from pipeline.cache.memo import ResponseMemo
 from pipeline.cache.store import CacheUnavailable, ResponseCache
@@ -75,6 +73,9 @@ from pipeline.write.final import (
     sweep_output_temps,
 )
 from pipeline.write.writers import output_format, typed_output
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 TransportFactory = Callable[[RunConfig], AbstractAsyncContextManager[Transport]]
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from pipeline.core.config import RESULT_FIELDS, ResultFields
 from pipeline.core.jsonio import dumps_lines
@@ -21,7 +19,11 @@ from pipeline.core.tally import Tally
 from pipeline.state.part_header import PartHeader
 from pipeline.state.parts import write_part
 from pipeline.write.rows import quarantine_row, result_row
-from pipeline.write.writers import TypedOutput, infer_schema, rows_to_arrow
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from pipeline.write.parquet import TypedOutput
 
 
 class ArrowEncoding:
@@ -38,6 +40,9 @@ class ArrowEncoding:
         self._settled = schema is not None and typed is None
 
     def __call__(self, rows: list[dict[str, Any]]) -> bytes:
+        # Imported here, not with the module: only Parquet-bound rows need Arrow.
+        from pipeline.write.parquet import infer_schema, rows_to_arrow
+
         if self._typed is not None:
             self._typed.fit(rows)
             if not self._settled:

@@ -18,10 +18,9 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
 
 from pipeline.core.config import STDIO
 from pipeline.core.errors import ConfigError, OutputError, UsageError
@@ -43,6 +42,9 @@ from pipeline.state.resume import ResumePoint
 from pipeline.state.spent import SPENT_NAME, read_spent
 from pipeline.write.atomic import TEMP_SUFFIX, AtomicFile
 from pipeline.write.writers import RowWriter
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 STATE_SUFFIX = ".sluice"
 FINGERPRINT_NAME = "fingerprint.json"
@@ -216,7 +218,10 @@ class RunState:
         )
 
     def results_schema(self) -> pa.Schema | None:
-        """The Arrow schema the committed result rows were written with, if any."""
+        """The Arrow schema the committed result rows were written with, if any
+        (asked only of a job writing Parquet, whose parts hold Arrow streams)."""
+        import pyarrow as pa
+
         for _, results, _ in committed_sections(self.parts_dir):
             if results:
                 return pa.ipc.open_stream(results).schema

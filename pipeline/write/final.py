@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from pipeline.core.config import Endpoint, OutputConfig, RequestConfig, result_field_clash
 from pipeline.core.errors import ConfigError, OutputError
@@ -20,9 +19,11 @@ from pipeline.write.writers import (
     open_quarantine_writer,
     open_result_writer,
     output_format,
-    result_schema,
     typed_output,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def check_output_paths(output: OutputConfig) -> None:
@@ -112,6 +113,10 @@ def parquet_result_schema(
         return None
     if not all(input_format(path) is FileFormat.PARQUET for path in inputs):
         return None
+    import pyarrow as pa  # only now: Parquet in and out
+
+    from pipeline.write.parquet import result_schema
+
     try:
         schema = pa.unify_schemas([parquet_schema(path) for path in inputs])
     except (pa.ArrowException, OSError):

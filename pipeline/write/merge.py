@@ -18,11 +18,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.core.config import STDIO, OutputConfig, ReadConfig
 from pipeline.core.errors import InputMissing, InputUnreadable, UsageError
@@ -35,6 +33,9 @@ from pipeline.write.final import FinalWriters, check_output_paths, sweep_output_
 from pipeline.write.paths import Target, check_distinct, target_kind
 from pipeline.write.rows import item_key, quarantine_row_key, read_at, result_row_key
 from pipeline.write.writers import RowWriter, output_format
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ROWS_PER_WRITE = 1024  # rows handed to a writer at once: few calls, little memory
 
@@ -116,6 +117,9 @@ def _results_schema(shards: Sequence[ShardOutputs], output: str) -> pa.Schema | 
     paths = [shard.results for shard in shards]
     if not all(input_format(path) is FileFormat.PARQUET for path in paths):
         return None
+    import pyarrow as pa  # only now: Parquet shards into Parquet
+    import pyarrow.parquet as pq
+
     try:
         files = [pq.ParquetFile(path) for path in paths]
         # A shard without rows has only the answer's columns: it must not order them first.

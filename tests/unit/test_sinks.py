@@ -12,8 +12,9 @@ from pipeline.core.errors import ErrorKind, OutputError
 from pipeline.core.models import Failure, Item, Success, Usage
 from pipeline.core.redact import Redactor
 from pipeline.write.atomic import AtomicFile, user_file_mode
+from pipeline.write.parquet import ParquetWriter
 from pipeline.write.rows import quarantine_row, result_row
-from pipeline.write.writers import JsonlWriter, ParquetWriter
+from pipeline.write.writers import JsonlWriter
 
 
 def _partials(directory: Path) -> list[str]:

@@ -1,6 +1,7 @@
 """Start-up stays light: `import cli.app` (what every `sluice ...` does first) and
 `sluice --version` import typer, the option declarations and small pipeline.core
-pieces, never the engine's heavy libraries; each command imports those when it runs.
+pieces, never the engine's heavy libraries; each command imports those when it runs,
+and only those its work needs (pyarrow for a Parquet file, rich for a terminal's bar).
 
 A budget of modules, not of seconds: counts do not depend on the machine's load."""
 
@@ -12,6 +13,12 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.simulator.answers import chat_content
 from pipeline.simulator.background import BackgroundSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,12 +83,20 @@ def test_importing_the_cli_stays_within_its_module_budget() -> None:
     assert len(added) <= CLI_APP_MODULE_BUDGET, sorted(added)
 
 
-def test_version_imports_no_heavy_library() -> None:
+def test_version_is_answered_before_the_command_tree_is_imported() -> None:
     names = imported_modules(["-m", "cli", "--version"], env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert "cli.entry" in names
+    assert "typer" not in names and "cli.app" not in names  # cli/entry.py answers it
+
+
+def test_version_with_verbose_imports_no_heavy_library() -> None:
+    names = imported_modules(
+        ["-m", "cli", "--version", "--verbose"], env={"PYTHONPROFILEIMPORTTIME": "1"}
+    )
     assert "cli.app" in names
     assert heavy_among(names) == set()
     # --version is answered while the flags are parsed (cli/app.py), before typer
-    # converts any option value, which is what makes it import pydantic.
+    # converts any option value.
     assert "pydantic" not in names
 
 
@@ -97,3 +112,69 @@ def test_a_run_without_a_schema_leaves_the_schema_validator_alone(
     names = imported_modules(run, env={"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""})
     assert "pipeline.run.root" in names
     assert "jsonschema" not in names  # only a --schema (or a workflow's) needs it
+    # Plain option values are converted without pydantic (cli/quick_options.py).
+    assert "pydantic" not in names
+
+
+def test_a_run_answered_from_the_cache_never_imports_the_http_client(
+    sim: BackgroundSimulator, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n')
+    output = tmp_path / "out.jsonl"
+    run = [
+        "-m", "cli", "run", str(source), "-o", str(output), "-m", "sim-chat",
+        "-p", "{{ text }}", "--base-url", sim.base_url, "--cache-dir", str(tmp_path / "cache"),
+        "-q",
+    ]  # fmt: skip
+    env = {"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""}
+    assert "aiohttp" in {name.split(".")[0] for name in imported_modules(run, env=env)}
+    again = imported_modules([*run, "--fresh"], env=env)
+    assert "aiohttp" not in {name.split(".")[0] for name in again}
+    rows = [orjson.loads(line) for line in output.read_bytes().splitlines()]
+    assert [row["cached"] for row in rows] == [True, True]
+
+
+def _run_args(sim: BackgroundSimulator, source: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "-m", "cli", "run", str(source), "-o", str(output), "-m", "sim-chat",
+        "-p", "Review: {{ text }}", "--base-url", sim.base_url, *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("display", [["-q"], []], ids=["quiet", "lines"])
+def test_a_jsonl_run_leaves_pyarrow_and_rich_alone(
+    sim: BackgroundSimulator, tmp_path: Path, display: list[str]
+) -> None:
+    """Arrow is for Parquet files, rich for the bar on a terminal: a JSONL run, quiet or
+    printing lines (stderr is a pipe here), checkpointed in its default state directory
+    and answered through the response cache, needs neither (nor ijson, for JSON arrays)."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"id": 1, "text": "great"}\n')
+    output = tmp_path / "out.jsonl"
+    run = _run_args(sim, source, output, *display)
+    names = imported_modules(run, env={"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""})
+    assert {"pyarrow", "rich", "ijson"}.isdisjoint(heavy_among(names))
+    rows = [orjson.loads(line) for line in output.read_bytes().splitlines()]
+    assert [(row["id"], row["output"]) for row in rows] == [(1, _answer("great"))]
+
+
+def test_a_parquet_run_imports_pyarrow_when_it_reads_and_writes(
+    sim: BackgroundSimulator, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.parquet"
+    pq.write_table(
+        pa.table({"id": [1, 2], "text": ["great", "awful"], "score": [0.5, 0.25]}), source
+    )
+    output = tmp_path / "out.parquet"
+    run = _run_args(sim, source, output, "-q")
+    names = imported_modules(run, env={"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""})
+    assert "pyarrow" in heavy_among(names)
+    assert "rich" not in heavy_among(names)
+    table = pq.read_table(output)
+    assert table.schema.names == ["id", "text", "score", "output", "usage", "cached"]
+    assert table.column("output").to_pylist() == [_answer("great"), _answer("awful")]
+
+
+def _answer(text: str) -> str:
+    return chat_content([{"role": "user", "content": f"Review: {text}"}])

@@ -28,7 +28,8 @@ from pipeline.state.store import (
     default_state_dir,
     read_state,
 )
-from pipeline.write.writers import JsonlWriter, ParquetWriter
+from pipeline.write.parquet import ParquetWriter
+from pipeline.write.writers import JsonlWriter
 from tests.conftest import read_jsonl
 
 FP: dict[str, Any] = {"version": 1, "model": "gpt-4o", "batch_size": 2}
