@@ -78,12 +78,14 @@ class ItemSettled:
 
 @dataclass(frozen=True, slots=True)
 class AnswerReused:
-    """An item was answered without a request of its own, by the response cache or by an
-    identical request in flight: what its answer would have cost (`usage`)."""
+    """Items were answered without a request of their own, by the response cache or by
+    an identical request in flight: what their answers would have cost (`usage`, the
+    sum over `answers` items; a batch's cache hits are told in one event per model)."""
 
     model: str | None  # as the request named it; prices are looked up by it
     usage: Usage
     step: str | None = None  # the workflow step it answered (--workflow)
+    answers: int = 1
 
 
 @dataclass(frozen=True, slots=True)

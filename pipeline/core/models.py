@@ -60,6 +60,18 @@ class Usage:
     # price. Used for cost; not written in result rows, which keep the three counts.
     cached_prompt_tokens: int = 0
 
+    @staticmethod
+    def total(usages: list[Usage]) -> Usage:
+        """The sum of several answers' usage."""
+        if len(usages) == 1:
+            return usages[0]
+        return Usage(
+            sum(usage.prompt_tokens for usage in usages),
+            sum(usage.completion_tokens for usage in usages),
+            sum(usage.total_tokens for usage in usages),
+            sum(usage.cached_prompt_tokens for usage in usages),
+        )
+
     def as_dict(self) -> dict[str, int]:
         return {
             "prompt_tokens": self.prompt_tokens,

@@ -284,15 +284,18 @@ class AsyncioEngine:
             ]
         known = memo.recall([(request, key) for _, _, request, key in rendered if key], stored)
         jobs: list[ToSend] = []
+        reused: dict[str | None, list[Usage]] = {}  # by model: one event each per batch
         for index, item, request, key in rendered:
             if key is None:
                 jobs.append((in_flight, index, item, request, None, now))
             elif key in known:
                 answer = served(item, known[key], request.model)
                 settled.append((index, answer))
-                self._events.emit(AnswerReused(request.model, answer.usage))
+                reused.setdefault(request.model, []).append(answer.usage)
             elif not memo.join(key, item, partial(self._settle, in_flight, index)):
                 jobs.append((in_flight, index, item, request, key, now))
+        for model, usages in reused.items():
+            self._events.emit(AnswerReused(model, Usage.total(usages), answers=len(usages)))
         return jobs
 
     def _check_templates(self, rendered: int, failures: list[str], batch: Batch) -> None:
@@ -346,9 +349,8 @@ class AsyncioEngine:
             return
         twins = self._memo.landed(key, outcome)
         if twins and isinstance(outcome, Success):
-            reused = AnswerReused(request.model, outcome.usage)
-            for _ in range(twins):
-                self._events.emit(reused)
+            usage = Usage.total([outcome.usage] * twins)
+            self._events.emit(AnswerReused(request.model, usage, answers=twins))
 
     async def _write(self) -> None:
         carried: list[_BatchInFlight | None] = []  # taken from the queue, not yet writable

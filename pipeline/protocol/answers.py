@@ -139,6 +139,21 @@ def _packed_vectors(body: dict[str, Any], inputs: int) -> list[Any]:
 def _usage(raw: Any) -> Usage:
     if not isinstance(raw, dict):
         return Usage()
+    if len(raw) == 3:  # the common answer: the three counts alone, all sound
+        prompt, completion, total = (
+            raw.get("prompt_tokens"),
+            raw.get("completion_tokens"),
+            raw.get("total_tokens"),
+        )
+        if (
+            type(prompt) is int
+            and type(completion) is int
+            and type(total) is int
+            and prompt >= 0
+            and completion >= 0
+            and total > 0
+        ):
+            return Usage(prompt, completion, total)
     prompt = _count(raw.get("prompt_tokens"))
     completion = _count(raw.get("completion_tokens"))
     total = _count(raw.get("total_tokens")) or prompt + completion

@@ -122,7 +122,7 @@ class Ledger:
             if event.usage is not None:  # an answer reported its tokens: paid for
                 self._paid(event.model, event.usage, event.step)
         elif isinstance(event, AnswerReused):
-            self._reused(event.model, event.usage, event.step)
+            self._reused(event.model, event.usage, event.step, event.answers)
 
     def _paid(self, model: str | None, usage: Usage, step: str | None) -> None:
         self.completions.add(usage.completion_tokens)
@@ -139,13 +139,13 @@ class Ledger:
         if share is not None:
             share.paid_usd += usd
 
-    def _reused(self, model: str | None, usage: Usage, step: str | None) -> None:
+    def _reused(self, model: str | None, usage: Usage, step: str | None, answers: int) -> None:
         share = None if step is None else self._step(step)
         price = self.pricing.price_of(model)
         if price is None:
-            self.unpriced_reuses += 1
+            self.unpriced_reuses += answers
             if share is not None:
-                share.unpriced_reuses += 1
+                share.unpriced_reuses += answers
             return
         usd = price.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens)
         self.saved_usd += usd

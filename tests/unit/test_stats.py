@@ -62,3 +62,29 @@ def test_cost_is_the_answers_usage_times_the_price_and_unknown_models_are_unpric
 def _answered(model: str, usage: Usage) -> AttemptEnded:
     item = Item(0, "in", 1, {}, 0)
     return AttemptEnded(item, 0, 1, 0.0, 200, None, usage, model, 0.1, False)
+
+
+usages = st.lists(
+    st.builds(
+        # As answers are read (answers.py): never more cached prompt tokens than prompt ones.
+        lambda prompt, completion, cached: Usage(
+            prompt, completion, prompt + completion, min(cached, prompt)
+        ),
+        st.integers(0, 10**6),
+        st.integers(0, 10**6),
+        st.integers(0, 10**6),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(usages=usages, model=st.sampled_from(["gpt-4o-mini", "my-own-model"]))
+def test_reuses_told_together_count_as_told_one_by_one(usages: list[Usage], model: str) -> None:
+    """A batch's cache hits are one AnswerReused per model: the ledger counts them alike."""
+    apart, together = Ledger(Pricing(shipped_table())), Ledger(Pricing(shipped_table()))
+    for usage in usages:
+        apart.emit(AnswerReused(model, usage))
+    together.emit(AnswerReused(model, Usage.total(usages), answers=len(usages)))
+    assert together.unpriced_reuses == apart.unpriced_reuses
+    assert abs(together.saved_usd - apart.saved_usd) <= 1e-9 * max(1.0, apart.saved_usd)
