@@ -13,7 +13,8 @@ from typing import Any
 
 from typer.core import TyperArgument, TyperOption
 
-_option_type = TyperOption.display_type_rich
+# typer 0.29's hook for that column; another typer keeps its own column.
+_option_type: Any = getattr(TyperOption, "display_type_rich", None)
 
 
 def _option_column(self: TyperOption, ctx: Any) -> str | None:
@@ -35,6 +36,8 @@ def _no_range(self: TyperOption) -> None:
 
 def readable_help() -> None:
     """Install the column rules above (once, before the first --help)."""
+    if _option_type is None:
+        return
     patched: Any = TyperOption
     patched.display_type_rich = _option_column
     # `[x>=0.001]` beside a value says less than the help text does, and takes the

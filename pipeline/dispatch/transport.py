@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
+from pipeline import __version__
 from pipeline.core.config import DEFAULT_MAX_RESPONSE_SIZE, Secret
 from pipeline.protocol.sse import StreamAssembly, StreamBroken
 
 if TYPE_CHECKING:
     import aiohttp
 
-USER_AGENT = "sluice/0.1"
+USER_AGENT = f"sluice/{__version__}"
 ERROR_BODY_LIMIT = 64 * 1024  # an error's message fits; redacting more would cost for nothing
 CHUNK_SIZE = 64 * 1024
 DEFAULT_IDLE_TIMEOUT = 30.0  # seconds a stream may stay silent (--idle-timeout)

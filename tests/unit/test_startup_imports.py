@@ -122,11 +122,7 @@ def test_a_run_answered_from_the_cache_never_imports_the_http_client(
     source = tmp_path / "in.jsonl"
     source.write_bytes(b'{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n')
     output = tmp_path / "out.jsonl"
-    run = [
-        "-m", "cli", "run", str(source), "-o", str(output), "-m", "sim-chat",
-        "-p", "{{ text }}", "--base-url", sim.base_url, "--cache-dir", str(tmp_path / "cache"),
-        "-q",
-    ]  # fmt: skip
+    run = _run_args(sim, source, output, "--cache-dir", str(tmp_path / "cache"), "-q")
     env = {"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""}
     assert "aiohttp" in {name.split(".")[0] for name in imported_modules(run, env=env)}
     again = imported_modules([*run, "--fresh"], env=env)
