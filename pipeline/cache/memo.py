@@ -20,11 +20,13 @@ The store behind it is any `AnswerStore` (writer.py): `get_many`, `put_many`, `p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from functools import partial
 
-from pipeline.cache.store import cache_key
+from pipeline.cache.store import ResponseCache, cache_key
 from pipeline.cache.writer import AnswerStore, StoreThread
+from pipeline.core.config import CacheConfig
 from pipeline.core.events import CACHE_JOINED, CacheLookedUp, CacheStored, EventSink
 from pipeline.core.models import Failure, Item, Outcome, Success
 from pipeline.prepare.request_builder import Request
@@ -135,6 +137,21 @@ class ResponseMemo:
         for item, settle in waiters:
             settle(_shared(item, outcome))
         return len(waiters)
+
+
+@contextlib.contextmanager
+def response_memo(
+    settings: CacheConfig, base_url: str, events: EventSink
+) -> Iterator[ResponseMemo]:
+    """A run's memo on the cache `settings` name, closed with it. Opening raises
+    CacheUnavailable; whether a run goes on without the cache is its caller's call."""
+    cache = ResponseCache(settings.directory, settings.size_limit, settings.ttl)
+    memo = ResponseMemo(cache, base_url, settings.read, events)
+    try:
+        yield memo
+    finally:
+        memo.close()  # stores the answers of requests cut short by a stop
+        cache.close()
 
 
 def _reusable(request: Request, payload: bytes) -> Answer | None:

@@ -24,8 +24,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 
-from pipeline.cache.memo import ResponseMemo
-from pipeline.cache.store import CacheUnavailable, ResponseCache
+from pipeline.cache.memo import ResponseMemo, response_memo
+from pipeline.cache.store import CacheUnavailable
 from pipeline.core.config import ConnectionConfig, RunConfig, Secret
 from pipeline.core.errors import ConfigError, SluiceError
 from pipeline.core.events import (
@@ -187,19 +187,17 @@ class SluiceWorker:
         if settings is None:
             yield None
             return
-        try:
-            cache = ResponseCache(settings.directory, settings.size_limit, settings.ttl)
-        except CacheUnavailable as exc:
-            raise ConfigError(
-                f"the Ray worker on {socket.gethostname()} cannot open the response cache: "
-                f"{exc} (with --engine ray it must be on storage every node reaches)"
-            ) from exc
-        memo = ResponseMemo(cache, config.connection.base_url, settings.read, self._events)
-        try:
+        with contextlib.ExitStack() as opened:
+            try:
+                memo = opened.enter_context(
+                    response_memo(settings, config.connection.base_url, self._events)
+                )
+            except CacheUnavailable as exc:
+                raise ConfigError(
+                    f"the Ray worker on {socket.gethostname()} cannot open the response cache: "
+                    f"{exc} (with --engine ray it must be on storage every node reaches)"
+                ) from exc
             yield memo
-        finally:
-            memo.close()
-            cache.close()
 
     def _granted(self, key: str, limits: Limits) -> GrantedLimiter:
         import ray  # this runs in a Ray worker: Ray is there

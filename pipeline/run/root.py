@@ -23,8 +23,8 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from pipeline.cache.memo import ResponseMemo
-from pipeline.cache.store import CacheUnavailable, ResponseCache
+from pipeline.cache.memo import ResponseMemo, response_memo
+from pipeline.cache.store import CacheUnavailable
 from pipeline.core.config import RunConfig
 from pipeline.core.errors import (
     BudgetReached,
@@ -313,19 +313,17 @@ class _Run:
         if settings is None:
             yield None
             return
-        try:
-            cache = ResponseCache(settings.directory, settings.size_limit, settings.ttl)
-        except CacheUnavailable as exc:
-            self.warnings.append(f"{exc}; running without the cache")
-            yield None
-            return
-        self.events.emit(CacheOpened(settings.directory))
-        memo = ResponseMemo(cache, self.config.connection.base_url, settings.read, self.events)
-        try:
+        with contextlib.ExitStack() as opened:
+            try:
+                memo = opened.enter_context(
+                    response_memo(settings, self.config.connection.base_url, self.events)
+                )
+            except CacheUnavailable as exc:
+                self.warnings.append(f"{exc}; running without the cache")
+                yield None
+                return
+            self.events.emit(CacheOpened(settings.directory))
             yield memo
-        finally:
-            memo.close()  # stores the answers of requests cut short by a stop
-            cache.close()
 
     def _engine(
         self, transport: Transport, writer: OutcomeWriter, memo: ResponseMemo | None
