@@ -63,8 +63,8 @@ def quick_value(param: _TyperParameter, value: Any, ctx: _click.Context) -> Any:
             raise _Unsure  # typer clamps, or says what the range is
         return number
     if isinstance(annotation, type) and issubclass(annotation, Enum):
+        choices = list(annotation)
         try:
-            choices = list(annotation)
             return coerce_cli_choice(
                 value, choices=choices, case_sensitive=info.case_sensitive, ctx=ctx
             )

@@ -204,18 +204,11 @@ def build_config(
     )
     if flags.drop_skipped and flags.where is None:
         raise UsageError("--drop-skipped leaves out the items --where skips: give --where too")
-    workflow = loaded.workflow
-    if workflow is not None or flags.workflow is not None:
-        # Only a workflow's run pays for importing the workflow engine.
-        from cli.workflow_file import check_workflow, workflow_for_run
+    workflow = _workflow(loaded.workflow, flags.workflow, request, flags.fallback_model)
+    if workflow is not None:
         from pipeline.workflow.requests import answers_schema
 
-        if workflow is not None:
-            check_workflow(workflow, request, flags.fallback_model)
-        elif flags.workflow is not None:
-            workflow = workflow_for_run(flags.workflow, request, flags.fallback_model)
-        if workflow is not None:
-            schema = answers_schema(request, workflow)
+        schema = answers_schema(request, workflow)
     return RunConfig(
         read=ReadConfig(
             inputs=tuple(flags.inputs),
@@ -275,6 +268,24 @@ def build_config(
         workflow=workflow,
         engine=engine_config(flags, planning),
     )
+
+
+def _workflow(
+    loaded: Workflow | None, path: Path | None, request: RequestConfig, fallback: str | None
+) -> Workflow | None:
+    """The run's workflow (from the config file, else --workflow), checked against the
+    run's request settings; None without one. Only a workflow's run imports the
+    workflow engine."""
+    if loaded is not None:
+        from cli.workflow_file import check_workflow
+
+        check_workflow(loaded, request, fallback)
+        return loaded
+    if path is not None:
+        from cli.workflow_file import workflow_for_run
+
+        return workflow_for_run(path, request, fallback)
+    return None
 
 
 def _check_operator_flags(flags: RunFlags, planning: bool) -> None:
