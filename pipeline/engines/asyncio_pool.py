@@ -46,6 +46,9 @@ from pipeline.prepare.request_builder import Request
 from pipeline.protocol.token_count import prompt_tokens
 from pipeline.workflow.runner import WorkflowRunner
 
+# The shortest time between two commits, during which completed batches gather.
+GATHER_SECONDS = 0.05
+
 
 class _BatchInFlight:
     __slots__ = ("abandoned", "batch", "done", "outcomes", "pending")
@@ -112,6 +115,7 @@ class AsyncioEngine:
         self._workers = concurrency + max(4, concurrency // 4)
         self._work: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=concurrency * 2)
         self._order: asyncio.Queue[_BatchInFlight | None] = asyncio.Queue(maxsize=window)
+        self._last_commit = float("-inf")  # when the last commit ended, on the loop's clock
         self._checked_templates = False
         self._unwritten: set[_BatchInFlight] = set()
         self._group: asyncio.TaskGroup | None = None
@@ -362,21 +366,47 @@ class AsyncioEngine:
             if first.abandoned:
                 return
             group = [first]
-            # Complete batches right behind it go in the same commit: one round of fsyncs.
-            while len(group) < WRITE_GROUP:
-                try:
-                    follower = self._order.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if follower is None or not follower.done.is_set() or follower.abandoned:
-                    carried.append(follower)
-                    break
+            # Commits come at most every GATHER_SECONDS: until then the batches
+            # completing behind this one join it (one part file, one round of fsyncs).
+            # A run the cache answers completes a batch every few milliseconds, and a
+            # part for each spent a fifth of its time on files; a batch completing
+            # after a quiet spell is committed at once.
+            deadline = self._last_commit + GATHER_SECONDS
+            while len(group) < WRITE_GROUP and (
+                follower := await self._complete(carried, deadline)
+            ):
                 group.append(follower)
             await self._commit(group)
+
+    async def _complete(
+        self, carried: list[_BatchInFlight | None], deadline: float
+    ) -> _BatchInFlight | None:
+        """The next batch in order, once complete, if that is before `deadline`; else
+        None, and whatever was taken from the queue waits in `carried`."""
+        loop = asyncio.get_running_loop()
+        try:
+            if not carried:
+                carried.append(self._order.get_nowait())
+        except asyncio.QueueEmpty:
+            with contextlib.suppress(TimeoutError):
+                # Cancelling a get leaves the queue as it was: no batch is lost.
+                carried.append(await asyncio.wait_for(self._order.get(), deadline - loop.time()))
+            if not carried:
+                return None
+        follower = carried[-1]
+        if follower is None:
+            return None
+        if not follower.done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(follower.done.wait(), deadline - loop.time())
+        if not follower.done.is_set() or follower.abandoned:
+            return None
+        return carried.pop()
 
     async def _commit(self, group: list[_BatchInFlight]) -> None:
         written = [(b.batch, [o for o in b.outcomes if o is not None]) for b in group]
         await self._writer.write(written)
+        self._last_commit = asyncio.get_running_loop().time()
         for in_flight in group:
             self._unwritten.discard(in_flight)
         self._events.emit(committed(written, self._clock.now()))

@@ -11,7 +11,7 @@ from pipeline.core.config import Endpoint, RetryConfig, TrafficConfig
 from pipeline.core.models import Batch, Failure, Item, Outcome, Success
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.dispatcher import Dispatcher
-from pipeline.dispatch.in_process import InProcessTransport
+from pipeline.dispatch.in_process import Handler, InProcessTransport
 from pipeline.dispatch.transport import Response
 from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.observe.counters import RunStats
@@ -24,9 +24,13 @@ from tests.fakes.clock import FakeClock
 class _Written:
     def __init__(self) -> None:
         self.batches: list[tuple[Batch, list[Outcome]]] = []
+        self.commits: list[list[int]] = []  # the batch indexes of each write, in order
+        self.committed = asyncio.Event()  # set by the first write
 
     async def write(self, batches: list[tuple[Batch, list[Outcome]]]) -> None:
         self.batches.extend(batches)
+        self.commits.append([batch.index for batch, _ in batches])
+        self.committed.set()
 
 
 async def _answer(path: str, payload: bytes) -> Response:
@@ -48,9 +52,16 @@ def _request(text: str) -> Request:
 
 
 def _run(texts: list[list[str]]) -> tuple[list[tuple[Batch, list[Outcome]]], int, RunStats]:
-    async def scenario() -> tuple[list[tuple[Batch, list[Outcome]]], int, RunStats]:
-        clock, stats, written = FakeClock(), RunStats(), _Written()
-        transport = InProcessTransport(_answer)
+    written, sent, stats = _run_into(texts, _Written(), _answer)
+    return written.batches, sent, stats
+
+
+def _run_into(
+    texts: list[list[str]], written: _Written, answer: Handler
+) -> tuple[_Written, int, RunStats]:
+    async def scenario() -> tuple[_Written, int, RunStats]:
+        clock, stats = FakeClock(), RunStats()
+        transport = InProcessTransport(answer)
         traffic = TrafficControl(TrafficConfig(concurrency=4), clock, stats, random.Random(0))
         dispatcher = Dispatcher(
             transport, traffic, RetryConfig(), stats, Redactor(None), clock, random.Random(0)
@@ -70,7 +81,7 @@ def _run(texts: list[list[str]]) -> tuple[list[tuple[Batch, list[Outcome]]], int
             return pending.pop() if pending else None
 
         await engine.run(next_batch)
-        return written.batches, transport.sent, stats
+        return written, transport.sent, stats
 
     return asyncio.run(scenario())
 
@@ -87,3 +98,34 @@ def test_every_item_gets_one_outcome_written_in_input_order() -> None:
     assert isinstance(refused, Failure) and refused.status == 400 and refused.attempts == 1
     assert sent == 6 and stats.requests == 6
     assert stats.succeeded == 5 and stats.prompt_tokens == 15
+
+
+def test_batches_completing_one_behind_another_share_a_commit() -> None:
+    async def answered_a_few_turns_later(path: str, payload: bytes) -> Response:
+        for _ in range(3):  # so each batch completes after the writer has looked
+            await asyncio.sleep(0)
+        return await _answer(path, payload)
+
+    texts = [[f"{index}-a", f"{index}-b"] for index in range(40)]
+    written, sent, _ = _run_into(texts, _Written(), answered_a_few_turns_later)
+    assert sent == 80
+    assert [index for commit in written.commits for index in commit] == list(range(40))
+    # They complete a few loop turns apart, within the moment the writer holds a
+    # commit open: a handful of part files (and rounds of fsyncs), not forty.
+    assert len(written.commits) <= 8, written.commits
+
+
+def test_a_commit_never_waits_for_a_batch_that_is_still_out() -> None:
+    """The last batch's answer is held until the batches before it are committed: the
+    writer must commit them without it, or the run never ends."""
+    written = _Written()
+
+    async def held_until_committed(path: str, payload: bytes) -> Response:
+        if orjson.loads(payload)["messages"][0]["content"] == "last":
+            await written.committed.wait()
+        return await _answer(path, payload)
+
+    texts = [["a"], ["b"], ["last"]]
+    done, sent, _ = _run_into(texts, written, held_until_committed)
+    assert sent == 3
+    assert done.commits[-1] == [2] and [i for c in done.commits for i in c] == [0, 1, 2]
