@@ -57,21 +57,24 @@ class _BatchInFlight:
         self.batch = batch
         self.outcomes: list[Outcome | None] = [None] * len(batch.items)
         self.pending = len(batch.items)
-        self.done = asyncio.Event()
+        # A future rather than an Event: the writer waits for it with a timeout
+        # (asyncio.wait), which an Event would need a task for, once a batch.
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.abandoned = False
         if self.pending == 0:
-            self.done.set()
+            self.done.set_result(None)
 
     def abandon(self) -> None:
         """The run stopped before this batch completed: it must not be written."""
         self.abandoned = True
-        self.done.set()
+        if not self.done.done():
+            self.done.set_result(None)
 
     def settle(self, index: int, outcome: Outcome) -> None:
         self.outcomes[index] = outcome
         self.pending -= 1
-        if self.pending == 0:
-            self.done.set()
+        if self.pending == 0 and not self.done.done():  # an answer may land after a stop
+            self.done.set_result(None)
 
 
 # An item to send: its batch, its place in it, the item, its request (Staged: its
@@ -178,7 +181,7 @@ class AsyncioEngine:
             await asyncio.wait_for(self._dispatcher.idle.wait(), grace)
         for sender in self._senders:
             sender.cancel()
-        incomplete = [b for b in self._unwritten if not b.done.is_set()]
+        incomplete = [b for b in self._unwritten if not b.done.done()]
         for in_flight in incomplete:
             in_flight.abandon()
         if not incomplete:  # else the writer stops at the first incomplete batch by itself
@@ -362,7 +365,7 @@ class AsyncioEngine:
             first = carried.pop() if carried else await self._order.get()
             if first is None:
                 return
-            await first.done.wait()
+            await asyncio.wait([first.done])  # never cancels the future itself
             if first.abandoned:
                 return
             group = [first]
@@ -384,22 +387,24 @@ class AsyncioEngine:
         """The next batch in order, once complete, if that is before `deadline`; else
         None, and whatever was taken from the queue waits in `carried`."""
         loop = asyncio.get_running_loop()
-        try:
-            if not carried:
+        if not carried:
+            try:
                 carried.append(self._order.get_nowait())
-        except asyncio.QueueEmpty:
-            with contextlib.suppress(TimeoutError):
-                # Cancelling a get leaves the queue as it was: no batch is lost.
-                carried.append(await asyncio.wait_for(self._order.get(), deadline - loop.time()))
-            if not carried:
-                return None
+            except asyncio.QueueEmpty:
+                if deadline <= loop.time():
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    # Cancelling a get leaves the queue as it was: no batch is lost.
+                    got = await asyncio.wait_for(self._order.get(), deadline - loop.time())
+                    carried.append(got)
+                if not carried:
+                    return None
         follower = carried[-1]
         if follower is None:
             return None
-        if not follower.done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(follower.done.wait(), deadline - loop.time())
-        if not follower.done.is_set() or follower.abandoned:
+        if not follower.done.done() and deadline > loop.time():
+            await asyncio.wait([follower.done], timeout=deadline - loop.time())
+        if not follower.done.done() or follower.abandoned:
             return None
         return carried.pop()
 
