@@ -15,16 +15,17 @@ it, so a wrong workflow costs nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import jinja2
-from jinja2 import nodes
+from typing import TYPE_CHECKING, Any
 
 from pipeline.core.errors import ConfigError
 from pipeline.prepare.where import Where, WhereSyntaxError, compile_where
+
+if TYPE_CHECKING:
+    import jinja2
 
 STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # The options of a single run a step may set; the rest of a run's options are the run's.
@@ -38,7 +39,6 @@ STEP_OPTIONS = REQUEST_OPTIONS | {"after", "when", "optional", "fallback", "call
 TEMPLATES = ("prompt", "system")
 _NAME = r"\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)"
 _STEP_PATH = re.compile(rf"\bsteps{_NAME}(?:{_NAME})?(?:{_NAME})?")
-_PARSER = jinja2.Environment()  # parsing only: templates are rendered in prepare's sandbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +281,11 @@ def _template_paths(step: Step, key: str) -> list[tuple[str, ...]]:
     text = step.options[key]
     if not isinstance(text, str):
         raise ConfigError(f"workflow: steps.{step.name}.{key} must be a string")
+    import jinja2  # here, not at the top: a run without a workflow never needs it
+    from jinja2 import nodes
+
     try:
-        tree = _PARSER.parse(text)
+        tree = _parser().parse(text)
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(
             f"workflow: steps.{step.name}.{key} is not a valid template (line {exc.lineno}): "
@@ -299,8 +302,18 @@ def _template_paths(step: Step, key: str) -> list[tuple[str, ...]]:
     return paths
 
 
+@functools.cache
+def _parser() -> jinja2.Environment:
+    """Parsing only: templates are rendered in prepare's sandbox."""
+    import jinja2
+
+    return jinja2.Environment()
+
+
 def _steps_path(node: Any) -> tuple[str, ...] | None:
     """The names after `steps` in a chain of attributes and constant subscripts."""
+    from jinja2 import nodes
+
     names: list[str] = []
     while isinstance(node, nodes.Getattr | nodes.Getitem):
         if isinstance(node, nodes.Getattr):

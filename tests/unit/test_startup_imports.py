@@ -114,6 +114,8 @@ def test_a_run_without_a_schema_leaves_the_schema_validator_alone(
     assert "jsonschema" not in names  # only a --schema (or a workflow's) needs it
     # Plain option values are converted without pydantic (cli/quick_options.py).
     assert "pydantic" not in names
+    # A template of text and fields alone is rendered without Jinja (prepare/templates.py).
+    assert "jinja2" not in names
 
 
 def test_a_run_answered_from_the_cache_never_imports_the_http_client(
