@@ -16,6 +16,7 @@ import asyncio
 import math
 import os
 import socket
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -239,8 +240,6 @@ async def _read_at_most(answer: aiohttp.ClientResponse, limit: int) -> tuple[byt
 
 def _cannot_connect(exc: aiohttp.ClientConnectorError) -> str:
     """`cannot connect to host:port: Connection refused`, without asyncio's noise."""
-    import ssl  # loaded by aiohttp by now; a run the cache answers never needs it
-
     error = exc.os_error
     if isinstance(error, socket.gaierror):
         reason = f"cannot resolve the host name ({error.strerror})"
