@@ -5,9 +5,9 @@
 
 Batches arrive with their requests rendered and stored answers found (in the
 reader thread, see prepare/preparer.py); the producer settles invalid and already
-answered items at once, and workers only send. The writer takes batches in
-input order and waits for each to finish, so output order equals input order
-while later batches are already in flight. Both queues are bounded, so at most
+answered items at once, and workers only send. The writer (in_order.py) takes
+batches in input order and waits for each to finish, so output order equals input
+order while later batches are already in flight. Both queues are bounded, so at most
 `window` batches are ever held in memory.
 
 `stop()` is the graceful way out: nothing new is sent, requests already on the
@@ -38,7 +38,8 @@ from pipeline.core.events import (
 from pipeline.core.models import Batch, Failure, Item, Outcome, Success, Usage
 from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
 from pipeline.dispatch.packs import PackSender
-from pipeline.engines.protocol import WRITE_GROUP, NextBatch, OutcomeWriter, committed
+from pipeline.engines.in_order import BatchInFlight, InOrderCommits, Written
+from pipeline.engines.protocol import NextBatch, OutcomeWriter, committed
 from pipeline.engines.stalls import CHECK_EVERY, StallWatch
 from pipeline.prepare.packing import Packer, PackLimits
 from pipeline.prepare.preparer import PreparedBatch, Skipped, Staged
@@ -46,41 +47,10 @@ from pipeline.prepare.request_builder import Request
 from pipeline.protocol.token_count import prompt_tokens
 from pipeline.workflow.runner import WorkflowRunner
 
-# The shortest time between two commits, during which completed batches gather.
-GATHER_SECONDS = 0.05
-
-
-class _BatchInFlight:
-    __slots__ = ("abandoned", "batch", "done", "outcomes", "pending")
-
-    def __init__(self, batch: Batch) -> None:
-        self.batch = batch
-        self.outcomes: list[Outcome | None] = [None] * len(batch.items)
-        self.pending = len(batch.items)
-        # A future rather than an Event: the writer waits for it with a timeout
-        # (asyncio.wait), which an Event would need a task for, once a batch.
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.abandoned = False
-        if self.pending == 0:
-            self.done.set_result(None)
-
-    def abandon(self) -> None:
-        """The run stopped before this batch completed: it must not be written."""
-        self.abandoned = True
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def settle(self, index: int, outcome: Outcome) -> None:
-        self.outcomes[index] = outcome
-        self.pending -= 1
-        if self.pending == 0 and not self.done.done():  # an answer may land after a stop
-            self.done.set_result(None)
-
-
 # An item to send: its batch, its place in it, the item, its request (Staged: its
 # workflow's) and cache key, and when it was queued (the clock's time). Packed
 # embeddings go as a list of them.
-ToSend = tuple[_BatchInFlight, int, Item, Request | Staged, str | None, float]
+ToSend = tuple[BatchInFlight, int, Item, Request | Staged, str | None, float]
 Job = ToSend | list[ToSend]
 # How long a begun pack waits for the next batch before it is sent as it is.
 PACK_WAIT = 0.02
@@ -110,17 +80,15 @@ class AsyncioEngine:
         self._clock = dispatcher.clock
         self._landing_grace = landing_grace  # how long a budget stop waits for answers
         self._dispatcher = dispatcher
-        self._writer = writer
         self._events = events
         # More workers than slots: items sleeping out a retry backoff hold a worker
         # but no slot, and must not leave the slots idle meanwhile. Not many more:
         # each extra worker queues for a slot on every request when all is well.
         self._workers = concurrency + max(4, concurrency // 4)
         self._work: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=concurrency * 2)
-        self._order: asyncio.Queue[_BatchInFlight | None] = asyncio.Queue(maxsize=window)
-        self._last_commit = float("-inf")  # when the last commit ended, on the loop's clock
+        self._order = InOrderCommits(writer, window, self._committed)
         self._checked_templates = False
-        self._unwritten: set[_BatchInFlight] = set()
+        self._unwritten: set[BatchInFlight] = set()
         self._group: asyncio.TaskGroup | None = None
         self._producer: asyncio.Task[None] | None = None
         self._senders: list[asyncio.Task[None]] = []
@@ -136,7 +104,7 @@ class AsyncioEngine:
                 self._group = group
                 self._producer = group.create_task(self._produce(next_batch))
                 self._senders = [group.create_task(self._send()) for _ in range(self._workers)]
-                group.create_task(self._write())
+                group.create_task(self._order.run())
         except BaseExceptionGroup as failures:
             raise _most_telling(failures) from None
         finally:
@@ -195,7 +163,7 @@ class AsyncioEngine:
 
     async def _produce_all(self, next_batch: NextBatch) -> None:
         while (prepared := await self._next(next_batch)) is not None:
-            in_flight = _BatchInFlight(prepared.batch)
+            in_flight = BatchInFlight(prepared.batch)
             batch = prepared.batch
             self._events.emit(BatchStarted(batch.index, len(batch.items), self._clock.now()))
             if self._order.full():  # the writer may be waiting for the begun pack's items
@@ -241,7 +209,7 @@ class AsyncioEngine:
         if self._packer is not None and len(self._packer):
             await self._work.put(self._packer.flush())
 
-    def _prepare(self, in_flight: _BatchInFlight, prepared: PreparedBatch) -> list[ToSend]:
+    def _prepare(self, in_flight: BatchInFlight, prepared: PreparedBatch) -> list[ToSend]:
         """Settle the invalid and the already answered items; the rest are to be sent."""
         settled: list[tuple[int, Outcome]] = []
         rendered: list[tuple[int, Item, Request, str | None]] = []
@@ -270,14 +238,14 @@ class AsyncioEngine:
             self._settle(in_flight, index, outcome)
         return jobs
 
-    def _settle(self, in_flight: _BatchInFlight, index: int, outcome: Outcome) -> None:
+    def _settle(self, in_flight: BatchInFlight, index: int, outcome: Outcome) -> None:
         in_flight.settle(index, outcome)
         self._finished += 1
         self._events.emit(ItemSettled(in_flight.batch.index, self._clock.now(), outcome))
 
     def _to_send(
         self,
-        in_flight: _BatchInFlight,
+        in_flight: BatchInFlight,
         rendered: list[tuple[int, Item, Request, str | None]],
         stored: dict[str, bytes],
         settled: list[tuple[int, Outcome]],
@@ -359,59 +327,7 @@ class AsyncioEngine:
             usage = Usage.total([outcome.usage] * twins)
             self._events.emit(AnswerReused(request.model, usage, answers=twins))
 
-    async def _write(self) -> None:
-        carried: list[_BatchInFlight | None] = []  # taken from the queue, not yet writable
-        while True:
-            first = carried.pop() if carried else await self._order.get()
-            if first is None:
-                return
-            await asyncio.wait([first.done])  # never cancels the future itself
-            if first.abandoned:
-                return
-            group = [first]
-            # Commits come at most every GATHER_SECONDS: until then the batches
-            # completing behind this one join it (one part file, one round of fsyncs).
-            # A run the cache answers completes a batch every few milliseconds, and a
-            # part for each spent a fifth of its time on files; a batch completing
-            # after a quiet spell is committed at once.
-            deadline = self._last_commit + GATHER_SECONDS
-            while len(group) < WRITE_GROUP and (
-                follower := await self._complete(carried, deadline)
-            ):
-                group.append(follower)
-            await self._commit(group)
-
-    async def _complete(
-        self, carried: list[_BatchInFlight | None], deadline: float
-    ) -> _BatchInFlight | None:
-        """The next batch in order, once complete, if that is before `deadline`; else
-        None, and whatever was taken from the queue waits in `carried`."""
-        loop = asyncio.get_running_loop()
-        if not carried:
-            try:
-                carried.append(self._order.get_nowait())
-            except asyncio.QueueEmpty:
-                if deadline <= loop.time():
-                    return None
-                with contextlib.suppress(TimeoutError):
-                    # Cancelling a get leaves the queue as it was: no batch is lost.
-                    got = await asyncio.wait_for(self._order.get(), deadline - loop.time())
-                    carried.append(got)
-                if not carried:
-                    return None
-        follower = carried[-1]
-        if follower is None:
-            return None
-        if not follower.done.done() and deadline > loop.time():
-            await asyncio.wait([follower.done], timeout=deadline - loop.time())
-        if not follower.done.done() or follower.abandoned:
-            return None
-        return carried.pop()
-
-    async def _commit(self, group: list[_BatchInFlight]) -> None:
-        written = [(b.batch, [o for o in b.outcomes if o is not None]) for b in group]
-        await self._writer.write(written)
-        self._last_commit = asyncio.get_running_loop().time()
+    def _committed(self, group: list[BatchInFlight], written: Written) -> None:
         for in_flight in group:
             self._unwritten.discard(in_flight)
         self._events.emit(committed(written, self._clock.now()))

@@ -15,7 +15,7 @@ from pipeline.dispatch.in_process import Handler, InProcessTransport
 from pipeline.dispatch.transport import Response
 from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.observe.counters import RunStats
-from pipeline.prepare.preparer import PreparedBatch
+from pipeline.prepare.preparer import PreparedBatch, Skipped, Staged
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.control import TrafficControl
 from tests.fakes.clock import FakeClock
@@ -73,7 +73,9 @@ def _run_into(
                 Item(n, "in.jsonl", n + 1, {"t": t}, f"{index}-{n}")
                 for n, t in enumerate(batch_texts)
             ]
-            requests: list[Request | str | None] = [_request(t) for t in batch_texts]
+            requests: list[Request | Staged | str | Skipped | None] = [
+                _request(t) for t in batch_texts
+            ]
             pending.append(PreparedBatch(Batch(index, items), requests, [None] * len(items)))
         pending.reverse()
 
