@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from functools import partial
+from typing import TYPE_CHECKING
 
 from pipeline.cache.memo import ResponseMemo, served
 from pipeline.core.config import Endpoint
@@ -45,7 +46,9 @@ from pipeline.prepare.packing import Packer, PackLimits
 from pipeline.prepare.preparer import PreparedBatch, Skipped, Staged
 from pipeline.prepare.request_builder import Request
 from pipeline.protocol.token_count import prompt_tokens
-from pipeline.workflow.runner import WorkflowRunner
+
+if TYPE_CHECKING:
+    from pipeline.workflow.runner import WorkflowRunner
 
 # An item to send: its batch, its place in it, the item, its request (Staged: its
 # workflow's) and cache key, and when it was queued (the clock's time). Packed

@@ -27,16 +27,16 @@ from pipeline.spend.ledger import Ledger
 from pipeline.spend.prices import pricing_for
 from pipeline.traffic.limiter import Limits, RateLimiter
 from pipeline.traffic.protocol import Limiter
-from pipeline.workflow.calls import load_calls
-from pipeline.workflow.requests import step_models
-from pipeline.workflow.runner import WorkflowRunner
-from pipeline.workflow.step_builders import StepBuilders
 
 
 def item_requests(config: RunConfig) -> ItemRequests:
     """What makes each item's request: the run's builder, or its workflow's steps'."""
     if config.workflow is None:
         return RequestBuilder(config.request)
+    # The workflow machinery is imported by the runs that have one.
+    from pipeline.workflow.calls import load_calls
+    from pipeline.workflow.step_builders import StepBuilders
+
     return StepBuilders(config.request, config.workflow, load_calls(config.workflow))
 
 
@@ -50,7 +50,7 @@ def account_of(config: RunConfig) -> tuple[str, str | None]:
 def http_transport(config: RunConfig) -> HttpTransport:
     connection = config.connection
     # --concurrency holds for each model a workflow asks (providers count them apart).
-    models = 1 if config.workflow is None else len(step_models(config.request, config.workflow))
+    models = 1 if config.workflow is None else len(workflow_models(config))
     return HttpTransport(
         connection.base_url,
         connection.api_key,
@@ -112,10 +112,9 @@ def local_engine(
     clock = pool.clock
     traffic = pool.for_model(config.request.model)
     by_model: dict[str, Limiter] = {}
-    if config.workflow is not None:
-        for model in step_models(config.request, config.workflow):
-            if model != config.request.model:
-                by_model[model] = pool.for_model(model)
+    for model in workflow_models(config):
+        if model != config.request.model:
+            by_model[model] = pool.for_model(model)
     budget = BudgetGate(config.spend, ledger) if config.spend.budgeted else None
     fallback = None
     if config.request.fallback_model is not None:
@@ -146,9 +145,23 @@ def local_engine(
     if request.endpoint is Endpoint.EMBEDDINGS and request.inputs_per_request > 1:
         packing = PackLimits(inputs=request.inputs_per_request)
     workflow = None
-    if isinstance(builder, StepBuilders):
+    if config.workflow is not None:
+        from pipeline.workflow.runner import WorkflowRunner
+        from pipeline.workflow.step_builders import StepBuilders
+
+        assert isinstance(builder, StepBuilders)  # item_requests made it for the workflow
         workflow = WorkflowRunner(builder, dispatcher, memo, events)
         packing = None  # a step's embeddings go one per request
     return AsyncioEngine(
         dispatcher, writer, events, concurrency, window, memo, landing, packing, workflow
     )
+
+
+def workflow_models(config: RunConfig) -> list[str]:
+    """The models a workflow's steps ask; none without a workflow (whose machinery is
+    imported only by the runs that have one)."""
+    if config.workflow is None:
+        return []
+    from pipeline.workflow.requests import step_models
+
+    return step_models(config.request, config.workflow)

@@ -47,7 +47,7 @@ from pipeline.prepare.preparer import ItemRequests, PreparedBatch, Preparer
 from pipeline.read.ids import SeenIds
 from pipeline.read.reader_thread import ThreadFeed
 from pipeline.read.sources import check_inputs
-from pipeline.run.assembly import build_engine, http_transport, item_requests
+from pipeline.run.assembly import build_engine, http_transport, item_requests, workflow_models
 from pipeline.run.interrupts import (
     Interrupted,
     ended_at_deadline,
@@ -64,7 +64,6 @@ from pipeline.state.fingerprint import input_identity, run_fingerprint
 from pipeline.state.resume import ResumePoint, skip_committed, with_digests
 from pipeline.state.spent import SpendingKeeper
 from pipeline.state.store import RunState
-from pipeline.workflow.requests import step_models
 from pipeline.write.final import (
     DirectWriter,
     FinalWriters,
@@ -177,7 +176,7 @@ def _begin(config: RunConfig, ledger: Ledger) -> tuple[ItemRequests, RunState | 
     check_inputs(config.read.inputs)
     check_output_paths(config.output)
     builder = item_requests(config)
-    for model in (config.request.model, config.request.fallback_model, *_step_models(config)):
+    for model in (config.request.model, config.request.fallback_model, *workflow_models(config)):
         if config.spend.max_cost is not None and model and ledger.pricing.price_of(model) is None:
             raise ConfigError(f"--max-cost needs a price for {model!r}: {UNPRICED_HINT}")
     state = None
@@ -370,10 +369,6 @@ def _has_state(config: RunConfig) -> bool:
 
 def _finished_exit_code(config: RunConfig, stats: RunStats) -> int:
     return EXIT_ERROR_RATE if error_rate_exceeded(stats, config.max_error_rate) else EXIT_OK
-
-
-def _step_models(config: RunConfig) -> list[str]:
-    return [] if config.workflow is None else step_models(config.request, config.workflow)
 
 
 def _fingerprint(config: RunConfig) -> dict[str, Any]:

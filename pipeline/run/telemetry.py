@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -14,11 +14,13 @@ from pipeline.core.errors import OutputError, SluiceError
 from pipeline.observe.counters import RunStats
 from pipeline.observe.otel import otel_exporter_from_env
 from pipeline.observe.spans import JsonlSpanFile, SpanExporter
-from pipeline.observe.trace import SpanRecorder
 from pipeline.prepare.batching import shard_share
 from pipeline.read.sources import count_items
 from pipeline.run.result import EXIT_ERROR_RATE, EXIT_OK
 from pipeline.write.atomic import open_output
+
+if TYPE_CHECKING:
+    from pipeline.observe.trace import SpanRecorder
 
 
 def span_recorder(
@@ -34,6 +36,8 @@ def span_recorder(
         exporters.append(collector)
     if not exporters:
         return None
+    from pipeline.observe.trace import SpanRecorder  # only a traced run needs it
+
     return SpanRecorder.for_run(config, trace_id, started, started_at, exporters)
 
 

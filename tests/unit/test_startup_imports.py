@@ -116,6 +116,9 @@ def test_a_run_without_a_schema_leaves_the_schema_validator_alone(
     assert "pydantic" not in names
     # A template of text and fields alone is rendered without Jinja (prepare/templates.py).
     assert "jinja2" not in names
+    # Workflows and spans are built by the runs that have them (run/assembly.py, telemetry.py).
+    assert not [name for name in names if name.startswith("pipeline.workflow.")]
+    assert "pipeline.observe.trace" not in names
 
 
 def test_a_run_answered_from_the_cache_never_imports_the_http_client(
