@@ -45,7 +45,7 @@ def test_a_named_command_is_built_alone() -> None:
     [
         ([], {}, False),  # the root's help lists every command
         (["--help"], {}, False),
-        (["bogus"], {}, False),  # the refusal names the commands there are
+        (["rn"], {}, False),  # the refusal suggests the nearest command ("run")
         (["config", "show", "run"], {}, False),  # reads the other commands' options
         (["run", "--config", "f.toml"], {}, False),  # a config file's tables are checked
         (["run", "--config=f.toml"], {}, False),  # against every command
@@ -113,3 +113,9 @@ def test_a_config_file_with_other_commands_tables_still_checks_them(tmp_path: Pa
     refused = sluice(tmp_path, "status", "nothing-here")
     assert refused.returncode == 78, refused.stderr
     assert "unknown section [bogus]" in refused.stderr
+
+
+def test_a_misspelt_command_is_still_told_the_nearest_one(tmp_path: Path) -> None:
+    refused = sluice(tmp_path, "rn", "in.jsonl")
+    assert refused.returncode == 2
+    assert "Did you mean 'run'?" in refused.stderr
