@@ -41,6 +41,8 @@ HEAVY = frozenset(
 # Modules `import cli.app` adds to a bare interpreter's: 126 when this was written
 # (676 before the commands imported the engine lazily), with ~20% headroom.
 CLI_APP_MODULE_BUDGET = 150
+# A run's own imports reported on stderr, with no key to send.
+RUN_ENV = {"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""}
 
 
 def imported_modules(args: list[str], env: Mapping[str, str] | None = None) -> list[str]:
@@ -105,11 +107,8 @@ def test_a_run_without_a_schema_leaves_the_schema_validator_alone(
 ) -> None:
     source = tmp_path / "in.jsonl"
     source.write_bytes(b'{"id": 1, "text": "a"}\n')
-    run = [
-        "-m", "cli", "run", str(source), "-o", str(tmp_path / "out.jsonl"), "-m", "sim-chat",
-        "-p", "{{ text }}", "--base-url", sim.base_url, "--no-cache", "--no-state", "-q",
-    ]  # fmt: skip
-    names = imported_modules(run, env={"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""})
+    run = _run_args(sim, source, tmp_path / "out.jsonl", "--no-cache", "--no-state", "-q")
+    names = imported_modules(run, env=RUN_ENV)
     assert "pipeline.run.root" in names
     assert "jsonschema" not in names  # only a --schema (or a workflow's) needs it
     # Plain option values are converted without pydantic (cli/quick_options.py).
@@ -128,9 +127,8 @@ def test_a_run_answered_from_the_cache_never_imports_the_http_client(
     source.write_bytes(b'{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n')
     output = tmp_path / "out.jsonl"
     run = _run_args(sim, source, output, "--cache-dir", str(tmp_path / "cache"), "-q")
-    env = {"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""}
-    assert "aiohttp" in {name.split(".")[0] for name in imported_modules(run, env=env)}
-    again = imported_modules([*run, "--fresh"], env=env)
+    assert "aiohttp" in {name.split(".")[0] for name in imported_modules(run, env=RUN_ENV)}
+    again = imported_modules([*run, "--fresh"], env=RUN_ENV)
     assert "aiohttp" not in {name.split(".")[0] for name in again}
     rows = [orjson.loads(line) for line in output.read_bytes().splitlines()]
     assert [row["cached"] for row in rows] == [True, True]
@@ -154,7 +152,7 @@ def test_a_jsonl_run_leaves_pyarrow_and_rich_alone(
     source.write_bytes(b'{"id": 1, "text": "great"}\n')
     output = tmp_path / "out.jsonl"
     run = _run_args(sim, source, output, *display)
-    names = imported_modules(run, env={"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""})
+    names = imported_modules(run, env=RUN_ENV)
     assert {"pyarrow", "rich", "ijson"}.isdisjoint(heavy_among(names))
     rows = [orjson.loads(line) for line in output.read_bytes().splitlines()]
     assert [(row["id"], row["output"]) for row in rows] == [(1, _answer("great"))]
@@ -169,7 +167,7 @@ def test_a_parquet_run_imports_pyarrow_when_it_reads_and_writes(
     )
     output = tmp_path / "out.parquet"
     run = _run_args(sim, source, output, "-q")
-    names = imported_modules(run, env={"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""})
+    names = imported_modules(run, env=RUN_ENV)
     assert "pyarrow" in heavy_among(names)
     assert "rich" not in heavy_among(names)
     table = pq.read_table(output)
