@@ -50,11 +50,11 @@ def account_of(config: RunConfig) -> tuple[str, str | None]:
 def http_transport(config: RunConfig) -> HttpTransport:
     connection = config.connection
     # --concurrency holds for each model a workflow asks (providers count them apart).
-    models = 1 if config.workflow is None else len(workflow_models(config))
+    models = max(1, len(workflow_models(config)))
     return HttpTransport(
         connection.base_url,
         connection.api_key,
-        config.traffic.concurrency * max(1, models),
+        config.traffic.concurrency * models,
         connection.max_response_size,
         config.traffic.idle_timeout,
     )
