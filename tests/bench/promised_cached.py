@@ -1,0 +1,90 @@
+"""The least code doing what a cached re-run promises, for the floor table's second row.
+
+    python -m tests.bench.promised_cached INPUT CACHE_DIR BASE_URL OUTPUT
+
+The first cached row's floor (read, parse, write) skips everything that makes a
+re-run safe. This loop does only that, with no objects, events or checkpoints, so
+the gap between it and sluice is sluice's own overhead, and its figure is the most a
+re-run answered item by item from the disk cache can reach:
+- duplicate ids, found on disk (an SQLite set), so memory stays flat;
+- each batch's digest of its items (what a resume checks the input against);
+- each item's request and its cache key, the same key sluice computes;
+- one look-up a batch in the cache's SQLite table, refusing expired entries;
+- each stored answer parsed before it is served (a damaged one is a miss);
+- rows written to a temporary file, fsynced and renamed into place.
+
+It expects a prompt of "Review: {{ text }}" on the simulator's `sim-chat`, as the
+floor table's runs use, and fails when any item is not in the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from itertools import islice
+
+import orjson
+
+from pipeline.cache.store import cache_key
+
+BATCH = 50  # sluice's default batch size
+MODEL = "sim-chat"
+
+
+def main(source: str, cache_dir: str, base_url: str, output: str) -> None:
+    cache = sqlite3.connect(os.path.join(cache_dir, "cache.db"), isolation_level=None)
+    with tempfile.TemporaryDirectory() as scratch:
+        seen = sqlite3.connect(os.path.join(scratch, "ids.sqlite"), isolation_level=None)
+        seen.execute("PRAGMA journal_mode=OFF")
+        seen.execute("PRAGMA synchronous=OFF")
+        seen.execute("CREATE TABLE ids (key BLOB PRIMARY KEY) WITHOUT ROWID")
+        seen.execute("BEGIN")
+        temporary = output + ".tmp"
+        with open(source, "rb") as lines, open(temporary, "wb") as out:
+            while batch := list(islice(lines, BATCH)):
+                out.write(_answered(batch, seen, cache, base_url))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, output)
+
+
+def _answered(
+    batch: list[bytes], seen: sqlite3.Connection, cache: sqlite3.Connection, base_url: str
+) -> bytes:
+    items = [orjson.loads(line) for line in batch]
+    ids = [orjson.dumps(item["id"]) for item in items]
+    marks = ",".join(["(?)"] * len(ids))
+    new = seen.execute(f"INSERT OR IGNORE INTO ids VALUES {marks} RETURNING key", ids)
+    if len(new.fetchall()) != len(ids):
+        raise SystemExit("duplicate ids: the floor loop expects none")
+    digest = hashlib.blake2b(digest_size=8)
+    for item in items:
+        digest.update(orjson.dumps([item["id"], item]))
+    keys = []
+    for item in items:
+        content = f"Review: {item['text']}"
+        body = {"model": MODEL, "messages": [{"role": "user", "content": content}]}
+        keys.append(cache_key(base_url, "/chat/completions", body))
+    query = (
+        "SELECT key, value FROM Cache WHERE raw = 1 AND key IN "
+        f"({','.join('?' * len(keys))}) AND (expire_time IS NULL OR expire_time > ?)"
+    )
+    stored = dict(cache.execute(query, (*keys, time.time())).fetchall())
+    rows = []
+    for item, key in zip(items, keys, strict=True):
+        if key not in stored:
+            raise SystemExit(f"item {item['id']!r} is not in the cache")
+        answer = orjson.loads(stored[key])
+        item["output"] = answer["choices"][0]["message"]["content"]
+        item["usage"] = answer["usage"]
+        item["cached"] = True
+        rows.append(orjson.dumps(item))
+    return b"\n".join(rows) + b"\n"
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
