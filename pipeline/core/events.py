@@ -12,20 +12,25 @@ consumer needs no lock. They are few per request (sent, ended, and the item
 settled) and one per commit, never one per byte or per retry-loop turn.
 Times (`at`) are the run clock's monotonic seconds; a consumer that needs wall
 time (traces) maps them once from the run's start.
+
+Events are NamedTuples: immutable like frozen dataclasses, but built in half the
+time (~0.7 us against ~1.5 us; a run builds a few an item) and defined at import in
+a third of it. Consumers tell them apart by type (as tuples, two kinds with equal
+fields would compare equal). The three without fields stay dataclasses, which an
+empty tuple would not tell apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pipeline.core.models import Item, Outcome, Usage
 from pipeline.core.tally import Tally
 
 
-@dataclass(frozen=True, slots=True)
-class BatchStarted:
+class BatchStarted(NamedTuple):
     """A batch entered the pool: its items are settled from the cache or queued to send."""
 
     batch: int
@@ -33,8 +38,7 @@ class BatchStarted:
     at: float  # the clock's time (monotonic seconds), as for every `at` below
 
 
-@dataclass(frozen=True, slots=True)
-class RequestSent:
+class RequestSent(NamedTuple):
     """One attempt went on the wire."""
 
     item: Item
@@ -47,8 +51,7 @@ class RequestSent:
     step: str | None = None  # the workflow step it is for (--workflow)
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptEnded:
+class AttemptEnded(NamedTuple):
     """An attempt is over: answered (`status`, `latency`), or failed on the way (`status`
     and `latency` None). `usage` holds the tokens an answer reported: they were paid for,
     usable answer or not."""
@@ -67,8 +70,7 @@ class AttemptEnded:
     step: str | None = None  # the workflow step it was for (--workflow)
 
 
-@dataclass(frozen=True, slots=True)
-class ItemSettled:
+class ItemSettled(NamedTuple):
     """An item has its outcome: answered, reused (`outcome.cached`), or failed."""
 
     batch: int
@@ -76,8 +78,7 @@ class ItemSettled:
     outcome: Outcome
 
 
-@dataclass(frozen=True, slots=True)
-class AnswerReused:
+class AnswerReused(NamedTuple):
     """Items were answered without a request of their own, by the response cache or by
     an identical request in flight: what their answers would have cost (`usage`, the
     sum over `answers` items; a batch's cache hits are told in one event per model)."""
@@ -88,8 +89,7 @@ class AnswerReused:
     answers: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class StepEnded:
+class StepEnded(NamedTuple):
     """One workflow step is over for one item (--workflow): `status` as its row says
     (answered, cached, skipped, failed, not_run)."""
 
@@ -97,8 +97,7 @@ class StepEnded:
     status: str
 
 
-@dataclass(frozen=True, slots=True)
-class RetryScheduled:
+class RetryScheduled(NamedTuple):
     """An item will be tried again after `delay` seconds."""
 
     kind: str  # the ErrorKind of the failed attempt
@@ -110,8 +109,7 @@ class AttemptTimedOut:
     """An attempt got no complete answer within its timeout."""
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitPaused:
+class RateLimitPaused(NamedTuple):
     """Sending is paused (a 429); `extended_by` seconds were added to the pause."""
 
     extended_by: float
@@ -123,8 +121,7 @@ class RetryBudgetWaited:
     """A retry waited because retries were using too large a share of the traffic."""
 
 
-@dataclass(frozen=True, slots=True)
-class TrafficReadings:
+class TrafficReadings(NamedTuple):
     """Traffic control's settings right now, sent whenever one of them may have moved."""
 
     concurrency: int
@@ -133,15 +130,13 @@ class TrafficReadings:
     breaker_outages: int
 
 
-@dataclass(frozen=True, slots=True)
-class CacheOpened:
+class CacheOpened(NamedTuple):
     """The run reads and stores answers in the response cache in `directory`."""
 
     directory: str
 
 
-@dataclass(frozen=True, slots=True)
-class CacheLookedUp:
+class CacheLookedUp(NamedTuple):
     """The cache was asked about a batch's requests."""
 
     hits: int
@@ -153,23 +148,20 @@ class CacheJoined:
     """An item identical to a request in flight waits for that request's answer."""
 
 
-@dataclass(frozen=True, slots=True)
-class CacheStored:
+class CacheStored(NamedTuple):
     """Answers written to the cache (`stored`), or refused by its disk (`failed`)."""
 
     stored: int
     failed: int
 
 
-@dataclass(frozen=True, slots=True)
-class JobResumed:
+class JobResumed(NamedTuple):
     """Earlier attempts of the same job committed these (the state's totals)."""
 
     committed: Tally  # read, never changed, by consumers
 
 
-@dataclass(frozen=True, slots=True)
-class BatchesCommitted:
+class BatchesCommitted(NamedTuple):
     """Complete batches were committed; their outcomes, in input order."""
 
     outcomes: Sequence[Outcome]
@@ -178,8 +170,7 @@ class BatchesCommitted:
     sizes: Sequence[int] = ()  # items in each batch: `outcomes` split by batch
 
 
-@dataclass(frozen=True, slots=True)
-class Stalled:
+class Stalled(NamedTuple):
     """Nothing finished for a while, or the endpoint is failing: what the run waits for."""
 
     at: float  # the clock's time of the report
@@ -195,8 +186,7 @@ class Stalled:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(NamedTuple):
     """Once a second while the pool runs, whatever happens: for displays that must keep
     saying how the run is doing when nothing completes, and what it waits for if so."""
 
