@@ -19,9 +19,8 @@ import socket
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from pipeline import __version__
 from pipeline.core.config import DEFAULT_MAX_RESPONSE_SIZE, Secret
@@ -36,8 +35,9 @@ CHUNK_SIZE = 64 * 1024
 DEFAULT_IDLE_TIMEOUT = 30.0  # seconds a stream may stay silent (--idle-timeout)
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(NamedTuple):
+    """One HTTP answer (a NamedTuple: one is built an attempt, see core/models.py)."""
+
     status: int
     headers: Mapping[str, str]
     payload: bytes

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.core.config import ENDPOINT_PATHS, Endpoint, RequestConfig
 from pipeline.core.errors import UsageError
@@ -32,8 +31,10 @@ class InvalidItem(Exception):
     """The item cannot become a request; it is quarantined as invalid_input."""
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
+    """One item's request, as it will be sent (a NamedTuple: one is built an item, see
+    core/models.py)."""
+
     endpoint: Endpoint  # chat or embeddings: how to read the answer
     path: str
     body: dict[str, Any]

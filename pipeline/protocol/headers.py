@@ -11,8 +11,7 @@ import email.utils
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -74,8 +73,7 @@ def should_retry(headers: Mapping[str, str]) -> bool | None:
     return {"true": True, "false": False}.get(value)
 
 
-@dataclass(frozen=True, slots=True)
-class LimitReading:
+class LimitReading(NamedTuple):
     """One `x-ratelimit-*-{requests|tokens}` triple; None where absent or implausible."""
 
     per_minute: float | None
