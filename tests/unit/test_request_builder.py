@@ -8,6 +8,7 @@ from pipeline.core.errors import UsageError
 from pipeline.core.models import Item
 from pipeline.prepare.request_builder import InvalidItem, RequestBuilder
 from pipeline.protocol.answers import InvalidAnswer, parse_answer
+from pipeline.protocol.batch_lines import is_batch_line
 
 
 def _item(row: dict) -> Item:
@@ -63,6 +64,13 @@ def test_batch_lines_are_detected_and_sent_as_they_are() -> None:
     request = builder.build(_item(line))
     assert builder.endpoint is Endpoint.RAW
     assert request.path == "/embeddings" and request.body == line["body"]
+
+
+@given(keys=st.sets(st.sampled_from(["custom_id", "url", "body", "method", "text", "id"])))
+def test_a_batch_line_is_one_with_custom_id_url_and_body_whatever_else(keys: set[str]) -> None:
+    row = dict.fromkeys(keys, "x")
+    assert is_batch_line(row) == ({"custom_id", "url", "body"} <= keys)
+    assert is_batch_line(sorted(keys)) == is_batch_line(row)  # a schema's column names
 
 
 def test_batch_lines_cannot_choose_other_endpoints() -> None:
