@@ -10,8 +10,9 @@ MAX_ITEM_DEPTH = 200  # levels of objects and arrays an item may have, with room
 
 
 def may_nest_too_deeply(line: bytes) -> bool:
-    """A cheap bound on a JSON line: fewer brackets than the limit cannot nest past it."""
-    return line.count(b"{") + line.count(b"[") > MAX_ITEM_DEPTH
+    """A cheap bound on a JSON line: fewer brackets than the limit cannot nest past it
+    (and a line no longer than the limit cannot hold more, which skips the counting)."""
+    return len(line) > MAX_ITEM_DEPTH and line.count(b"{") + line.count(b"[") > MAX_ITEM_DEPTH
 
 
 def nests_too_deeply(value: Any) -> bool:
