@@ -24,7 +24,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from functools import partial
 
-from pipeline.cache.store import ResponseCache, cache_key
+from pipeline.cache.store import CacheKeys, ResponseCache
 from pipeline.cache.writer import AnswerStore, StoreThread
 from pipeline.core.config import CacheConfig
 from pipeline.core.events import CACHE_JOINED, CacheLookedUp, CacheStored, EventSink
@@ -38,7 +38,7 @@ Settle = Callable[[Outcome], None]
 class ResponseMemo:
     def __init__(self, store: AnswerStore, base_url: str, read: bool, events: EventSink) -> None:
         self._store = store
-        self._base_url = base_url
+        self._keys = CacheKeys(base_url)
         self._read = read  # False with --refresh-cache: ask again, but keep the new answers
         self._events = events
         self._waiting: dict[str, list[tuple[Item, Settle]]] = {}
@@ -48,7 +48,7 @@ class ResponseMemo:
         self._closed = False
 
     def key(self, request: Request) -> str:
-        return cache_key(self._base_url, request.path, request.body)
+        return self._keys.key(request.path, request.body)
 
     def lookup(self, keys: list[str]) -> dict[str, bytes]:
         """Stored answers by key (in the reader thread); none with --refresh-cache."""

@@ -35,14 +35,34 @@ from pipeline.cache.disk import BytesOnlyDisk, inside, private_database, private
 
 
 def cache_key(base_url: str, path: str, body: dict[str, Any]) -> str:
-    """sha256 of what identifies an answer: where the request went and what it asked.
+    """sha256 of what identifies an answer: where the request went and what it asked,
+    as the JSON of {"base_url": the URL without a trailing slash, "path", "body"} with
+    every object's keys sorted. Every stored answer is filed under it: changing this
+    loses every cache.
 
     The API key is deliberately not an input: the same question to the same
     endpoint has the same answer whoever pays for it, and a key must never be
     derivable from (or stored next to) cached data.
     """
-    request = {"base_url": base_url.rstrip("/"), "path": path, "body": body}
-    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return CacheKeys(base_url).key(path, body)
+
+
+class CacheKeys:
+    """`cache_key` for one base URL, made once an item: the JSON around the body is
+    encoded once a path, and only the body is encoded (sorted) and hashed each time."""
+
+    def __init__(self, base_url: str) -> None:
+        self._opening = b'{"base_url":' + orjson.dumps(base_url.rstrip("/")) + b',"body":'
+        self._closings: dict[str, bytes] = {}
+
+    def key(self, path: str, body: dict[str, Any]) -> str:
+        closing = self._closings.get(path)
+        if closing is None:
+            closing = self._closings[path] = b',"path":' + orjson.dumps(path) + b"}"
+        digest = hashlib.sha256(self._opening)
+        digest.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+        digest.update(closing)
+        return digest.hexdigest()
 
 
 _KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from pipeline.cache.store import (
     DEFAULT_SIZE_LIMIT,
     FILE_MIN_BYTES,
+    CacheKeys,
     CacheStats,
     CacheUnavailable,
     ResponseCache,
@@ -117,6 +119,26 @@ def test_the_key_is_hex_and_follows_path_and_url_but_not_key_order_or_a_slash(
     assert cache_key(base_url + "/", path, _reordered(body)) == key
     assert cache_key(base_url, path + "x", body) != key
     assert cache_key(base_url + "/v2", path, body) != key
+
+
+@fifty
+@given(urls, paths, bodies)
+def test_the_key_is_the_sha256_of_the_sorted_json_of_url_path_and_body(
+    base_url: str, path: str, body: dict[str, Any]
+) -> None:
+    # The one definition every stored answer is filed under, written out in full.
+    request = {"base_url": base_url.rstrip("/"), "path": path, "body": body}
+    expected = hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    keys = CacheKeys(base_url)
+    assert cache_key(base_url, path, body) == expected
+    assert keys.key(path, body) == expected and keys.key(path, body) == expected  # reused
+
+
+def test_a_known_request_keeps_the_key_caches_were_filled_under() -> None:
+    message = {"role": "user", "content": "Review: ok é"}
+    body = {"model": "m", "messages": [message], "temperature": 0}
+    key = cache_key("http://127.0.0.1:8000/v1", "/chat/completions", body)
+    assert key == "d1f51f2853a3eba6b1ccdd33f04da92c3ab601f063814d94aa26cb95f2f139e2"
 
 
 def test_nested_values_are_distinguished() -> None:
