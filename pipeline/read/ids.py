@@ -53,7 +53,10 @@ class SeenIds:
             return set()
         rows = ",".join(["(?)"] * len(keys))
         statement = f"INSERT OR IGNORE INTO ids VALUES {rows} RETURNING key"
-        new = {row[0] for row in self._db.execute(statement, keys)}
+        inserted = self._db.execute(statement, keys).fetchall()
+        if len(inserted) == len(keys):
+            return set()  # the common case: every id new, none twice in the list
+        new = {row[0] for row in inserted}
         repeated: set[int] = set()
         for index, key in enumerate(keys):
             if key in new:
