@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cli.cache import default_cache_dir
 from cli.endpoint_options import api_key_from_env, checked_base_url
@@ -43,9 +43,11 @@ if TYPE_CHECKING:
     from pipeline.workflow.steps import Workflow
 
 
-@dataclass(frozen=True, slots=True)
-class RunFlags:
-    """The flags of `sluice run` (and `retry`, `plan`) as given, before they are checked."""
+class RunFlags(NamedTuple):
+    """The flags of `sluice run` (and `retry`, `plan`) as given, before they are checked.
+
+    A NamedTuple rather than a frozen dataclass: defining one of 77 fields that way
+    costs every start of a run ~7 ms more."""
 
     inputs: list[str]
     output: str | None
@@ -128,7 +130,7 @@ class RunFlags:
     @classmethod
     def of(cls, params: Mapping[str, Any]) -> RunFlags:
         """From the parsed parameters of the command, by name."""
-        return cls(**{f.name: params[f.name] for f in fields(cls)})
+        return cls(**{name: params[name] for name in cls._fields})
 
 
 @dataclass(frozen=True, slots=True)
