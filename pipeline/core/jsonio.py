@@ -35,18 +35,15 @@ def _fallback(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value, default=_fallback)
-    except orjson.JSONEncodeError:
-        return orjson.dumps(value, default=_fallback, option=_ANY_KEYS)
+    return _encoded(value, 0)
 
 
 def dumps_lines(rows: list[dict[str, Any]]) -> bytes:
-    return b"".join([_line(row) for row in rows])
+    return b"".join([_encoded(row, _LINE) for row in rows])
 
 
-def _line(row: dict[str, Any]) -> bytes:
+def _encoded(value: Any, option: int) -> bytes:
     try:
-        return orjson.dumps(row, default=_fallback, option=_LINE)
+        return orjson.dumps(value, default=_fallback, option=option)
     except orjson.JSONEncodeError:
-        return orjson.dumps(row, default=_fallback, option=_LINE | _ANY_KEYS)
+        return orjson.dumps(value, default=_fallback, option=option | _ANY_KEYS)
