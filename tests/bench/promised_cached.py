@@ -13,6 +13,10 @@ re-run answered item by item from the disk cache can reach:
 - each stored answer parsed before it is served (a damaged one is a miss);
 - rows written to a temporary file, fsynced and renamed into place.
 
+The id set and the look-ups are sluice's own (SeenIds, ResponseCache.get_many): both
+are a single statement a batch already, and the look-up's SQL reads diskcache's private
+table, which stays in one place. Everything around them is bare.
+
 It expects a prompt of "Review: {{ text }}" on the simulator's `sim-chat`, as the
 floor table's runs use, and fails when any item is not in the cache.
 """
@@ -21,61 +25,50 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import sys
-import tempfile
-import time
 from itertools import islice
 
 import orjson
 
-from pipeline.cache.store import cache_key
+from pipeline.cache.store import CacheKeys, ResponseCache
+from pipeline.read.ids import SeenIds
 
 BATCH = 50  # sluice's default batch size
 MODEL = "sim-chat"
 
 
 def main(source: str, cache_dir: str, base_url: str, output: str) -> None:
-    cache = sqlite3.connect(os.path.join(cache_dir, "cache.db"), isolation_level=None)
-    with tempfile.TemporaryDirectory() as scratch:
-        seen = sqlite3.connect(os.path.join(scratch, "ids.sqlite"), isolation_level=None)
-        seen.execute("PRAGMA journal_mode=OFF")
-        seen.execute("PRAGMA synchronous=OFF")
-        seen.execute("CREATE TABLE ids (key BLOB PRIMARY KEY) WITHOUT ROWID")
-        seen.execute("BEGIN")
-        temporary = output + ".tmp"
+    cache = ResponseCache(cache_dir, size_limit=None, ttl=None)
+    seen = SeenIds()
+    keys = CacheKeys(base_url)
+    temporary = output + ".tmp"
+    try:
         with open(source, "rb") as lines, open(temporary, "wb") as out:
             while batch := list(islice(lines, BATCH)):
-                out.write(_answered(batch, seen, cache, base_url))
+                out.write(_answered(batch, seen, cache, keys))
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, output)
+    finally:
+        seen.close()
+        cache.close()
 
 
-def _answered(
-    batch: list[bytes], seen: sqlite3.Connection, cache: sqlite3.Connection, base_url: str
-) -> bytes:
+def _answered(batch: list[bytes], seen: SeenIds, cache: ResponseCache, keys: CacheKeys) -> bytes:
     items = [orjson.loads(line) for line in batch]
-    ids = [orjson.dumps(item["id"]) for item in items]
-    marks = ",".join(["(?)"] * len(ids))
-    new = seen.execute(f"INSERT OR IGNORE INTO ids VALUES {marks} RETURNING key", ids)
-    if len(new.fetchall()) != len(ids):
+    if seen.add_many([item["id"] for item in items]):
         raise SystemExit("duplicate ids: the floor loop expects none")
     digest = hashlib.blake2b(digest_size=8)
     for item in items:
         digest.update(orjson.dumps([item["id"], item]))
-    keys = []
+    wanted = []
     for item in items:
         content = f"Review: {item['text']}"
         body = {"model": MODEL, "messages": [{"role": "user", "content": content}]}
-        keys.append(cache_key(base_url, "/chat/completions", body))
-    query = (
-        "SELECT key, value FROM Cache WHERE raw = 1 AND key IN "
-        f"({','.join('?' * len(keys))}) AND (expire_time IS NULL OR expire_time > ?)"
-    )
-    stored = dict(cache.execute(query, (*keys, time.time())).fetchall())
+        wanted.append(keys.key("/chat/completions", body))
+    stored = cache.get_many(wanted)
     rows = []
-    for item, key in zip(items, keys, strict=True):
+    for item, key in zip(items, wanted, strict=True):
         if key not in stored:
             raise SystemExit(f"item {item['id']!r} is not in the cache")
         answer = orjson.loads(stored[key])
