@@ -159,8 +159,9 @@ class GrantedLimiter(RateLimiter):
         readings: Mapping[str, LimitReading],
         now: float,
         unseen: Mapping[str, float] | None = None,
+        age: float = 0.0,
     ) -> None:
-        super().observe(readings, self._wall(), unseen)
+        super().observe(readings, self._wall(), unseen, age)
         self._readings = {**(self._readings or {}), **readings}
 
     def pause(self, seconds: float, kinds: Iterable[str], now: float) -> None:

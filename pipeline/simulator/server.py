@@ -59,6 +59,8 @@ class Exchange:
     """Which input of a packed request holds the trigger, e.g. `input[3]`."""
     inputs: list[str] = field(default_factory=list)
     """An embeddings request's texts, each counted in the stats."""
+    limit_headers: dict[str, str] | None = None
+    """The `x-ratelimit-*` headers as they stood just after this request was admitted."""
 
 
 class Simulator:
@@ -178,9 +180,14 @@ class Simulator:
 
     async def _serve(self, request: web.Request, job: Exchange) -> web.StreamResponse:
         if self._limits:
-            refusal = self._limits.admit(job.token_cost, time.monotonic())
+            now = time.monotonic()
+            refusal = self._limits.admit(job.token_cost, now)
             if refusal is not None:
                 return self._rate_limited(refusal, job.model)
+            # Counted at admission, as a provider's rate limiter counts: what remains
+            # after this request, whenever its answer leaves (a stream's headers leave
+            # before its first token, so they cannot report anything later).
+            job.limit_headers = self._limits.headers(now)
         self._accepted += 1
         stats = self.stats
         stats.in_flight += 1
@@ -218,15 +225,19 @@ class Simulator:
         self.stats.prompt_tokens += job.prompt_tokens
         self.stats.completion_tokens += answer.completion_tokens
         if answer.events is None:
-            return self._respond(200, answer.body)
-        return await self._stream(request, answer.events)
+            return self._respond(200, answer.body, limits=job.limit_headers)
+        return await self._stream(request, answer.events, job.limit_headers)
 
     async def _stream(
-        self, request: web.Request, events: list[bytes], stall: bool = False
+        self,
+        request: web.Request,
+        events: list[bytes],
+        limits: dict[str, str] | None,
+        stall: bool = False,
     ) -> web.StreamResponse:
         """Send the events; a stall sends the first few, then holds the connection and drops it."""
         self.stats.streamed += 1
-        response = await _open_stream(request, self._headers(200))
+        response = await _open_stream(request, self._headers(200, limits))
         if stall:
             self.stats.stalled += 1
             events = events[:STALL_AFTER_EVENTS]
@@ -244,7 +255,7 @@ class Simulator:
     ) -> web.StreamResponse:
         if fault is Fault.STALL:
             events = job.answer(None).events or []
-            return await self._stream(request, events, stall=True)
+            return await self._stream(request, events, job.limit_headers, stall=True)
         if fault is Fault.DROP:
             self.stats.dropped += 1
             return _drop(request)
@@ -253,21 +264,22 @@ class Simulator:
             variant = 0 if job.trigger is not None else self._random_faults.malformed_variant()
             content_type = EVENT_STREAM_CONTENT_TYPE if job.streams else JSON_CONTENT_TYPE
             body = faults.malformed_body(job.answer(None).body, variant)
-            return self._respond(200, body, {"Content-Type": content_type})
+            return self._respond(200, body, {"Content-Type": content_type}, job.limit_headers)
         if fault is Fault.INVALID:
-            return self._respond(400, faults.triggered_invalid_body(job.trigger_param))
+            body = faults.triggered_invalid_body(job.trigger_param)
+            return self._respond(400, body, limits=job.limit_headers)
         if fault is Fault.CONTEXT_LENGTH:
             limit = self.config.context_length_for(job.model)
             prompt = max(job.prompt_tokens, limit + 1)
             message = request_parsing.context_length_message(limit, prompt, 0)
-            return self._respond(400, faults.context_length_body(message))
+            return self._respond(400, faults.context_length_body(message), limits=job.limit_headers)
         if fault in (Fault.RATE_LIMITED, Fault.LONG_RATE_LIMIT):
             long = fault is Fault.LONG_RATE_LIMIT
             wait = faults.LONG_RATE_LIMIT_WAIT if long else faults.TRIGGERED_RATE_LIMIT_WAIT
             refusal = Refusal("requests", wait, self.config.rpm or 0, used=0, requested=1)
             return self._rate_limited(refusal, job.model)
         status = faults.HTTP_STATUS_FAULTS[fault]
-        return self._respond(status, faults.server_error_body(status))
+        return self._respond(status, faults.server_error_body(status), limits=job.limit_headers)
 
     async def _hang(self, request: web.Request) -> web.StreamResponse:
         self.stats.hung += 1
@@ -305,21 +317,28 @@ class Simulator:
         return self._respond(429, body, retry_after)
 
     def _respond(
-        self, status: int, body: bytes, extra_headers: dict[str, str] | None = None
+        self,
+        status: int,
+        body: bytes,
+        extra_headers: dict[str, str] | None = None,
+        limits: dict[str, str] | None = None,
     ) -> web.Response:
-        headers = self._headers(status)
+        headers = self._headers(status, limits)
         if extra_headers:
             headers.update(extra_headers)
         return web.Response(status=status, body=body, headers=headers)
 
-    def _headers(self, status: int) -> dict[str, str]:
-        """Count the response by its status; give it a request id and the limit headers."""
+    def _headers(self, status: int, limits: dict[str, str] | None = None) -> dict[str, str]:
+        """Count the response by its status; give it a request id and the limit headers:
+        `limits` as they stood when the request was admitted, else as they stand now."""
         self.stats.responses_by_status[status] += 1
         headers = {
             "Content-Type": JSON_CONTENT_TYPE,
             "x-request-id": f"req_sim{next(self._ids):020x}",
         }
-        if self._limits:
+        if limits is not None:
+            headers.update(limits)
+        elif self._limits:
             headers.update(self._limits.headers(time.monotonic()))
         return headers
 

@@ -66,10 +66,11 @@ class TrafficControl:
         self.latency = LatencyTracker()
         self.completions = CompletionAverage()
         self._in_flight = 0
-        # Attempts on the wire, and the tokens they reserved: the server has not counted
-        # them yet when another's answer reports what remains.
-        self._on_wire = 0
-        self._on_wire_tokens = 0.0
+        # Requests sent so far, and the tokens they reserved. A server counts what
+        # remains when it admits a request; whatever was sent after that request, it
+        # had not counted yet when its answer says what remains.
+        self._requests_sent = 0
+        self._tokens_sent = 0.0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._news = asyncio.Event()
         self._publish()
@@ -113,9 +114,11 @@ class TrafficControl:
                 raise
         if first_attempt:
             self.budget.on_first_attempt()
-        ticket.sent = True
-        self._on_wire += 1
-        self._on_wire_tokens += tokens
+        self._requests_sent += 1
+        self._tokens_sent += tokens
+        ticket.sent_at = self._clock.now()
+        ticket.requests_sent = self._requests_sent
+        ticket.tokens_sent = self._tokens_sent
         return ticket
 
     def down(self) -> bool:
@@ -125,10 +128,6 @@ class TrafficControl:
     def release(self, ticket: Ticket) -> None:
         """Free the slot after an attempt, whatever became of it."""
         self._in_flight -= 1
-        if ticket.sent:
-            ticket.sent = False
-            self._on_wire -= 1
-            self._on_wire_tokens -= ticket.tokens
         self._lose_probe(ticket)
         self._hand_over_slots()
 
@@ -172,8 +171,11 @@ class TrafficControl:
         breaker_state = self.breaker.state
         readings = read_limits(headers) if headers is not None else None
         if readings is not None:
-            unseen = {"requests": self._on_wire - 1, "tokens": self._on_wire_tokens - ticket.tokens}
-            self.limiter.observe(readings, now, unseen)
+            unseen = {
+                "requests": self._requests_sent - ticket.requests_sent,
+                "tokens": self._tokens_sent - ticket.tokens_sent,
+            }
+            self.limiter.observe(readings, now, unseen, age=now - ticket.sent_at)
         if verdict is None:
             self._on_answer(ticket, usage, latency, chat, now)
         else:

@@ -7,6 +7,12 @@ ever shown us); until then a configured bucket assumes `DEFAULT_BURST_SECONDS`
 worth, as a per-minute bucket refilled continuously allows. The server's
 remaining count can only lower our level, never raise it, and a 429 pauses
 everyone at once until the server's reset.
+
+A remaining count is what was left just after the server admitted the answered
+request: a provider's limiter counts at admission, and a streamed answer's
+headers leave before its first token. By the time the answer is read, the
+server has refilled for as long as the request was out, and has counted the
+requests sent after it; both are taken into account before comparing.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ LAG_ALLOWANCE_SECONDS = 0.05
 
 def usable_burst(burst: float, rate: float) -> float:
     return max(1.0, burst - 1 - rate * LAG_ALLOWANCE_SECONDS)
+
+
+def refilled_since_admitted(rate: float, age: float) -> float:
+    """What a server refilled since it admitted a request sent `age` seconds ago. It
+    admitted it no sooner than it was sent; the lag allowance covers the way there."""
+    return rate * max(0.0, age - LAG_ALLOWANCE_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +108,23 @@ class RateLimiter:
         readings: Mapping[str, LimitReading],
         now: float,
         unseen: Mapping[str, float] | None = None,
+        age: float = 0.0,
     ) -> None:
         """Learn from an answer's `x-ratelimit-*` headers (any answer, even an error).
-        `unseen`: what other attempts on the wire reserved, by kind; the server had not
-        counted them when it reported what remains, so they come off its count."""
+        `unseen`: what the attempts sent after the answered one reserved, by kind; the
+        server had not counted them when it reported what remains, so they come off its
+        count. `age`: seconds since the answered attempt was sent; what the server
+        refilled meanwhile comes back on."""
         self._heard_from_server = True
         for kind, reading in readings.items():
             pending = max(0.0, (unseen or {}).get(kind, 0.0))
             if reading.per_minute is not None:
-                self._set_rate(kind, reading, pending, now)
+                self._set_rate(kind, reading, pending, age, now)
             bucket = self._buckets.get(kind)
             if bucket is not None and reading.remaining is not None:
                 self._learn_burst(kind, bucket, reading.remaining, now)
-                bucket.lower_to(reading.remaining - pending, now)
+                refilled = refilled_since_admitted(bucket.rate, age)
+                bucket.lower_to(reading.remaining - pending + refilled, now)
 
     def pause(self, seconds: float, kinds: Iterable[str], now: float) -> None:
         """A 429: nobody sends until the server's reset, and the limits it names are empty."""
@@ -153,7 +169,9 @@ class RateLimiter:
         if capacity != bucket.capacity:
             bucket.retune(bucket.rate, capacity, now)
 
-    def _set_rate(self, kind: str, reading: LimitReading, unseen: float, now: float) -> None:
+    def _set_rate(
+        self, kind: str, reading: LimitReading, unseen: float, age: float, now: float
+    ) -> None:
         assert reading.per_minute is not None
         configured = self._configured.of(kind)
         # A configured limit above the account's real one would only earn 429s.
@@ -163,6 +181,7 @@ class RateLimiter:
         if bucket is None:
             remaining = reading.remaining if reading.remaining is not None else rate
             burst = usable_burst(remaining, rate)
-            self._buckets[kind] = TokenBucket(rate, burst, now, level=remaining - unseen)
+            level = remaining - unseen + refilled_since_admitted(rate, age)
+            self._buckets[kind] = TokenBucket(rate, burst, now, level=level)
         elif rate != bucket.rate:
             bucket.retune(rate, bucket.capacity, now)

@@ -50,12 +50,15 @@ def holdup(
 
 @dataclass(slots=True)
 class Ticket:
-    """One admitted attempt: what it reserved, whether it probes an open breaker, and
-    whether it went on the wire (its reservation's moment came)."""
+    """One admitted attempt: what it reserved, whether it probes an open breaker, and,
+    once its reservation's moment came and it went on the wire, when, and how many
+    requests and tokens had gone by then, itself included (see TrafficControl.record)."""
 
     tokens: float
     probe: bool
-    sent: bool = False
+    sent_at: float = 0.0
+    requests_sent: int = 0
+    tokens_sent: float = 0.0
 
 
 @runtime_checkable

@@ -110,8 +110,9 @@ class SharedRateLimiter(RateLimiter):
         readings: Mapping[str, LimitReading],
         now: float,
         unseen: Mapping[str, float] | None = None,
+        age: float = 0.0,
     ) -> None:
-        self._turn(lambda wall: super(SharedRateLimiter, self).observe(readings, wall, unseen))
+        self._turn(lambda wall: super(SharedRateLimiter, self).observe(readings, wall, unseen, age))
 
     def pause(self, seconds: float, kinds: Iterable[str], now: float) -> None:
         self._turn(lambda wall: super(SharedRateLimiter, self).pause(seconds, kinds, wall))

@@ -376,6 +376,24 @@ def test_over_rpm_gets_429_with_retry_headers() -> None:
     assert first.headers["x-ratelimit-remaining-requests"] == "1"
 
 
+def test_the_remaining_count_is_what_was_left_when_the_request_was_admitted() -> None:
+    async def streamed(client: Client) -> Reply:
+        return await client.chat("item", stream=True)
+
+    async def plain(client: Client) -> Reply:
+        return await client.chat("item")
+
+    # 600 rpm with a 1-second burst holds 10; the answer comes 0.3 s later, by when the
+    # bucket has refilled to the full 10. The count is taken at admission, as a
+    # provider's limiter takes it (a stream's headers leave before its first token).
+    config = SimulatorConfig(rpm=600, burst_seconds=1, latency=0.3)
+    for conversation in (streamed, plain):
+        with BackgroundSimulator(config) as sim:
+            reply = talk(sim, conversation)
+        assert reply.status == 200
+        assert reply.headers["x-ratelimit-remaining-requests"] == "9"
+
+
 def test_over_tpm_counts_max_tokens_and_admits_a_huge_request_when_full() -> None:
     async def two(client: Client) -> list[Reply]:
         return [await client.chat(f"item {n}", max_tokens=500) for n in range(2)]

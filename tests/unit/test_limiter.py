@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import heapq
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.protocol.headers import LimitReading
-from pipeline.traffic.limiter import DEFAULT_BURST_SECONDS, Limits, RateLimiter, usable_burst
+from pipeline.simulator.limits import TokenBucket as ServerBucket
+from pipeline.traffic.limiter import (
+    DEFAULT_BURST_SECONDS,
+    LAG_ALLOWANCE_SECONDS,
+    Limits,
+    RateLimiter,
+    usable_burst,
+)
 
 
 def _immediate(limiter: RateLimiter, now: float, tokens: float = 0.0, most: int = 10_000) -> int:
@@ -135,3 +144,47 @@ def test_without_attempts_on_the_wire_the_remaining_count_is_taken_as_it_is() ->
     limiter.observe({"requests": LimitReading(6000, 99, None)}, now=0.0)
     # All the server reports is there: the limiter's burst, learned from that count, binds.
     assert _immediate(limiter, 0.0) == usable_burst(99, rate=100)
+
+
+def test_what_the_server_refilled_while_the_request_was_out_comes_back() -> None:
+    limiter = RateLimiter(Limits(rpm=6000), now=0.0)  # 100 a second
+    first = {"requests": LimitReading(per_minute=6000, remaining=999, reset=None)}
+    limiter.observe(first, now=0.0)  # the burst the server allows: 1,000
+    assert _immediate(limiter, 0.0) == usable_burst(999, rate=100)  # all of it, at once
+    # 0.3 s later, the last one's answer: none were left after it was admitted (someone
+    # else shares the key). The server has refilled since, at least from 0.05 s after it
+    # was sent (the way there): 25 of the 30 this limiter refilled meanwhile are there.
+    last = {"requests": LimitReading(per_minute=6000, remaining=0, reset=None)}
+    limiter.observe(last, now=0.3, unseen={"requests": 0}, age=0.3)
+    assert _immediate(limiter, 0.3) == pytest.approx(25, abs=1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    latencies=st.lists(st.floats(0.0, 2.0), min_size=300, max_size=500),
+    lag=st.floats(0.0, LAG_ALLOWANCE_SECONDS),
+)
+def test_paced_by_a_servers_counts_a_client_keeps_its_pace_and_is_never_refused(
+    latencies: list[float], lag: float
+) -> None:
+    """A server counting at admission (the simulator's bucket), reached `lag` seconds
+    after each send and answering `latency` later with what remained. A client sending
+    as soon as its limiter lets it is never refused, and falls behind the server's own
+    pace by a few requests at most, however long the answers take."""
+    rpm, rate = 1200, 20.0
+    server = ServerBucket(rpm, DEFAULT_BURST_SECONDS, now=0.0)
+    limiter = RateLimiter(Limits(rpm=rpm), now=0.0)
+    answers: list[tuple[float, float, int, int]] = []  # (answered, sent, sent by then, left)
+    now = 0.0
+    for sent, latency in enumerate(latencies, start=1):
+        while answers and answers[0][0] <= now:
+            _, sent_at, sent_by_then, remaining = heapq.heappop(answers)
+            reading = {"requests": LimitReading(rpm, remaining, None)}
+            unseen = {"requests": sent - 1 - sent_by_then}
+            limiter.observe(reading, now, unseen, age=now - sent_at)
+        now += limiter.reserve(0.0, now)
+        assert server.try_take(1, now + lag)
+        remaining = int(server.remaining(now + lag))
+        heapq.heappush(answers, (now + lag + latency, now, sent, remaining))
+    servers_pace = max(0.0, (len(latencies) - rate * DEFAULT_BURST_SECONDS) / rate)
+    assert now <= servers_pace + 5 / rate

@@ -176,3 +176,32 @@ def test_a_probe_cancelled_while_waiting_for_a_slot_lets_another_probe_go() -> N
         assert ticket.probe
 
     _run(scenario())
+
+
+def _left(remaining: int) -> dict[str, str]:
+    return {
+        "x-ratelimit-limit-requests": "6000",
+        "x-ratelimit-remaining-requests": str(remaining),
+    }
+
+
+def test_a_remaining_count_is_read_as_of_the_answered_requests_admission() -> None:
+    """The server had counted what went before the answered request, not what went
+    after it, and it refilled while the request was out."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        traffic = _traffic(clock, concurrency=4, rpm=6000)  # 100 a second
+        first, second, _third = [await traffic.admit(0, first_attempt=True) for _ in range(3)]
+        clock.current += 0.3
+        traffic.record(first, _left(997), None, ANSWER, latency=0.3)  # a burst of 1,000
+        # Someone else shares the key: 500 were left just after the second was admitted.
+        traffic.record(second, _left(500), None, ANSWER, latency=0.3)
+        # 500, less the third, plus what 0.25 s refilled (0.05 s is the way there).
+        level = traffic.limiter.reserve(0, clock.now())
+        taken = 1
+        while traffic.limiter.reserve(0, clock.now()) == 0:
+            taken += 1
+        assert level == 0 and taken == pytest.approx(524, abs=1)
+
+    _run(scenario())
