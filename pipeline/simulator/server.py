@@ -179,8 +179,8 @@ class Simulator:
         return await self._serve(request, job)
 
     async def _serve(self, request: web.Request, job: Exchange) -> web.StreamResponse:
+        now = time.monotonic()
         if self._limits:
-            now = time.monotonic()
             refusal = self._limits.admit(job.token_cost, now)
             if refusal is not None:
                 return self._rate_limited(refusal, job.model)
@@ -190,6 +190,9 @@ class Simulator:
             job.limit_headers = self._limits.headers(now)
         self._accepted += 1
         stats = self.stats
+        if stats.first_admitted_at is None:
+            stats.first_admitted_at = now
+        stats.last_admitted_at = now
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:

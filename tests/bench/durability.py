@@ -14,8 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.bench.harness import measure, simulator, sluice_run, write_reviews
-from tests.bench.traffic import _simulator_stats
+from tests.bench.harness import measure, simulator, simulator_stats, sluice_run, write_reviews
 
 CACHED_TARGET = 20_000  # items/s of a re-run answered wholly from the cache
 # Re-runs of a finished run; the second shows what checkpoints cost when no request is awaited.
@@ -57,12 +56,12 @@ def cached_rerun(work: Path, items: int) -> None:
 def _rerun(
     label: str, command: list[str], work: Path, base_url: str, items: int, target: int | None
 ) -> None:
-    before = _simulator_stats(base_url)["requests_total"]
+    before = simulator_stats(base_url)["requests_total"]
     summary_path = work / "cached-summary.json"
     measured = measure([*command, "--summary", str(summary_path)])
     summary = orjson.loads(summary_path.read_bytes())
     # Counted by the simulator as well as by the run: 0 must mean nothing went out.
-    seen = _simulator_stats(base_url)["requests_total"] - before
+    seen = simulator_stats(base_url)["requests_total"] - before
     # The process figure includes Python's start-up and imports; the summary's is the run alone.
     print(
         f"  {label:<28} process {items / measured.wall_seconds:>8,.0f} items/s "
@@ -129,7 +128,7 @@ def paid_twice_over_kills(work: Path, items: int) -> None:
         kills, finished = _kill_repeatedly(command, base_url, items)
         if not finished:
             measure(command)  # the same command once more, left to finish: it resumes
-        served = _simulator_stats(base_url)
+        served = simulator_stats(base_url)
     counts = served["requests_by_digest"].values()
     paid_twice = sum(count - 1 for count in counts if count > 1)
     report = verify([str(source)], [str(out)], [str(quarantine)])
@@ -171,7 +170,7 @@ def _wait_for_requests(process: subprocess.Popen[bytes], base_url: str, total: i
     """Until the simulator has seen `total` requests (True) or the run ended by itself (False)."""
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while process.poll() is None:
-        if _simulator_stats(base_url)["requests_total"] >= total:
+        if simulator_stats(base_url)["requests_total"] >= total:
             return True
         if time.monotonic() > deadline:
             process.kill()

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -36,6 +38,13 @@ def simulator(*flags: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def simulator_stats(base_url: str) -> Any:
+    """What the simulator at `base_url` has seen (`GET /sim/stats`)."""
+    root = base_url.removesuffix("/v1")
+    with urllib.request.urlopen(f"{root}/sim/stats", timeout=10) as answer:  # loopback only
+        return orjson.loads(answer.read())
 
 
 def _announced_url(process: subprocess.Popen[str]) -> str:

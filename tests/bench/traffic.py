@@ -8,13 +8,12 @@ once, then keep pace with the refill exactly.
 
 from __future__ import annotations
 
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from tests.bench.harness import BIN, PROMPT, measure, simulator, write_reviews
+from tests.bench.harness import BIN, PROMPT, measure, simulator, simulator_stats, write_reviews
 
 ITEMS = 1_000
 RPM = 1_200
@@ -62,7 +61,7 @@ def _run_scenario(work: Path, source: Path, items: int, ideal: float, scenario: 
             "--max-error-rate", "1", *scenario.sluice_flags,
         ]  # fmt: skip
         measured = measure(command)
-        served = _simulator_stats(base_url)
+        served = simulator_stats(base_url)
     ours = orjson.loads(summary.read_bytes())
     requests = served["requests_total"]
     run_wall = ours["wall_seconds"]  # the run itself, without Python's start-up
@@ -76,9 +75,3 @@ def _run_scenario(work: Path, source: Path, items: int, ideal: float, scenario: 
         f" {ours['traffic']['lowest_concurrency']}.  Target: {scenario.target}",
         flush=True,
     )
-
-
-def _simulator_stats(base_url: str) -> dict:
-    root = base_url.removesuffix("/v1")
-    with urllib.request.urlopen(f"{root}/sim/stats", timeout=10) as answer:  # loopback only
-        return orjson.loads(answer.read())

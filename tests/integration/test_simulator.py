@@ -460,6 +460,19 @@ def test_stats_count_requests_statuses_and_items() -> None:
     assert served["requests_by_digest"][content_digest(user("two"))] == 2
 
 
+def test_stats_say_when_the_first_and_last_requests_were_admitted() -> None:
+    async def three(client: Client) -> list[Reply]:
+        return [await client.chat(f"item {n}") for n in range(3)]
+
+    # Each request goes once the last is answered, 0.2 s after it was admitted.
+    with BackgroundSimulator(SimulatorConfig(latency=0.2)) as sim:
+        assert sim.stats().first_admitted_at is None
+        talk(sim, three)
+        stats = sim.stats()
+    assert stats.first_admitted_at is not None and stats.last_admitted_at is not None
+    assert stats.last_admitted_at - stats.first_admitted_at >= 2 * 0.2
+
+
 def test_random_faults_replay_from_the_seed() -> None:
     async def twenty(client: Client) -> list[int]:
         return [(await client.chat(f"item {n}")).status for n in range(20)]
