@@ -11,8 +11,11 @@ everyone at once until the server's reset.
 A remaining count is what was left just after the server admitted the answered
 request: a provider's limiter counts at admission, and a streamed answer's
 headers leave before its first token. By the time the answer is read, the
-server has refilled for as long as the request was out, and has counted the
-requests sent after it; both are taken into account before comparing.
+server has counted the requests sent after it, and has refilled for as long as
+the request was out. Both are taken into account before comparing, the refill
+only while nobody else seems to draw on the same limit: once a count shows
+less than ours could explain, another client (or process) takes its share of
+every refill, and counts are compared as they stand.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class RateLimiter:
         self._heard_from_server = False
         self._most_remaining: dict[str, float] = {}
         self._burst_shrunk: set[str] = set()
+        self._shared_with_others: set[str] = set()
 
     @property
     def awaiting_first_answer(self) -> bool:
@@ -123,8 +127,7 @@ class RateLimiter:
             bucket = self._buckets.get(kind)
             if bucket is not None and reading.remaining is not None:
                 self._learn_burst(kind, bucket, reading.remaining, now)
-                refilled = refilled_since_admitted(bucket.rate, age)
-                bucket.lower_to(reading.remaining - pending + refilled, now)
+                self._lower_to_count(kind, bucket, reading.remaining - pending, age, now)
 
     def pause(self, seconds: float, kinds: Iterable[str], now: float) -> None:
         """A 429: nobody sends until the server's reset, and the limits it names are empty."""
@@ -150,6 +153,7 @@ class RateLimiter:
             "heard": self._heard_from_server,
             "most_remaining": self._most_remaining,
             "burst_shrunk": sorted(self._burst_shrunk),
+            "shared_with_others": sorted(self._shared_with_others),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -158,6 +162,22 @@ class RateLimiter:
         self._heard_from_server = bool(state["heard"])
         self._most_remaining = {kind: float(v) for kind, v in state["most_remaining"].items()}
         self._burst_shrunk = set(state["burst_shrunk"])
+        # Absent from the state an earlier version kept.
+        self._shared_with_others = set(state.get("shared_with_others", ()))
+
+    def _lower_to_count(
+        self, kind: str, bucket: TokenBucket, counted: float, age: float, now: float
+    ) -> None:
+        """`counted`: the server's count less what was sent after it. Our own count can
+        be a request above it (the count is rounded down), and a little more for the
+        lag allowance the refill leaves out; anything beyond is someone else's."""
+        if kind in self._shared_with_others:
+            bucket.lower_to(counted, now)
+            return
+        expected = counted + refilled_since_admitted(bucket.rate, age)
+        if bucket.sent_level(now) - expected > 1 + bucket.rate * LAG_ALLOWANCE_SECONDS:
+            self._shared_with_others.add(kind)
+        bucket.lower_to(expected, now)
 
     def _learn_burst(self, kind: str, bucket: TokenBucket, remaining: float, now: float) -> None:
         """The bucket holds the most the server has ever shown us as remaining."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -157,6 +158,32 @@ def test_what_the_server_refilled_while_the_request_was_out_comes_back() -> None
     last = {"requests": LimitReading(per_minute=6000, remaining=0, reset=None)}
     limiter.observe(last, now=0.3, unseen={"requests": 0}, age=0.3)
     assert _immediate(limiter, 0.3) == pytest.approx(25, abs=1)
+
+
+def _left(remaining: int) -> dict[str, LimitReading]:
+    return {"requests": LimitReading(per_minute=6000, remaining=remaining, reset=None)}
+
+
+def test_once_someone_else_draws_on_the_limit_counts_are_taken_as_they_stand() -> None:
+    limiter = RateLimiter(Limits(rpm=6000), now=0.0)  # 100 a second
+    limiter.observe(_left(999), now=0.0)  # the burst the server allows: 1,000
+    # Nothing sent since, yet only 499 were left: another client took 500.
+    limiter.observe(_left(499), now=0.3, unseen={"requests": 0}, age=0.3)
+    # It takes its share of every refill from now on, so a count is not topped up with
+    # what the server refilled since (that would be 100 + 15).
+    limiter.observe(_left(100), now=0.5, unseen={"requests": 0}, age=0.2)
+    assert _immediate(limiter, 0.5) == pytest.approx(100, abs=1)
+
+
+def test_what_a_limiter_learned_survives_being_kept_outside_the_process() -> None:
+    limiter = RateLimiter(Limits(rpm=6000), now=0.0)
+    limiter.observe(_left(999), now=0.0)
+    limiter.observe(_left(499), now=0.3, unseen={"requests": 0}, age=0.3)
+    kept = RateLimiter(Limits(rpm=6000), now=0.0)
+    kept.restore(orjson.loads(orjson.dumps(limiter.state())))
+    for each in (limiter, kept):
+        each.observe(_left(100), now=0.5, unseen={"requests": 0}, age=0.2)
+    assert _immediate(kept, 0.5) == _immediate(limiter, 0.5) == pytest.approx(100, abs=1)
 
 
 @settings(max_examples=60, deadline=None)
