@@ -150,6 +150,7 @@ class Dispatcher:
                 raise DispatchStopped
             asked = self.clock.now()
             sending, traffic, key = self._route(request, cache_key, too_long, fallback)
+            self._transport.ready()  # before the limits count the request as sent
             ticket = await self._admit(traffic, sending, first_attempt=number == 0)
             try:
                 if self._stopping:

@@ -20,6 +20,9 @@ class InProcessTransport:
         self.sent = 0  # requests sent so far
         self._handler = handler
 
+    def ready(self) -> None:
+        pass  # always
+
     async def send(self, path: str, payload: bytes, timeout: float) -> Response:
         self.sent += 1
         return await self._handler(path, payload)

@@ -102,3 +102,42 @@ def test_a_server_quoting_the_key_past_the_cut_leaks_none_of_it(status: int) -> 
     except AuthRefused as refused:
         said = refused.message
     assert said and not key_fragments(key, said)
+
+
+class _SlowToOpen(ScriptedTransport):
+    """Its first `ready` takes 0.3 s, as importing aiohttp does; a send makes it ready
+    if nobody did before."""
+
+    def __init__(self, script: Script, clock: FakeClock) -> None:
+        super().__init__(script)
+        self._clock = clock
+        self._opened = False
+
+    def ready(self) -> None:
+        if not self._opened:
+            self._opened = True
+            self._clock.current += 0.3
+
+    async def send(self, path: str, payload: bytes, timeout: float) -> Response:
+        self.ready()
+        return await super().send(path, payload, timeout)
+
+
+def test_a_request_takes_its_place_in_the_rate_limits_only_once_it_can_go() -> None:
+    async def answer(n: int) -> Response:
+        return Response(200, {}, ANSWER, 0.01)
+
+    clock, stats = FakeClock(), RunStats()
+    config = TrafficConfig(concurrency=4, rpm=1200)  # a burst of 198 at once, 20 a second
+    traffic = TrafficControl(config, clock, stats, random.Random(0))
+    transport = _SlowToOpen(answer, clock)
+    dispatcher = Dispatcher(
+        transport, traffic, RetryConfig(), stats, Redactor(None), clock, random.Random(0)
+    )
+    assert isinstance(asyncio.run(dispatcher.dispatch(_item(0), REQUEST)), Success)
+    # Counted as sent before the transport could send, the request would have earned
+    # the limits 0.3 s of refill the server never gave: the burst would look whole.
+    immediate = 0
+    while traffic.limiter.reserve(0, clock.now()) == 0:
+        immediate += 1
+    assert immediate == 197
