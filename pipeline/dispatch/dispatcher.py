@@ -3,7 +3,7 @@
 This is the only retry loop in sluice. Traffic control decides when each
 attempt may go; the retry policy decides whether and when to try again.
 Run-fatal answers (401/403, exhausted quota, an unknown model, redirects, a
-server asking for a very long wait) raise, so the engine stops the whole run
+server asking for a very long wait: refusals.py) raise, so the engine stops the whole run
 instead of failing every item the same way; so does an endpoint that nobody
 answers at (refused, unresolvable) before it has ever answered.
 
@@ -23,15 +23,7 @@ from typing import NamedTuple
 from pipeline.cache.memo import ResponseMemo
 from pipeline.core.clock import Clock
 from pipeline.core.config import Endpoint, RetryConfig
-from pipeline.core.errors import (
-    AuthRefused,
-    ConfigError,
-    ErrorKind,
-    QuotaExhausted,
-    ServiceUnavailable,
-    SluiceError,
-    error_kind_for_status,
-)
+from pipeline.core.errors import ErrorKind, ServiceUnavailable, SluiceError
 from pipeline.core.events import (
     AttemptEnded,
     EventSink,
@@ -40,11 +32,11 @@ from pipeline.core.events import (
 )
 from pipeline.core.models import Failure, Item, Outcome, Success, Usage
 from pipeline.core.redact import Redactor
-from pipeline.dispatch.first_contact import CONNECT_FAILED, FirstContact
-from pipeline.dispatch.transport import AnswerTooLarge, Response, Transport, TransportError
+from pipeline.dispatch.first_contact import FirstContact
+from pipeline.dispatch.refusals import failed_exchange_verdict, refusal_verdict
+from pipeline.dispatch.transport import Response, Transport, TransportError
 from pipeline.prepare.request_builder import Request
 from pipeline.protocol.answers import InvalidAnswer, parse_answer
-from pipeline.protocol.headers import error_details, retry_after, should_retry
 from pipeline.spend.budget import BudgetGate
 from pipeline.traffic.protocol import Holdup, Limiter, Ticket
 from pipeline.traffic.retry_policy import Verdict, backoff, retry_delay, retry_kind
@@ -272,7 +264,7 @@ class Dispatcher:
                 request.path, request.payload, traffic.attempt_timeout()
             )
         except TransportError as exc:
-            verdict = self._failed_exchange(exc)
+            verdict = failed_exchange_verdict(exc, self._redact)
             self._ended(attempt, verdict.kind, status=verdict.status)
             traffic.record(ticket, None, verdict)
             self._first_contact.check_connection(verdict)
@@ -349,35 +341,11 @@ class Dispatcher:
         )
 
     def _refusal(self, response: Response) -> Verdict:
-        status = response.status
-        code, message = error_details(response.payload, self._redact)
-        kind = error_kind_for_status(status, code)
-        if 300 <= status < 400:
-            raise ConfigError(
-                f"the server answered with a redirect ({status}); sluice does not follow "
-                "redirects, since they would resend the key elsewhere: check --base-url"
-            )
-        if kind is ErrorKind.FATAL:
-            raise _fatal_error(status, code, message)
-        wait = retry_after(response.headers, self.clock.wall())
-        if wait is not None and wait > self._traffic.longest_wait:
-            raise QuotaExhausted(
-                f"the server asks to wait {wait:,.0f}s before trying again (HTTP {status}), "
-                f"longer than --breaker-timeout; run the same command again later"
-            )
-        verdict = Verdict(
-            kind, f"HTTP {status}: {message}", status, code, wait, should_retry(response.headers)
-        )
-        if kind is ErrorKind.PERMANENT:
+        longest = self._traffic.longest_wait
+        verdict = refusal_verdict(response, self._redact, self.clock.wall(), longest)
+        if verdict.kind is ErrorKind.PERMANENT:
             self._first_contact.check_refusal(verdict)
         return verdict
-
-    def _failed_exchange(self, exc: TransportError) -> Verdict:
-        message = self._redact.clip(str(exc))
-        if isinstance(exc, AnswerTooLarge):  # never stored, retried like any unusable answer
-            return Verdict(ErrorKind.INVALID_OUTPUT, message, exc.status)
-        code = CONNECT_FAILED if exc.connect_failed else None
-        return Verdict(ErrorKind.TRANSIENT, message, code=code, timed_out=exc.timed_out)
 
 
 def _diversion(primary: Limiter, fallback: Fallback | None) -> Callable[[], bool]:
@@ -385,17 +353,3 @@ def _diversion(primary: Limiter, fallback: Fallback | None) -> Callable[[], bool
     if fallback is None:
         return lambda: False
     return primary.down
-
-
-def _fatal_error(status: int, code: str | None, message: str) -> SluiceError:
-    if code == "insufficient_quota":
-        return QuotaExhausted(
-            f"the account's quota is exhausted (HTTP {status}): {message} "
-            "Add credit or raise the limit, then run the same command again."
-        )
-    if code == "model_not_found":
-        return ConfigError(f"the server does not serve that model (HTTP {status}): {message}")
-    return AuthRefused(
-        f"the server refused the API key (HTTP {status}): {message} "
-        "Check the key in the environment variable named by --api-key-env."
-    )
