@@ -154,7 +154,8 @@ def _rate_bound(work: Path, items: int, runs: int) -> list[Row]:
     """Each run against a simulator of its own, so each starts with a full bucket; the
     two sides take turns. Two rows: the whole process against the ideal wall time, and
     its pacing alone (first request to last, no start-up) against the ideal pacing:
-    the burst at once, then exactly the refill."""
+    the burst at once, then exactly the refill. Times are medians; 429s, the most any
+    one run got."""
     source = write_reviews(work / "floor-rate-bound.jsonl", items)
     out, summary = work / "floor-rate-out.jsonl", work / "floor-rate-summary.json"
     rate = RPM / 60
