@@ -24,11 +24,11 @@ from pipeline.simulator.faults import Fault, InvalidRequest
 from pipeline.simulator.limits import RateLimits, Refusal
 from pipeline.simulator.schema_values import UnsatisfiableSchema
 from pipeline.simulator.stats import STATS_KEY, SimulatorStats
-from pipeline.simulator.wire import EVENT_STREAM_CONTENT_TYPE, drop, open_stream, send_events
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 UNKNOWN_PATH = "(unknown)"
 JSON_CONTENT_TYPE = "application/json"
+EVENT_STREAM_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 # A stalled stream sends the role chunk and the first piece of content, then nothing.
 STALL_AFTER_EVENTS = 2
 
@@ -240,14 +240,14 @@ class Simulator:
     ) -> web.StreamResponse:
         """Send the events; a stall sends the first few, then holds the connection and drops it."""
         self.stats.streamed += 1
-        response = await open_stream(request, self._headers(200, limits))
+        response = await _open_stream(request, self._headers(200, limits))
         if stall:
             self.stats.stalled += 1
             events = events[:STALL_AFTER_EVENTS]
-        finished = await send_events(response, events, self.config.stream_interval)
+        finished = await _send_events(response, events, self.config.stream_interval)
         if stall:
             await self._hold()
-            drop(request)
+            _drop(request)
         elif finished:
             with contextlib.suppress(ConnectionError):
                 await response.write_eof()
@@ -261,7 +261,7 @@ class Simulator:
             return await self._stream(request, events, job.limit_headers, stall=True)
         if fault is Fault.DROP:
             self.stats.dropped += 1
-            return drop(request)
+            return _drop(request)
         if fault is Fault.MALFORMED:
             self.stats.malformed += 1
             variant = 0 if job.trigger is not None else self._random_faults.malformed_variant()
@@ -287,7 +287,7 @@ class Simulator:
     async def _hang(self, request: web.Request) -> web.StreamResponse:
         self.stats.hung += 1
         await self._hold()
-        return drop(request)
+        return _drop(request)
 
     async def _hold(self) -> None:
         """Wait `hang_seconds`, or until shutdown releases every held request."""
@@ -372,6 +372,36 @@ def _complete(chat: request_parsing.ChatRequest) -> answers.Completion:
 def _without_content_fault(trigger: faults.Trigger | None) -> faults.Trigger | None:
     """A content trigger has nothing to bend in text or vectors; any other stays."""
     return None if trigger is not None and trigger.fault in faults.CONTENT_FAULTS else trigger
+
+
+async def _open_stream(request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+    """Send the 200 and its headers; the events follow with `_send_events`."""
+    response = web.StreamResponse(
+        status=200,
+        headers={**headers, "Content-Type": EVENT_STREAM_CONTENT_TYPE, "Cache-Control": "no-cache"},
+    )
+    await response.prepare(request)
+    return response
+
+
+async def _send_events(response: web.StreamResponse, events: list[bytes], interval: float) -> bool:
+    """Write the events `interval` seconds apart; False when the client left meanwhile."""
+    for index, event in enumerate(events):
+        if index and interval > 0.0:
+            await asyncio.sleep(interval)
+        try:
+            await response.write(event)
+        except ConnectionError:
+            return False
+    return True
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection without a byte of answer; the client sees a disconnect."""
+    if request.transport is not None:
+        request.transport.close()
+    # aiohttp's write to the closed transport fails quietly, so nothing reaches the client.
+    return web.Response(status=200)
 
 
 def build_app(config: SimulatorConfig | None = None) -> web.Application:
