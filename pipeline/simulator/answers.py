@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -189,6 +190,17 @@ def chat_completion_body(
             }
         ],
         "usage": usage(completion.prompt_tokens, completion.completion_tokens),
+    }
+
+
+def models_body(models: Iterable[str]) -> dict[str, Any]:
+    """The `list` of models `GET /v1/models` returns."""
+    return {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "sluice-sim"}
+            for name in models
+        ],
     }
 
 

@@ -100,6 +100,11 @@ def find_trigger(text: str) -> Trigger | None:
     return Trigger(Fault(match.group(1)), int(times) if times is not None else None)
 
 
+def without_content_fault(trigger: Trigger | None) -> Trigger | None:
+    """A content trigger has nothing to bend in text or vectors; any other stays."""
+    return None if trigger is not None and trigger.fault in CONTENT_FAULTS else trigger
+
+
 class RandomFaults:
     """Draws the random fault (or none) of each request from the configured rates."""
 

@@ -91,6 +91,11 @@ def format_reset(seconds: float) -> str:
     return f"{secs}s"
 
 
+def retry_after_headers(wait: float) -> dict[str, str]:
+    """A 429's `retry-after` (whole seconds, rounded up) and `retry-after-ms`."""
+    return {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000.0))}
+
+
 def rate_limit_headers(kind: str, bucket: TokenBucket, now: float) -> dict[str, str]:
     """The three `x-ratelimit-*-{kind}` headers for `requests` or `tokens`."""
     return {

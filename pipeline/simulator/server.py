@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from aiohttp import web
 from pipeline.simulator import answer_shape, answers, faults, request_parsing
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.faults import Fault, InvalidRequest
-from pipeline.simulator.limits import RateLimits, Refusal
+from pipeline.simulator.limits import RateLimits, Refusal, retry_after_headers
 from pipeline.simulator.schema_values import UnsatisfiableSchema
 from pipeline.simulator.stats import STATS_KEY, SimulatorStats
 
@@ -60,7 +59,8 @@ class Exchange:
     inputs: list[str] = field(default_factory=list)
     """An embeddings request's texts, each counted in the stats."""
     limit_headers: dict[str, str] | None = None
-    """The `x-ratelimit-*` headers as they stood just after this request was admitted."""
+    """The `x-ratelimit-*` headers as they stood just after this request was admitted: a
+    provider counts at admission (a stream's headers leave before its first token)."""
 
 
 class Simulator:
@@ -76,15 +76,7 @@ class Simulator:
         self._ids = itertools.count(1)
         self._released = asyncio.Event()
         self._known_models = config.models if config.strict_models else None
-        self._models_body = orjson.dumps(
-            {
-                "object": "list",
-                "data": [
-                    {"id": name, "object": "model", "created": 0, "owned_by": "sluice-sim"}
-                    for name in config.models
-                ],
-            }
-        )
+        self._models_body = orjson.dumps(answers.models_body(config.models))
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "/v1/chat/completions", self._chat_job)
@@ -116,7 +108,7 @@ class Simulator:
 
         trigger = faults.find_trigger(answers.last_user_text(chat.messages))
         if chat.response_format.kind == "text":
-            trigger = _without_content_fault(trigger)  # only JSON answers can be bent
+            trigger = faults.without_content_fault(trigger)  # only JSON answers can be bent
         prompt = completion.prompt_tokens
         return Exchange(
             chat.model, chat.digest, trigger, prompt + reserved, prompt, answer, chat.stream
@@ -137,7 +129,7 @@ class Simulator:
             return Answer(orjson.dumps(body), None, 0)
 
         found = faults.find_input_trigger(embed.texts)
-        trigger = None if found is None else _without_content_fault(found[1])
+        trigger = None if found is None else faults.without_content_fault(found[1])
         where = None if found is None else f"input[{found[0]}]"
         return Exchange(
             embed.model,
@@ -184,9 +176,6 @@ class Simulator:
             refusal = self._limits.admit(job.token_cost, now)
             if refusal is not None:
                 return self._rate_limited(refusal, job.model)
-            # Counted at admission, as a provider's rate limiter counts: what remains
-            # after this request, whenever its answer leaves (a stream's headers leave
-            # before its first token, so they cannot report anything later).
             job.limit_headers = self._limits.headers(now)
         self._accepted += 1
         stats = self.stats
@@ -313,11 +302,7 @@ class Simulator:
     def _rate_limited(self, refusal: Refusal, model: str) -> web.Response:
         self.stats.rate_limited += 1
         body = faults.rate_limited_body(refusal, model)
-        retry_after = {
-            "retry-after": str(math.ceil(refusal.wait)),
-            "retry-after-ms": str(math.ceil(refusal.wait * 1000.0)),
-        }
-        return self._respond(429, body, retry_after)
+        return self._respond(429, body, retry_after_headers(refusal.wait))
 
     def _respond(
         self,
@@ -367,11 +352,6 @@ def _complete(chat: request_parsing.ChatRequest) -> answers.Completion:
     except UnsatisfiableSchema as unsatisfiable:
         name = chat.response_format.name
         raise answer_shape.invalid_schema(name, unsatisfiable.message) from None
-
-
-def _without_content_fault(trigger: faults.Trigger | None) -> faults.Trigger | None:
-    """A content trigger has nothing to bend in text or vectors; any other stays."""
-    return None if trigger is not None and trigger.fault in faults.CONTENT_FAULTS else trigger
 
 
 async def _open_stream(request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
