@@ -195,8 +195,11 @@ def execute(config: RunConfig, flags: "RunFlags") -> None:
         progress.say(f"{word}: {result.error.message}", level=level)
     if result.summary:  # the run began: its record is kept, whatever the end
         report_after_run(result, config, flags, progress)
-    # A run refused before its first item has nothing to summarise but the error.
-    began = result.stats.items > 0 or result.stats.requests > 0
+    # A run refused before its first item has nothing to summarise but the error. One
+    # answered from the cache began too, even if it ended before its first commit.
+    stats = result.stats
+    answered = stats.cache is not None and stats.cache.hits > 0
+    began = stats.items > 0 or stats.requests > 0 or answered
     if (began or result.exit_code in (0, 1)) and not (quiet and result.exit_code == 0):
         print_summary(result, config, progress)
     raise typer.Exit(result.exit_code)

@@ -1,8 +1,9 @@
 """Answers already paid for: the one owner of look-up, single flight and storing.
 
 The engine asks here before an item goes anywhere near the limiter, so a hit
-costs no request, no token and no slot. Stored answers are looked up a batch
-ahead, in the reader thread (`lookup`), and checked on the loop (`recall`). An
+costs no request, no token and no slot. Stored answers are looked up as each
+batch is read (`lookup`: in the reader thread, a batch ahead, while requests are in
+flight), and checked on the loop (`recall`). An
 item identical to one already on its way joins it (`join`) and is settled with
 the same answer when it lands (`landed`), instead of being sent again.
 
@@ -51,7 +52,7 @@ class ResponseMemo:
         return self._keys.key(request.path, request.body)
 
     def lookup(self, keys: list[str]) -> dict[str, bytes]:
-        """Stored answers by key (in the reader thread); none with --refresh-cache."""
+        """Stored answers by key (where batches are read); none with --refresh-cache."""
         return self._store.get_many(keys) if self._read else {}
 
     def recall(

@@ -192,7 +192,7 @@ class ResponseCache:
     def _reading(self) -> sqlite3.Connection:
         """Our own connection for lookups, opened on first use (and again after close)."""
         if self._reader is None:
-            # Lookups run in the reader thread (see prepare/preparer.py), one thread at a time.
+            # Lookups run where batches are read (read/reader_thread.py), one thread at a time.
             database = os.path.join(self.directory, DBNAME)
             self._reader = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
         return self._reader

@@ -4,7 +4,8 @@
         └──────── batch ────────► order queue (window) ──► writer ◄─────┘
 
 Batches arrive with their requests rendered and stored answers found (in the
-reader thread, see prepare/preparer.py); the producer settles invalid and already
+reader thread, or on the loop while nothing is in flight: `idle`, see
+read/reader_thread.py); the producer settles invalid and already
 answered items at once, and workers only send. The writer (in_order.py) takes
 batches in input order and waits for each to finish, so output order equals input
 order while later batches are already in flight. Both queues are bounded, so at most
@@ -98,6 +99,7 @@ class AsyncioEngine:
         self._stopping = False
         self._fatal: SluiceError | None = None
         self._finished = 0  # items whose outcome is known, written or not
+        self._begun = 0  # items of the batches taken from the input
 
     async def run(self, next_batch: NextBatch) -> None:
         """Drive the pool until the input ends (or `stop`); `next_batch` gives each batch."""
@@ -132,6 +134,10 @@ class AsyncioEngine:
         by then, so a re-run need not redo them; then `run` raises `error`."""
         self._fatal = self._fatal or error
         self.stop(grace)
+
+    def idle(self) -> bool:
+        """Every item taken from the input has its outcome: nothing is on its way."""
+        return self._finished == self._begun
 
     @property
     def running(self) -> bool:
@@ -168,6 +174,7 @@ class AsyncioEngine:
         while (prepared := await self._next(next_batch)) is not None:
             in_flight = BatchInFlight(prepared.batch)
             batch = prepared.batch
+            self._begun += len(batch.items)
             self._events.emit(BatchStarted(batch.index, len(batch.items), self._clock.now()))
             if self._order.full():  # the writer may be waiting for the begun pack's items
                 await self._send_begun_pack()

@@ -33,6 +33,10 @@ class Engine(Protocol):
     @property
     def running(self) -> bool: ...
 
+    def idle(self) -> bool:
+        """Nothing is waiting on an answer: the next batch may be read on the loop's own
+        thread without holding anything up (reader_thread.py). False when unsure."""
+
     def stop(self, grace: float) -> None:
         """Send nothing new; let requests in flight land for `grace` seconds; write what is
         complete; then let `run` return."""

@@ -182,6 +182,11 @@ class RayEngine:
     def running(self) -> bool:
         return self._producer is not None
 
+    def idle(self) -> bool:
+        # The workers are other processes: a read on this loop would hold up the dealing
+        # of batches to them, and their answers, whatever is in flight.
+        return False
+
     async def run(self, next_batch: NextBatch) -> None:
         beat = asyncio.create_task(self._heartbeat())
         try:

@@ -1,2 +1,2 @@
 """Stage 2, items -> requests: batches, prompt templates, request bodies, and the cache
-look-up done a batch ahead in the reader thread."""
+look-up done as each batch is read (in the reader thread while requests are in flight)."""

@@ -1,10 +1,11 @@
-"""Rendering each batch's requests and finding their stored answers, in the reader thread.
+"""Rendering each batch's requests and finding their stored answers, where batches are read.
 
-This is the CPU- and disk-heavy part of getting an item ready, done off the event
-loop and one batch ahead of it: SQLite drops the GIL on every row it steps
-through, and a lookup made on the loop while another thread computes waits out
-the interpreter's switch interval each time (measured: 6 us a key alone, 26 us
-beside the reader, 1 ms beside a busy thread).
+This is the CPU- and disk-heavy part of getting an item ready. While requests are in
+flight it is done off the event loop and one batch ahead of it, in the reader thread:
+SQLite drops the GIL on every row it steps through, and a lookup made on the loop
+while another thread computes waits out the interpreter's switch interval each time
+(measured: 6 us a key alone, 26 us beside the reader, 1 ms beside a busy thread).
+With nothing in flight to hold up, the loop does it itself (read/reader_thread.py).
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ class SeenIds:
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="sluice-ids-")
         path = os.path.join(self._dir.name, "ids.sqlite")
-        # Filled by the reader thread, closed by the main one; never both at once.
+        # Filled where batches are read (the reader thread, or the loop while nothing is
+        # in flight), closed by the main thread; never two at once.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")

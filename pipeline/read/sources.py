@@ -176,6 +176,20 @@ def parquet_schema(path: str) -> pa.Schema:
     return pq.read_schema(path)
 
 
+def never_block(paths: Iterable[str]) -> bool:
+    """Every input is a regular file, whose reads end at once: no pipe, FIFO or stdin,
+    which may wait for their writer for as long as it likes."""
+    for path in paths:
+        if path == STDIO:
+            return False
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return False
+        except OSError:
+            return False  # reading it will say what is wrong, in the reader thread as ever
+    return True
+
+
 def count_items(paths: Iterable[str]) -> int | None:
     """How many items the inputs hold, when that is cheap to know (for ETA only)."""
     total = 0

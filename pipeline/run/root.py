@@ -46,7 +46,7 @@ from pipeline.prepare.batching import input_batches
 from pipeline.prepare.preparer import ItemRequests, PreparedBatch, Preparer
 from pipeline.read.ids import SeenIds
 from pipeline.read.reader_thread import ThreadFeed
-from pipeline.read.sources import check_inputs
+from pipeline.read.sources import check_inputs, never_block
 from pipeline.run.assembly import build_engine, http_transport, item_requests, workflow_models
 from pipeline.run.interrupts import (
     Interrupted,
@@ -269,16 +269,19 @@ class _Run:
             raise deadline_reached(self.config.spend)
         seen = SeenIds()
         with self._response_memo() as memo:
-            feed = ThreadFeed(self._prepared_batches(seen, resume, memo))
+            feed: ThreadFeed[PreparedBatch] | None = None
             try:
                 async with self._transport() as transport:
                     engine = self._engine(transport, writer, memo)
+                    batches = self._prepared_batches(seen, resume, memo)
+                    feed = ThreadFeed(batches, self._read_inline_when(engine))
                     work = engine.run(feed.next)
                     reached = deadline_reached(self.config.spend)
                     with ended_at_deadline(engine, left, reached, self.config.traffic.timeout):
                         stopped = await self._until_done_or_stopped(work, engine)
             finally:
-                feed.close()
+                if feed is not None:
+                    feed.close()
                 seen.close()
         if stopped is not None:
             raise _Stopped(stopped)
@@ -293,6 +296,14 @@ class _Run:
         if memo is None:
             return Preparer(self.builder, result_fields=fields)(batches)
         return Preparer(self.builder, memo.key, memo.lookup, fields)(batches)
+
+    def _read_inline_when(self, engine: Engine) -> Callable[[], bool] | None:
+        """When the next batch may be read on the loop's own thread: while the engine has
+        nothing in flight, if no input can block. Never under `sluice serve`, whose loop
+        carries other jobs' requests."""
+        if self.hosted is not None or not never_block(self.config.read.inputs):
+            return None
+        return engine.idle
 
     def _transport(self) -> AbstractAsyncContextManager[Transport]:
         if self.hosted is not None:  # the host's, open for as long as the host runs
