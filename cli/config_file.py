@@ -25,7 +25,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +124,8 @@ def load_config(path: Path | None, root: TyperGroup) -> ConfigFile:
 
 def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
     """A TOML file's tables; ConfigError naming the file (`what` says which kind)."""
+    import tomllib  # ~5 ms, paid only by a run that has a config file to read
+
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -7,7 +7,6 @@ and the caller falls back to what it already knew.
 
 from __future__ import annotations
 
-import email.utils
 import math
 import re
 from collections.abc import Mapping
@@ -60,6 +59,8 @@ def retry_after(headers: Mapping[str, str], wall_now: float) -> float | None:
     seconds = _finite_non_negative(value)
     if seconds is not None:
         return seconds
+    import email.utils  # the HTTP-date form is rare; importing it costs every run ~6 ms
+
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

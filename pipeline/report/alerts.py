@@ -24,7 +24,6 @@ stays silent. `error_rate` and `failed_run` need no history.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -184,7 +183,7 @@ def comparable_window(earlier: Sequence[Run], window: int) -> list[Run]:
 
 def median_of(runs: Sequence[Run], figure: Callable[[Run], float | None]) -> float | None:
     values = [value for run in runs if (value := figure(run)) is not None]
-    return statistics.median(values) if values else None
+    return _median(values) if values else None
 
 
 # ---- the rules
@@ -224,6 +223,14 @@ def _history_median(
     values = [value for run in baseline if (value := figure(run)) is not None]
     if len(values) < max(thresholds.min_history, 1):
         return None
+    return _median(values)
+
+
+def _median(values: list[float]) -> float:
+    # Imported here: statistics (with fractions and decimal) costs every run ~5 ms at
+    # start, and only a run with a history to compare against needs it.
+    import statistics
+
     return statistics.median(values)
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from pipeline.core.config import SpendConfig
@@ -79,6 +77,8 @@ def _candidates(name: str) -> list[str]:
 def parse_table(text: str) -> PriceTable:
     """A price table from TOML: `checked = "YYYY-MM-DD"` and `[models."NAME"]` tables of
     `input`, `output` and optionally `cached_input`. ValueError names what is wrong."""
+    import tomllib
+
     data = tomllib.loads(text)
     checked = data.get("checked")
     if not isinstance(checked, str):
@@ -109,18 +109,29 @@ def _price(name: str, row: Any) -> Price:
 @functools.cache  # read once a process: sluice serve makes a run per job
 def shipped_table() -> PriceTable:
     """The table shipped with this version of sluice."""
+    from importlib import resources
+
     text = resources.files("pipeline.spend").joinpath("prices.toml").read_text("utf-8")
     return parse_table(text)
 
 
 class Pricing:
     """The price of each model a run names: one given price for all (`--price-in` and
-    `--price-out`), else the table's. Remembers each look-up; no I/O."""
+    `--price-out`), else the table's. Remembers each look-up; no I/O but reading the
+    shipped table, when a price is first asked for."""
 
-    def __init__(self, table: PriceTable, given: Price | None = None) -> None:
-        self.table = table
+    def __init__(self, table: PriceTable | None = None, given: Price | None = None) -> None:
+        # None: the shipped table, read (with tomllib, ~10 ms) once a price is asked for,
+        # which is after a run's first requests are on their way rather than before.
+        self._table = table
         self.given = given
         self._known: dict[str | None, Price | None] = {}
+
+    @property
+    def table(self) -> PriceTable:
+        if self._table is None:
+            self._table = shipped_table()
+        return self._table
 
     def price_of(self, model: str | None) -> Price | None:
         if self.given is not None:
@@ -143,4 +154,4 @@ def pricing_for(config: SpendConfig) -> Pricing:
     given = None
     if config.price_in is not None and config.price_out is not None:
         given = Price(config.price_in, config.price_out)
-    return Pricing(shipped_table(), given)
+    return Pricing(None, given)
