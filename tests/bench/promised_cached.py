@@ -27,6 +27,7 @@ import hashlib
 import os
 import sys
 from itertools import islice
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -35,6 +36,14 @@ from pipeline.read.ids import SeenIds
 
 BATCH = 50  # sluice's default batch size
 MODEL = "sim-chat"
+PATH = "/chat/completions"
+
+
+class Prepared(NamedTuple):
+    items: list[dict[str, Any]]
+    digest: str
+    bodies: list[dict[str, Any]]
+    keys: list[str]
 
 
 def main(source: str, cache_dir: str, base_url: str, output: str) -> None:
@@ -54,18 +63,24 @@ def main(source: str, cache_dir: str, base_url: str, output: str) -> None:
         cache.close()
 
 
-def _answered(batch: list[bytes], seen: SeenIds, cache: ResponseCache, keys: CacheKeys) -> bytes:
-    items = [orjson.loads(line) for line in batch]
+def prepared(lines: list[bytes], seen: SeenIds, keys: CacheKeys) -> Prepared:
+    """What sluice does to a batch before any look-up: parse it, check its ids against
+    every id seen, digest its items, and build each item's request and cache key."""
+    items = [orjson.loads(line) for line in lines]
     if seen.add_many([item["id"] for item in items]):
         raise SystemExit("duplicate ids: the floor loop expects none")
     digest = hashlib.blake2b(digest_size=8)
     for item in items:
         digest.update(orjson.dumps([item["id"], item]))
-    wanted = []
-    for item in items:
-        content = f"Review: {item['text']}"
-        body = {"model": MODEL, "messages": [{"role": "user", "content": content}]}
-        wanted.append(keys.key("/chat/completions", body))
+    bodies = [
+        {"model": MODEL, "messages": [{"role": "user", "content": f"Review: {item['text']}"}]}
+        for item in items
+    ]
+    return Prepared(items, digest.hexdigest(), bodies, [keys.key(PATH, body) for body in bodies])
+
+
+def _answered(batch: list[bytes], seen: SeenIds, cache: ResponseCache, keys: CacheKeys) -> bytes:
+    items, _, _, wanted = prepared(batch, seen, keys)
     stored = cache.get_many(wanted)
     rows = []
     for item, key in zip(items, wanted, strict=True):

@@ -26,7 +26,6 @@ floor table's runs use.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import sys
 import time
@@ -39,10 +38,7 @@ from pipeline.cache.store import CacheKeys, ResponseCache
 from pipeline.read.ids import SeenIds
 from pipeline.state.part_header import PartHeader
 from pipeline.state.parts import write_part
-
-BATCH = 50  # sluice's default batch size
-MODEL = "sim-chat"
-PATH = "/chat/completions"
+from tests.bench.promised_cached import BATCH, PATH, prepared
 
 
 class Batch:
@@ -182,19 +178,8 @@ async def main(
 def _prepared(
     number: int, chunk: list[bytes], seen: SeenIds, keys: CacheKeys
 ) -> tuple[Batch, list[bytes]]:
-    items = [orjson.loads(line) for line in chunk]
-    if seen.add_many([item["id"] for item in items]):
-        raise SystemExit("duplicate ids: the floor loop expects none")
-    digest = hashlib.blake2b(digest_size=8)
-    for item in items:
-        digest.update(orjson.dumps([item["id"], item]))
-    bodies, wanted = [], []
-    for item in items:
-        content = f"Review: {item['text']}"
-        body = {"model": MODEL, "messages": [{"role": "user", "content": content}]}
-        wanted.append(keys.key(PATH, body))
-        bodies.append(orjson.dumps(body))
-    return Batch(number, items, wanted, digest.hexdigest()), bodies
+    items, digest, bodies, wanted = prepared(chunk, seen, keys)
+    return Batch(number, items, wanted, digest), [orjson.dumps(body) for body in bodies]
 
 
 if __name__ == "__main__":
