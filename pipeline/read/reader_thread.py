@@ -41,7 +41,8 @@ class ThreadFeed(Generic[T]):
 
     async def next(self) -> T | None:
         """The next element, or None when the source is exhausted."""
-        if not self._thread_ahead and self._inline is not None and self._inline():
+        inline = self._inline is not None and self._inline()
+        if inline and not self._thread_ahead:
             return next(self._source, None)
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="sluice-reader", daemon=True)
@@ -49,9 +50,8 @@ class ThreadFeed(Generic[T]):
         future: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
         # While requests are in flight the loop will ask again soon: the thread reads on,
         # so the next answer is at hand and the reading overlaps the loop's work.
-        read_ahead = self._inline is None or not self._inline()
-        self._thread_ahead = read_ahead
-        self._requests.put((future, read_ahead))
+        self._thread_ahead = not inline
+        self._requests.put((future, self._thread_ahead))
         return await future
 
     def close(self, wait: float = 5.0) -> None:
