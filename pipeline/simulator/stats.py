@@ -39,10 +39,11 @@ class SimulatorStats:
     max_in_flight: int = 0
     """The most accepted requests ever in flight at once (overlap, shown)."""
     first_admitted_at: float | None = None
+    """When the first accepted request was admitted, on the simulator's monotonic clock:
+    only its difference from `last_admitted_at` means anything (how long a client took
+    to send, without its start-up)."""
     last_admitted_at: float | None = None
-    """When the first and the last accepted requests were admitted, on the simulator's
-    monotonic clock: only their difference means anything (how long a client took to
-    send, without its start-up)."""
+    """When the last accepted request was admitted, on the same clock."""
     requests_by_digest: Counter[str] = field(default_factory=Counter)
     """Accepted requests (past key, quota, validation, limits) per `content_digest`."""
     embedding_inputs_by_digest: Counter[str] = field(default_factory=Counter)

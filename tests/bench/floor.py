@@ -8,12 +8,14 @@ for start-up. Repeated runs alternate floor and sluice, so drift on the machine
 (heat, other load) hits both; medians are compared.
 
 Three measures get a second, indented row whose floor does everything sluice promises
-there and nothing else: throughput against promised_live.py (ids, digests, cache keys
-and look-ups, each answer stored in the cache before its slot is free, checkpoints
-committed in order; the same rows, byte for byte), the cached re-run against
-promised_cached.py (ids, digests, cache keys, look-ups, checked answers; the same
-rows), and the start of a run against importing the libraries it runs on. The first row says how far
-sluice is from the bare loop; the second, how much of that is sluice's own.
+there and nothing else:
+- throughput against promised_live.py (ids, digests, cache keys and look-ups, each
+  answer stored in the cache before its slot is free, checkpoints committed in order);
+- the cached re-run against promised_cached.py (ids, digests, cache keys, look-ups,
+  checked answers);
+- the start of a run against importing the libraries it runs on.
+Both promised floors write the same rows as sluice, byte for byte. The first row says
+how far sluice is from the bare loop; the second, how much of that is sluice's own.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ sluice's own overhead and the gap between it and the bare loop is the promises':
   directory fsync) for the batches done together, their rows in the output's
   temporary file; at the end the output fsynced and renamed into place.
 
-The id set, the cache and the part files are sluice's own (SeenIds, ResponseCache,
-write_part with its checksummed headers): the same work on disk, not a cheaper copy.
+The id set, the cache, the storing of answers and the part files are sluice's own
+(SeenIds, ResponseCache, ResponseMemo, write_part with its checksummed headers, written
+in the default executor): the same work on disk, not a cheaper copy.
 It expects a prompt of "Review: {{ text }}" on the simulator's `sim-chat`, as the
 floor table's runs use.
 """
@@ -34,7 +35,9 @@ from itertools import islice
 import aiohttp
 import orjson
 
+from pipeline.cache.memo import ResponseMemo
 from pipeline.cache.store import CacheKeys, ResponseCache
+from pipeline.core.events import DISCARD
 from pipeline.read.ids import SeenIds
 from pipeline.state.part_header import PartHeader
 from pipeline.state.parts import write_part
@@ -55,35 +58,16 @@ class Batch:
 
 
 class Promised:
-    def __init__(self, cache: ResponseCache, state_dir: str, output: str) -> None:
-        self.cache = cache
+    """The ordered commits: checkpoint parts written in the default executor, one group
+    after another, as sluice writes them, so an fsync never holds up the loop."""
+
+    def __init__(self, state_dir: str, output: str) -> None:
         self.state_dir = state_dir
         self.output = open(output + ".tmp", "wb")  # noqa: SIM115 - closed in finish()
         self.output_path = output
-        self.unsaved: list[tuple[str, bytes, asyncio.Future[None]]] = []
         self.waiting: dict[int, Batch] = {}  # done or not, by number, until committed
         self.next_to_commit = 0
-
-    def store(self, key: str, answer: bytes) -> asyncio.Future[None]:
-        """Stored with the others landing in this turn of the loop, in one transaction."""
-        loop = asyncio.get_running_loop()
-        stored = loop.create_future()
-        self.unsaved.append((key, answer, stored))
-        if len(self.unsaved) == 1:
-            loop.call_soon(self._store_turn)
-        return stored
-
-    def _store_turn(self) -> None:
-        unsaved, self.unsaved = self.unsaved, []
-        answers = [(key, answer) for key, answer, _ in unsaved]
-        # As sluice does on its loop: a transaction that never waits, else one that may.
-        stored = self.cache.put_now(answers)
-        if stored is None:
-            stored = self.cache.put_many(answers)
-        if stored != len(unsaved):
-            raise SystemExit("the cache refused an answer")
-        for *_, stored in unsaved:
-            stored.set_result(None)
+        self.committing: asyncio.Future[None] | None = None  # the latest group's write
 
     def answered(self, batch: Batch, index: int, row: bytes) -> None:
         batch.rows[index] = row
@@ -117,9 +101,18 @@ class Promised:
             )
             parts.append((header, results, b""))
             self.output.write(results)
-        write_part(self.state_dir, parts)
+        self.committing = asyncio.ensure_future(self._commit(self.committing, parts))
 
-    def finish(self) -> None:
+    async def _commit(
+        self, previous: asyncio.Future[None] | None, parts: list[tuple[PartHeader, bytes, bytes]]
+    ) -> None:
+        if previous is not None:
+            await previous  # groups commit in input order
+        await asyncio.get_running_loop().run_in_executor(None, write_part, self.state_dir, parts)
+
+    async def finish(self) -> None:
+        if self.committing is not None:
+            await self.committing
         self.output.flush()
         os.fsync(self.output.fileno())
         self.output.close()
@@ -130,8 +123,11 @@ async def main(
     source: str, cache_dir: str, state_dir: str, base_url: str, output: str, concurrency: int
 ) -> None:
     cache = ResponseCache(cache_dir, size_limit=None, ttl=None)
+    # Answers are stored by sluice's own memo: those landing in one turn of the loop in
+    # one transaction, each request's slot held until its answer is on disk.
+    memo = ResponseMemo(cache, base_url, read=True, events=DISCARD)
     seen, keys = SeenIds(), CacheKeys(base_url)
-    promised = Promised(cache, state_dir, output)
+    promised = Promised(state_dir, output)
     todo: asyncio.Queue[tuple[Batch, int, bytes] | None] = asyncio.Queue(maxsize=concurrency)
     url = base_url + PATH
     try:
@@ -152,7 +148,7 @@ async def main(
                     item["cached"] = False
                     batch.prompt_tokens += usage["prompt_tokens"]
                     batch.completion_tokens += usage["completion_tokens"]
-                    await promised.store(batch.keys[index], payload)
+                    await memo.remember(batch.keys[index], payload)
                     promised.answered(batch, index, orjson.dumps(item) + b"\n")
 
             workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
@@ -160,7 +156,7 @@ async def main(
                 number = 0
                 while chunk := list(islice(lines, BATCH)):
                     batch, bodies = _prepared(number, chunk, seen, keys)
-                    if cache.get_many(batch.keys):
+                    if memo.lookup(batch.keys):
                         raise SystemExit("the floor expects an empty cache")
                     promised.waiting[number] = batch
                     for index, body in enumerate(bodies):
@@ -169,8 +165,9 @@ async def main(
             for _ in workers:
                 await todo.put(None)
             await asyncio.gather(*workers)
-        promised.finish()
+        await promised.finish()
     finally:
+        memo.close()
         seen.close()
         cache.close()
 
