@@ -4,7 +4,7 @@ makes spans from the run's events is trace.py; the collector export, otel.py."""
 
 from __future__ import annotations
 
-import secrets
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,7 +19,8 @@ INTERNAL, CLIENT = "INTERNAL", "CLIENT"  # span kinds: sluice's own work, a call
 
 def new_trace_id() -> str:
     """A random trace id: 32 hex digits, never all zeros (OpenTelemetry's invalid id)."""
-    while (trace_id := secrets.token_hex(16)) == "0" * 32:
+    # os.urandom, as the secrets module does, without importing it (and hmac) at start.
+    while (trace_id := os.urandom(16).hex()) == "0" * 32:
         pass
     return trace_id
 
@@ -99,7 +100,7 @@ class SpanIds:
     _MASK = (1 << 64) - 1
 
     def __init__(self, salt: int | None = None) -> None:
-        self._count = secrets.randbits(64) if salt is None else salt
+        self._count = int.from_bytes(os.urandom(8)) if salt is None else salt
 
     def next(self) -> str:
         self._count += 1
