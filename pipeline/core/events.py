@@ -222,6 +222,15 @@ class EventSink(Protocol):
         """Take one event; called on the event loop's thread, must not block."""
 
 
+def takes(sink: EventSink, kind: type) -> bool:
+    """Whether `sink` does anything with events of `kind`. A sink may name the kinds it
+    takes in a `takes` attribute (a frozenset of event types; None or no attribute:
+    every kind), so that an event no sink takes need not be made at all: a run with
+    no trace and no server to tell makes no ItemSettled, which would be one an item."""
+    kinds = getattr(sink, "takes", None)
+    return kinds is None or kind in kinds
+
+
 ATTEMPT_TIMED_OUT = AttemptTimedOut()
 RETRY_BUDGET_WAITED = RetryBudgetWaited()
 CACHE_JOINED = CacheJoined()
@@ -229,6 +238,8 @@ CACHE_JOINED = CacheJoined()
 
 class Discard:
     """A sink for code run without observers (tools, tests that count nothing)."""
+
+    takes: frozenset[type] = frozenset()
 
     def emit(self, event: Event) -> None:
         pass

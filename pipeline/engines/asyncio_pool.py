@@ -36,6 +36,7 @@ from pipeline.core.events import (
     EventSink,
     Heartbeat,
     ItemSettled,
+    takes,
 )
 from pipeline.core.models import Batch, Failure, Item, Outcome, Success, Usage
 from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
@@ -99,10 +100,12 @@ class AsyncioEngine:
         self._stopping = False
         self._fatal: SluiceError | None = None
         self._finished = 0  # items whose outcome is known, written or not
+        self._tell_settled = True  # whether any sink takes ItemSettled (known at `run`)
         self._begun = 0  # items of the batches taken from the input
 
     async def run(self, next_batch: NextBatch) -> None:
         """Drive the pool until the input ends (or `stop`); `next_batch` gives each batch."""
+        self._tell_settled = takes(self._events, ItemSettled)
         watch = asyncio.create_task(self._watch_for_stalls())
         try:
             async with asyncio.TaskGroup() as group:
@@ -251,7 +254,8 @@ class AsyncioEngine:
     def _settle(self, in_flight: BatchInFlight, index: int, outcome: Outcome) -> None:
         in_flight.settle(index, outcome)
         self._finished += 1
-        self._events.emit(ItemSettled(in_flight.batch.index, self._clock.now(), outcome))
+        if self._tell_settled:
+            self._events.emit(ItemSettled(in_flight.batch.index, self._clock.now(), outcome))
 
     def _to_send(
         self,

@@ -10,7 +10,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.core.events import (
     AnswerReused,
@@ -128,6 +128,8 @@ class RunStats(Tally):
     earlier: Tally | None = None  # what earlier attempts of the job committed
     # --workflow: each step's share of this attempt (empty outside workflows)
     steps: StepStats = field(default_factory=lambda: StepStats(LatencySample))
+
+    takes: ClassVar[frozenset[type]]  # the kinds _HANDLERS handles, set below it
 
     def emit(self, event: Event) -> None:
         handle = _HANDLERS.get(type(event))
@@ -247,3 +249,4 @@ _HANDLERS: dict[type, Callable[[RunStats, Any], None]] = {
     CacheStored: _stored,
     JobResumed: _resumed,
 }
+RunStats.takes = frozenset(_HANDLERS)

@@ -9,7 +9,7 @@ commit it reports.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from pipeline.core.events import BatchesCommitted, Event, Heartbeat, JobResumed, Stalled
 from pipeline.observe.counters import RunStats
@@ -31,6 +31,8 @@ class Progress(Protocol):
 
 
 class ProgressFeed:
+    takes: ClassVar[frozenset[type]]  # _TOLD, set below it
+
     def __init__(self, progress: Progress, stats: RunStats) -> None:
         self._progress = progress
         self._stats = stats
@@ -49,6 +51,7 @@ class ProgressFeed:
 
 
 _TOLD = frozenset({BatchesCommitted, Heartbeat, JobResumed, Stalled})
+ProgressFeed.takes = _TOLD
 
 
 class SilentProgress:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.core.events import AnswerReused, AttemptEnded, Event, RequestSent
 from pipeline.core.models import Usage
@@ -112,6 +112,8 @@ class Ledger:
         self.cached_prompt_tokens = 0  # within paid prompts: the provider's own prompt cache
         self.completions = CompletionAverage()  # answer lengths, for budget estimates
         self.steps: dict[str, StepSpend] = {}  # --workflow: by step, as first heard of
+
+    takes: ClassVar[frozenset[type]] = _COUNTED
 
     def emit(self, event: Event) -> None:
         if type(event) not in _COUNTED:

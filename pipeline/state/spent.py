@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from typing import ClassVar
 
 import orjson
 
@@ -71,6 +72,8 @@ class SpendingKeeper:
         self._ledger = ledger
         self._elapsed = elapsed
         self._saved_at = 0.0
+
+    takes: ClassVar[frozenset[type]] = frozenset({BatchesCommitted})
 
     def emit(self, event: Event) -> None:
         if type(event) is not BatchesCommitted:

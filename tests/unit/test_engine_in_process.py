@@ -8,12 +8,14 @@ import random
 import orjson
 
 from pipeline.core.config import Endpoint, RetryConfig, TrafficConfig
+from pipeline.core.events import DISCARD, BatchStarted, Event, EventSink, ItemSettled
 from pipeline.core.models import Batch, Failure, Item, Outcome, Success
 from pipeline.core.redact import Redactor
 from pipeline.dispatch.dispatcher import Dispatcher
 from pipeline.dispatch.in_process import Handler, InProcessTransport
 from pipeline.dispatch.transport import Response
 from pipeline.engines.asyncio_pool import AsyncioEngine
+from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
 from pipeline.prepare.preparer import PreparedBatch, Skipped, Staged
 from pipeline.prepare.request_builder import Request
@@ -57,7 +59,7 @@ def _run(texts: list[list[str]]) -> tuple[list[tuple[Batch, list[Outcome]]], int
 
 
 def _run_into(
-    texts: list[list[str]], written: _Written, answer: Handler
+    texts: list[list[str]], written: _Written, answer: Handler, watcher: EventSink = DISCARD
 ) -> tuple[_Written, int, RunStats]:
     async def scenario() -> tuple[_Written, int, RunStats]:
         clock, stats = FakeClock(), RunStats()
@@ -66,7 +68,7 @@ def _run_into(
         dispatcher = Dispatcher(
             transport, traffic, RetryConfig(), stats, Redactor(None), clock, random.Random(0)
         )
-        engine = AsyncioEngine(dispatcher, written, stats, 4, 4)
+        engine = AsyncioEngine(dispatcher, written, Broadcast(stats, watcher), 4, 4)
         pending = []
         for index, batch_texts in enumerate(texts):
             items = [
@@ -100,6 +102,30 @@ def test_every_item_gets_one_outcome_written_in_input_order() -> None:
     assert isinstance(refused, Failure) and refused.status == 400 and refused.attempts == 1
     assert sent == 6 and stats.requests == 6
     assert stats.succeeded == 5 and stats.prompt_tokens == 15
+
+
+class _Watcher:
+    """Keeps every event it is given; `takes` as given (None: any kind)."""
+
+    def __init__(self, takes: frozenset[type] | None) -> None:
+        self.takes = takes
+        self.kinds: list[type] = []
+
+    def emit(self, event: Event) -> None:
+        self.kinds.append(type(event))
+
+
+def test_item_settled_is_made_only_when_a_sink_takes_it() -> None:
+    texts = [["a", "b", "refuse me"], ["c"], ["d", "e"]]
+    everything, batches_only = _Watcher(None), _Watcher(frozenset({BatchStarted}))
+    settled_told = _run_into(texts, _Written(), _answer, everything)[0]
+    not_told = _run_into(texts, _Written(), _answer, batches_only)[0]
+    assert everything.kinds.count(ItemSettled) == 6 and everything.kinds.count(BatchStarted) == 3
+    assert batches_only.kinds == [BatchStarted] * 3  # and no ItemSettled was handed to it
+    # The outcomes do not depend on who listens.
+    assert [o for _, outs in not_told.batches for o in outs] == [
+        o for _, outs in settled_told.batches for o in outs
+    ]
 
 
 def test_batches_completing_one_behind_another_share_a_commit() -> None:

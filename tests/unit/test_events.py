@@ -155,3 +155,94 @@ def test_the_progress_feed_sees_counts_that_include_the_commit_it_reports() -> N
         3,
         "stalled for 11s, waiting for answers to 1 request; last error: none",
     ]
+
+
+class _Keeper:
+    """Keeps what it is given; takes the kinds given (None: every kind)."""
+
+    def __init__(self, takes: frozenset[type] | None) -> None:
+        self.takes = takes
+        self.kept: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.kept.append(event)
+
+
+EVENT_KINDS = [
+    CacheOpened("cache"),
+    CacheStored(1, 0),
+    Stalled(0.0, 60.0, "the endpoint", None, False),
+    TrafficReadings(8, None, None, 0),
+]
+takes_sets = st.one_of(
+    st.none(), st.sets(st.sampled_from([type(e) for e in EVENT_KINDS])).map(frozenset)
+)
+
+
+@given(
+    st.lists(takes_sets, min_size=1, max_size=4),
+    st.lists(st.sampled_from(EVENT_KINDS), max_size=20),
+    st.integers(0, 20),
+    takes_sets,
+)
+def test_each_sink_gets_in_order_exactly_the_events_it_takes(
+    sink_takes: list[frozenset[type] | None],
+    events: list[Event],
+    added_after: int,
+    late_takes: frozenset[type] | None,
+) -> None:
+    sinks = [_Keeper(kinds) for kinds in sink_takes]
+    late = _Keeper(late_takes)
+    broadcast = Broadcast(*sinks)
+    for position, event in enumerate(events):
+        if position == added_after:
+            broadcast.add(late)
+        broadcast.emit(event)
+    if added_after >= len(events):
+        broadcast.add(late)
+
+    def wanted(kinds: frozenset[type] | None, seen: list[Event]) -> list[Event]:
+        return [e for e in seen if kinds is None or type(e) in kinds]
+
+    for sink in sinks:
+        assert sink.kept == wanted(sink.takes, events)
+    assert late.kept == wanted(late_takes, events[added_after:])
+    # What the broadcast says it takes: any sink's kinds, or every kind if one takes all.
+    expected = (
+        None
+        if any(k is None for k in [*sink_takes, late_takes])
+        else frozenset().union(*sink_takes, late_takes)
+    )
+    assert broadcast.takes == expected
+
+
+MIXED_EVENTS = [
+    REQUEST_SENT,
+    AttemptEnded(ITEM, 0, 1, 0.0, 200, None, Usage(3, 2, 5), "gpt-4o-mini", 0.5, False),
+    AttemptEnded(ITEM, 0, 1, 0.0, 429, ErrorKind.RATE_LIMITED, None, "gpt-4o-mini", 0.1, True),
+    RetryScheduled("rate_limited", 1.0),
+    CacheOpened("c"),
+    CacheLookedUp(2, 1),
+    CacheStored(1, 0),
+    BatchesCommitted([Success(ITEM, "x", Usage(1, 1, 2), cached=True)]),
+    RateLimitPaused(1.0, True),
+    TrafficReadings(8, 60.0, None, 0),
+    Stalled(0.0, 60.0, "the endpoint", None, False),
+]
+
+
+@given(st.lists(st.sampled_from(MIXED_EVENTS), max_size=30))
+def test_counts_behind_a_broadcast_are_those_of_every_event_given_directly(
+    events: list[Event],
+) -> None:
+    direct, routed = RunStats(), RunStats()
+    prices = Pricing(shipped_table())
+    direct_ledger, routed_ledger = Ledger(prices), Ledger(prices)
+    broadcast = Broadcast(routed, routed_ledger)
+    for event in events:
+        direct.emit(event)
+        direct_ledger.emit(event)
+        broadcast.emit(event)
+    assert _summary(routed) == _summary(direct)
+    assert routed_ledger.requests == direct_ledger.requests
+    assert routed_ledger.job == direct_ledger.job
