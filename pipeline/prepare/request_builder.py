@@ -38,9 +38,14 @@ class Request(NamedTuple):
     endpoint: Endpoint  # chat or embeddings: how to read the answer
     path: str
     body: dict[str, Any]
-    payload: bytes
     structured: StructuredOutput | None = None  # the JSON its answer must be
     inputs: int = 1  # texts an embeddings request carries (several when packed)
+
+    @property
+    def payload(self) -> bytes:
+        """The body as sent, encoded when it is sent: an item the cache answers is never
+        encoded but for its (key-sorted) cache key."""
+        return dumps(self.body)
 
     @property
     def model(self) -> str | None:
@@ -51,7 +56,7 @@ class Request(NamedTuple):
     def for_model(self, model: str) -> Request:
         """The same request, asking another model (a fallback)."""
         body = {**self.body, "model": model}
-        return Request(self.endpoint, self.path, body, dumps(body), self.structured, self.inputs)
+        return Request(self.endpoint, self.path, body, self.structured, self.inputs)
 
     @classmethod
     def packed(cls, requests: list[Request]) -> Request:
@@ -60,7 +65,7 @@ class Request(NamedTuple):
         if len(requests) == 1:
             return first
         body = {**first.body, "input": [request.body["input"] for request in requests]}
-        return cls(first.endpoint, first.path, body, dumps(body), None, len(requests))
+        return cls(first.endpoint, first.path, body, None, len(requests))
 
 
 def detect_endpoint(first_row: dict[str, Any] | None) -> Endpoint:
@@ -118,7 +123,7 @@ class RequestBuilder:
                     f"{self._max_input_tokens:,}; not sent"
                 )
         structured = self.structured if endpoint is Endpoint.CHAT else None
-        return Request(endpoint, ENDPOINT_PATHS[endpoint], body, dumps(body), structured)
+        return Request(endpoint, ENDPOINT_PATHS[endpoint], body, structured)
 
     def _settle_endpoint(self, endpoint: Endpoint) -> None:
         if endpoint is not Endpoint.RAW and not self.config.model:

@@ -22,7 +22,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.transport import Script, ScriptedTransport
 from tests.leaks import key_fragments
 
-REQUEST = Request(Endpoint.CHAT, "/chat/completions", {}, b"{}")
+REQUEST = Request(Endpoint.CHAT, "/chat/completions", {})
 ANSWER = orjson.dumps(
     {"choices": [{"message": {"content": "fine"}, "finish_reason": "stop"}], "usage": {}}
 )

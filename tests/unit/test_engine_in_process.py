@@ -50,7 +50,7 @@ async def _answer(path: str, payload: bytes) -> Response:
 
 def _request(text: str) -> Request:
     body = {"model": "m", "messages": [{"role": "user", "content": text}]}
-    return Request(Endpoint.CHAT, "/chat/completions", body, orjson.dumps(body))
+    return Request(Endpoint.CHAT, "/chat/completions", body)
 
 
 def _run(texts: list[list[str]]) -> tuple[list[tuple[Batch, list[Outcome]]], int, RunStats]:

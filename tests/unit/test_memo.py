@@ -37,7 +37,7 @@ class DictStore:
 
 def _request(text: str) -> Request:
     body = {"model": "m", "messages": [{"role": "user", "content": text}]}
-    return Request(Endpoint.CHAT, "/chat/completions", body, orjson.dumps(body))
+    return Request(Endpoint.CHAT, "/chat/completions", body)
 
 
 def _item(n: int) -> Item:

@@ -78,7 +78,7 @@ def test_reports_are_spaced_and_only_for_real_stalls(
         last_said = now
 
 
-REQUEST = Request(Endpoint.CHAT, "/chat/completions", {}, b"{}")
+REQUEST = Request(Endpoint.CHAT, "/chat/completions", {})
 
 
 class _Discard:

@@ -600,7 +600,7 @@ class _Server:
 
 def _request(text: str) -> Request:
     request_body = {"model": "m", "messages": [{"role": "user", "content": text}]}
-    return Request(Endpoint.CHAT, "/chat/completions", request_body, orjson.dumps(request_body))
+    return Request(Endpoint.CHAT, "/chat/completions", request_body)
 
 
 class _Written:
