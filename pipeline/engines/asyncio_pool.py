@@ -278,9 +278,10 @@ class AsyncioEngine:
             if key is None:
                 jobs.append((in_flight, index, item, request, None, now))
             elif key in known:
-                answer = served(item, known[key], request.model)
+                model = request.model
+                answer = served(item, known[key], model)
                 settled.append((index, answer))
-                reused.setdefault(request.model, []).append(answer.usage)
+                reused.setdefault(model, []).append(answer.usage)
             elif not memo.join(key, item, partial(self._settle, in_flight, index)):
                 jobs.append((in_flight, index, item, request, key, now))
         for model, usages in reused.items():

@@ -55,45 +55,41 @@ def parse_answer(
             if inputs > 1:
                 return Answer(_packed_vectors(body, inputs), usage, True)
             return Answer(_embedding_output(body), usage, True)
-        output = _chat_output(body)
+        output, finish_reason = _chat_output(body)
     except InvalidAnswer as exc:
         raise InvalidAnswer(str(exc), usage) from exc
-    finished = _finished_normally(body)
+    # Not a set look-up alone: a hostile server's finish_reason may be a list.
+    finished = type(finish_reason) is not str or finish_reason not in UNREUSABLE_FINISH_REASONS
     if structured is not None:
         if not isinstance(output, str):
             raise InvalidAnswer("answer has tool calls, not the JSON asked for", usage)
         try:
             # A cut-off answer that still parses and validates is kept, never served again.
-            return Answer(structured.check(output, _finish_reason(body)), usage, finished)
+            return Answer(structured.check(output, finish_reason), usage, finished)
         except NotStructured as exc:
             raise InvalidAnswer(str(exc), usage, answer=output) from exc
-    return Answer(output, usage, _has_text(output) and finished)
+    return Answer(output, usage, finished and _has_text(output))
 
 
 def _has_text(output: Any) -> bool:
-    return bool(output.strip()) if isinstance(output, str) else bool(output)
+    # Not output.strip(), which copies the text: whitespace alone is no answer either.
+    return (output != "" and not output.isspace()) if isinstance(output, str) else bool(output)
 
 
-def _finished_normally(body: dict[str, Any]) -> bool:
-    return _finish_reason(body) not in UNREUSABLE_FINISH_REASONS
-
-
-def _finish_reason(body: dict[str, Any]) -> Any:
-    return body["choices"][0].get("finish_reason")
-
-
-def _chat_output(body: dict[str, Any]) -> Any:
+def _chat_output(body: dict[str, Any]) -> tuple[Any, Any]:
+    """The first choice's output (its text, else its tool calls) and finish reason."""
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise InvalidAnswer("answer has no choices")
-    message = choices[0].get("message")
+    choice = choices[0]
+    message = choice.get("message")
     if not isinstance(message, dict):
         raise InvalidAnswer("answer's first choice has no message")
     content = message.get("content")
     if isinstance(content, str):
-        return content
+        return content, choice.get("finish_reason")
     if message.get("tool_calls"):
-        return message["tool_calls"]
+        return message["tool_calls"], choice.get("finish_reason")
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal:  # structured outputs' way of declining
         raise InvalidAnswer(f"the model refused: {refusal}")
