@@ -222,7 +222,7 @@ class EventSink(Protocol):
         """Take one event; called on the event loop's thread, must not block."""
 
 
-def takes(sink: EventSink, kind: type) -> bool:
+def sink_takes(sink: EventSink, kind: type) -> bool:
     """Whether `sink` does anything with events of `kind`. A sink may name the kinds it
     takes in a `takes` attribute (a frozenset of event types; None or no attribute:
     every kind), so that an event no sink takes need not be made at all: a run with

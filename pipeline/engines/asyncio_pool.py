@@ -36,7 +36,7 @@ from pipeline.core.events import (
     EventSink,
     Heartbeat,
     ItemSettled,
-    takes,
+    sink_takes,
 )
 from pipeline.core.models import Batch, Failure, Item, Outcome, Success, Usage
 from pipeline.dispatch.dispatcher import Dispatcher, DispatchStopped
@@ -105,7 +105,7 @@ class AsyncioEngine:
 
     async def run(self, next_batch: NextBatch) -> None:
         """Drive the pool until the input ends (or `stop`); `next_batch` gives each batch."""
-        self._tell_settled = takes(self._events, ItemSettled)
+        self._tell_settled = sink_takes(self._events, ItemSettled)
         watch = asyncio.create_task(self._watch_for_stalls())
         try:
             async with asyncio.TaskGroup() as group:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipeline.core.events import Event, EventSink, takes
+from pipeline.core.events import Event, EventSink, sink_takes
 
 
 class Broadcast:
@@ -34,6 +34,6 @@ class Broadcast:
         route = self._routes.get(type(event))
         if route is None:
             kind = type(event)
-            route = self._routes[kind] = tuple(s.emit for s in self._sinks if takes(s, kind))
+            route = self._routes[kind] = tuple(s.emit for s in self._sinks if sink_takes(s, kind))
         for emit in route:
             emit(event)

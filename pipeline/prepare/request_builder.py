@@ -43,8 +43,8 @@ class Request(NamedTuple):
 
     @property
     def payload(self) -> bytes:
-        """The body as sent, encoded when it is sent: an item the cache answers is never
-        encoded but for its (key-sorted) cache key."""
+        """The body as sent, encoded only when it is sent: an item the cache answers is
+        encoded once, for its cache key (cache/store.py)."""
         return dumps(self.body)
 
     @property

@@ -48,9 +48,12 @@ def test_any_message_content_is_an_answer_or_invalid_never_a_crash(
         assert isinstance(answer.output, str) and answer.output == content
 
 
-@given(json_values)
+@given(json_values | st.builds(lambda choice: {"choices": [choice]}, json_values))
 def test_any_json_body_is_an_answer_or_invalid_never_a_crash(body: Any) -> None:
     try:
-        parse_answer(Endpoint.CHAT, orjson.dumps(body))
-    except InvalidAnswer:
-        pass
+        answer = parse_answer(Endpoint.CHAT, orjson.dumps(body))
+    except InvalidAnswer as refused:
+        assert str(refused)  # it says why
+    else:
+        message = body["choices"][0]["message"]
+        assert answer.output in (message.get("content"), message.get("tool_calls"))
