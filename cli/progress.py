@@ -20,10 +20,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -39,8 +38,7 @@ from pipeline.read.sources import count_items
 QUIET_STALL_SECONDS = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class LogSettings:
+class LogSettings(NamedTuple):
     quiet: bool = False
     verbose: bool = False
     json: bool = False
@@ -52,8 +50,11 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+DEFAULT_LOG_SETTINGS = LogSettings()
+
+
 class QuietDisplay:
-    def __init__(self, settings: LogSettings = LogSettings()) -> None:
+    def __init__(self, settings: LogSettings = DEFAULT_LOG_SETTINGS) -> None:
         self.settings = settings
         self._stall_said_at: float | None = None
         self.total: int | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -133,8 +132,7 @@ class RunFlags(NamedTuple):
         return cls(**{name: params[name] for name in cls._fields})
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded:
+class Loaded(NamedTuple):
     """A schema (and the name it is sent under) or a workflow read from elsewhere than
     the flags' files."""
 

@@ -23,9 +23,8 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import diskcache
 import orjson
@@ -109,8 +108,7 @@ class CacheUnavailable(Exception):
     """The cache directory or its database cannot be opened; run without a cache."""
 
 
-@dataclass(frozen=True)
-class CacheStats:
+class CacheStats(NamedTuple):
     directory: str
     entries: int
     size_bytes: int

@@ -23,7 +23,6 @@ empty tuple would not tell apart.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from pipeline.core.models import Item, Outcome, Usage
@@ -104,9 +103,10 @@ class RetryScheduled(NamedTuple):
     delay: float
 
 
-@dataclass(frozen=True, slots=True)
 class AttemptTimedOut:
     """An attempt got no complete answer within its timeout."""
+
+    __slots__ = ()  # no fields: one instance serves (below)
 
 
 class RateLimitPaused(NamedTuple):
@@ -116,9 +116,10 @@ class RateLimitPaused(NamedTuple):
     new_pause: bool  # False when it lengthened a pause already running
 
 
-@dataclass(frozen=True, slots=True)
 class RetryBudgetWaited:
     """A retry waited because retries were using too large a share of the traffic."""
+
+    __slots__ = ()  # no fields: one instance serves (below)
 
 
 class TrafficReadings(NamedTuple):
@@ -143,9 +144,10 @@ class CacheLookedUp(NamedTuple):
     misses: int
 
 
-@dataclass(frozen=True, slots=True)
 class CacheJoined:
     """An item identical to a request in flight waits for that request's answer."""
+
+    __slots__ = ()  # no fields: one instance serves (below)
 
 
 class CacheStored(NamedTuple):

@@ -17,7 +17,6 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from pipeline.cache.memo import ResponseMemo
@@ -49,8 +48,7 @@ ANSWER_LIMIT = 20_000
 CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
 
 
-@dataclass(frozen=True, slots=True)
-class Fallback:
+class Fallback(NamedTuple):
     """Who answers while the primary model's breaker is open, or when it refuses a prompt
     as too long: `--fallback-model` (the same request, asking `model`, under limits of
     its own), or a workflow step's `fallback` step: its own `request`, or, with no

@@ -21,7 +21,7 @@ import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote
 
 from pipeline.observe.span_attributes import safe_url
@@ -43,8 +43,7 @@ SERVICE_NAME = "sluice"
 INSTALL_HINT = "pip install 'sluice[otel]'"
 
 
-@dataclass(frozen=True, slots=True)
-class OtlpSettings:
+class OtlpSettings(NamedTuple):
     """Where and how to send spans, from the OTEL_* variables (traces-specific ones first)."""
 
     endpoint: str  # the full URL spans are POSTed to

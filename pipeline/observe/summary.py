@@ -10,9 +10,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline import __version__
@@ -24,8 +23,7 @@ from pipeline.spend.ledger import Ledger, StepSpend
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
-class RunFacts:
+class RunFacts(NamedTuple):
     """What the summary says about the run beyond its counts."""
 
     job: str

@@ -10,7 +10,7 @@ estimated tokens (an input larger than that goes alone).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -20,8 +20,7 @@ DEFAULT_INPUTS_PER_REQUEST = 64
 PACK_TOKEN_BUDGET = 200_000
 
 
-@dataclass(frozen=True, slots=True)
-class PackLimits:
+class PackLimits(NamedTuple):
     inputs: int = DEFAULT_INPUTS_PER_REQUEST
     tokens: int = PACK_TOKEN_BUDGET
 

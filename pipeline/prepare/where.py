@@ -27,8 +27,7 @@ import ast
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.core.errors import UsageError
 from pipeline.prepare import where_eval as build
@@ -134,8 +133,7 @@ def compile_where(text: str, *, label: str = "--where") -> Where:
     return Where(text, frozenset(compiler.fields), run)
 
 
-@dataclass(frozen=True, slots=True)
-class _Spot:
+class _Spot(NamedTuple):
     """Where a part of the expression is, worked out once, for errors raised per item."""
 
     label: str

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pipeline.core.errors import UsageError
 from pipeline.report.alerts import Finding, Severity, Thresholds, at_least, evaluate
@@ -46,8 +46,7 @@ class AlertSettings:
     history_dir: Path | None = None  # None: $XDG_STATE_HOME/sluice/history
 
 
-@dataclass(frozen=True)
-class AfterRun:
+class AfterRun(NamedTuple):
     findings: list[Finding]  # most severe first
     warnings: list[str]  # one line each, ready to print
     recorded_in: Path | None  # the history file, None when the run could not be recorded

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.core.words import counted, money
 
@@ -71,8 +70,7 @@ class Severity(IntEnum):
             raise ValueError(f"unknown severity {text!r}: use info, warning or critical") from None
 
 
-@dataclass(frozen=True)
-class Thresholds:
+class Thresholds(NamedTuple):
     error_rate: float = 0.05  # quarantined / items above this is a finding
     slow_factor: float = 3.0  # wall_seconds above this many medians
     cost_increase: float = 0.20  # cost above the median by more than this share
@@ -81,8 +79,10 @@ class Thresholds:
     window: int = 10  # the last this many comparable earlier runs make the baseline
 
 
-@dataclass(frozen=True)
-class Finding:
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+class Finding(NamedTuple):
     rule: str
     severity: Severity
     message: str
@@ -100,7 +100,7 @@ class Finding:
 
 
 def evaluate(
-    run: Run, earlier: Sequence[Run], thresholds: Thresholds = Thresholds()
+    run: Run, earlier: Sequence[Run], thresholds: Thresholds = DEFAULT_THRESHOLDS
 ) -> list[Finding]:
     """Every finding for `run`, most severe first; `earlier` is oldest first."""
     baseline = comparable_window(earlier, thresholds.window)

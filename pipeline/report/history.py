@@ -24,10 +24,9 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import orjson
 
@@ -118,8 +117,7 @@ def append_run(directory: Path, job: str, record: Mapping[str, Any]) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class Recent:
+class Recent(NamedTuple):
     runs: list[dict[str, Any]]  # oldest first
     skipped: int  # damaged lines met among them (torn by a killed writer, garbled)
 
@@ -145,8 +143,7 @@ def read_recent(path: Path, limit: int) -> Recent:
     return Recent(runs, skipped)
 
 
-@dataclass(frozen=True)
-class JobHistory:
+class JobHistory(NamedTuple):
     job: str  # as the last run named it (the file name holds it made safe)
     path: Path
     last_run: dict[str, Any] | None  # None when no line of the file is readable

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pipeline.core.events import AnswerReused, AttemptEnded, Event, RequestSent
 from pipeline.core.models import Usage
@@ -24,8 +24,7 @@ from pipeline.spend.prices import Pricing
 from pipeline.traffic.tokens import CompletionAverage
 
 
-@dataclass(frozen=True, slots=True)
-class Spent:
+class Spent(NamedTuple):
     """A job's spending so far. `cost_usd` counts priced answers only; when any answer
     was unpriced, `unpriced_answers` says how many, and the total is not known."""
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.core.config import SpendConfig
 
@@ -20,8 +19,7 @@ PER_TOKENS = 1_000_000  # prices are USD per million tokens
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
-@dataclass(frozen=True, slots=True)
-class Price:
+class Price(NamedTuple):
     """USD per million tokens; `cached_input` for prompt tokens a provider served from
     its own prompt cache (None: it charges them as any input)."""
 
@@ -43,8 +41,7 @@ class Price:
         return total / PER_TOKENS
 
 
-@dataclass(frozen=True, slots=True)
-class PriceTable:
+class PriceTable(NamedTuple):
     checked: str  # when the prices were last compared with the providers' lists
     prices: Mapping[str, Price]  # by lower-case model name
 

@@ -13,8 +13,8 @@ import fcntl
 import os
 import socket
 import time
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import orjson
 
@@ -29,8 +29,7 @@ class StateLocked(SluiceError):
     exit_code = 75
 
 
-@dataclass(frozen=True, slots=True)
-class Holder:
+class Holder(NamedTuple):
     pid: int | None
     host: str | None
     started: float | None

@@ -23,8 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from pipeline.core.errors import ConfigError, OutputError
 from pipeline.state.part_header import (
@@ -43,8 +42,7 @@ class StateCorrupt(ConfigError):
     """A committed part changed after the run checked it; the next run redoes it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Damage:
+class Damage(NamedTuple):
     """The first damaged part: the committed prefix ends just before its first batch."""
 
     batch: int

@@ -12,8 +12,8 @@ up after `--breaker-timeout`.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class BreakerState(StrEnum):
@@ -22,8 +22,7 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerSettings:
+class BreakerSettings(NamedTuple):
     failure_share: float = 0.5
     min_requests: int = 20
     window_seconds: float = 10.0
@@ -31,8 +30,7 @@ class BreakerSettings:
     max_cooldown: float = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
     """Send now (`probe` when this request tests a half-open breaker), or wait `wait` seconds."""
 
     send: bool

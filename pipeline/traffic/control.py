@@ -13,7 +13,6 @@ import asyncio
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from pipeline.core.clock import Clock
@@ -257,7 +256,7 @@ class TrafficControl:
         down_for = None if closed else self.breaker.outage_seconds(now)
         paused = self.limiter.paused_for(now)
         found = holdup(down_for, self._config.breaker_timeout, self._in_flight, paused, retrying)
-        return replace(found, last_error=self.last_error, last_error_at=self.last_error_at)
+        return found._replace(last_error=self.last_error, last_error_at=self.last_error_at)
 
     async def _wait_for_slot(self) -> None:
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()

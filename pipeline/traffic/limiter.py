@@ -21,8 +21,7 @@ every refill, and counts are compared as they stand.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.protocol.headers import LIMIT_KINDS, LimitReading
 from pipeline.traffic.buckets import TokenBucket
@@ -44,8 +43,7 @@ def refilled_since_admitted(rate: float, age: float) -> float:
     return rate * max(0.0, age - LAG_ALLOWANCE_SECONDS)
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(NamedTuple):
     """Per-minute limits the user configured; None means learn it from the server."""
 
     rpm: float | None = None

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from pipeline.core.models import Usage
 from pipeline.core.words import counted
 from pipeline.traffic.retry_policy import Verdict
 
 
-@dataclass(frozen=True, slots=True)
-class Holdup:
+class Holdup(NamedTuple):
     """What sending waits for right now, as traffic control sees it."""
 
     waiting_for: str

@@ -20,7 +20,7 @@ retries are left.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipeline.core.config import RetryConfig
 from pipeline.core.errors import ErrorKind
@@ -33,8 +33,7 @@ DEFAULT_RATE_LIMIT_PAUSE = 1.0
 MAX_RESET_PAUSE = 60.0
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """Why an attempt did not produce an answer, and what the server said about retrying."""
 
     kind: ErrorKind

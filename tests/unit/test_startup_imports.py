@@ -41,6 +41,11 @@ HEAVY = frozenset(
 # Modules `import cli.app` adds to a bare interpreter's: 126 when this was written
 # (676 before the commands imported the engine lazily), with ~20% headroom.
 CLI_APP_MODULE_BUDGET = 150
+# Dataclasses among the modules a run imports before its first item: 37 when this was
+# written (63 before the values made once became NamedTuples), with ~20% headroom.
+RUN_DATACLASS_BUDGET = 45
+# What `sluice run` imports before its first item.
+RUN_MODULES = "cli.app, cli.run, cli.run_config, cli.run_options, cli.after_run, pipeline.run.root"
 # A run's own imports reported on stderr, with no key to send.
 RUN_ENV = {"PYTHONPROFILEIMPORTTIME": "1", "OPENAI_API_KEY": ""}
 
@@ -83,6 +88,25 @@ def test_importing_the_cli_stays_within_its_module_budget() -> None:
     bare = set(imported_modules(["-X", "importtime", "-c", "pass"]))
     added = set(imported_modules(["-X", "importtime", "-c", "import cli.app"])) - bare
     assert len(added) <= CLI_APP_MODULE_BUDGET, sorted(added)
+
+
+def test_a_run_starts_within_its_dataclass_budget() -> None:
+    """Python 3.11 compiles each method a dataclass generates on its own (six for a frozen
+    one), ~0.5 ms a class at every start: values that never change once made are
+    NamedTuples (one compiled method), and only what is mutable, or needs field
+    factories, is a dataclass."""
+    count = (
+        f"import {RUN_MODULES}; import dataclasses, sys; "
+        "print(sum(1 for module in list(sys.modules.values()) "
+        "if module.__name__.split('.')[0] in ('cli', 'pipeline') "
+        "for value in vars(module).values() if isinstance(value, type) "
+        "and dataclasses.is_dataclass(value) and value.__module__ == module.__name__))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", count], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert 0 < int(result.stdout) <= RUN_DATACLASS_BUDGET
 
 
 def test_version_is_answered_before_the_command_tree_is_imported() -> None:
