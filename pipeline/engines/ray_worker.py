@@ -72,13 +72,13 @@ def for_workers(config: RunConfig) -> RunConfig:
     no budget (the driver keeps the one budget there is, --deadline)."""
     cache = config.cache
     if cache is not None:
-        cache = replace(cache, directory=os.path.abspath(cache.directory))
+        cache = cache._replace(directory=os.path.abspath(cache.directory))
     return replace(
         config,
-        connection=replace(config.connection, api_key=None),
-        engine=replace(config.engine, kind="asyncio"),
+        connection=config.connection._replace(api_key=None),
+        engine=config.engine._replace(kind="asyncio"),
         cache=cache,
-        spend=replace(config.spend, max_cost=None, max_requests=None, deadline=None),
+        spend=config.spend._replace(max_cost=None, max_requests=None, deadline=None),
     )
 
 
@@ -179,7 +179,7 @@ class SluiceWorker:
                 f"the Ray worker on {socket.gethostname()} has no {variable} in its "
                 "environment: set it on every node of the cluster"
             )
-        return replace(self._config.connection, api_key=Secret(key) if key else None)
+        return self._config.connection._replace(api_key=Secret(key) if key else None)
 
     @contextlib.asynccontextmanager
     async def _memo(self, config: RunConfig) -> AsyncIterator[ResponseMemo | None]:

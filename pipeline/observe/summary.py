@@ -258,12 +258,23 @@ def options_of(config: RunConfig) -> dict[str, Any]:
     return options
 
 
-def _plain(value: Any) -> Any:
+def _field_names(value: Any) -> tuple[str, ...] | None:
+    """The fields of a config section or of a dataclass; None for any other value."""
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return tuple(value._fields)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return tuple(f.name for f in dataclasses.fields(value))
+    return None
+
+
+def _plain(value: Any) -> Any:
+    # A config section (a NamedTuple) is an object, before the tuples that are lists.
+    names = _field_names(value)
+    if names is not None:
         return {
-            f.name: _plain(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name != "api_key" and not isinstance(getattr(value, f.name), Secret)
+            name: _plain(getattr(value, name))
+            for name in names
+            if name != "api_key" and not isinstance(getattr(value, name), Secret)
         }
     if isinstance(value, enum.Enum):
         return value.value

@@ -167,8 +167,7 @@ def _level_config(base: RunConfig, spec: ReduceSpec, level: int) -> RunConfig:
     return replace(
         base,
         read=ReadConfig(inputs=(_path(directory, level, "jsonl"),), id_field="id"),
-        output=replace(
-            base.output,
+        output=base.output._replace(
             results=_path(directory, level, "results.jsonl"),
             quarantine=_path(directory, level, "quarantine.jsonl"),
             summary=None,
@@ -211,7 +210,7 @@ def _finish(
 ) -> None:
     """The final files, written together (a row per group, in the order the groups first
     appeared); then the state directory goes."""
-    files = FinalWriters(replace(output, results=spec.results, quarantine=spec.quarantine), None)
+    files = FinalWriters(output._replace(results=spec.results, quarantine=spec.quarantine), None)
     answered = [_group_row(end) for end in ends if end.failure is None]
     failed = [_failed_row(end) for end in ends if end.failure is not None]
     try:

@@ -72,8 +72,10 @@ def _in_request(name: str, values: st.SearchStrategy[Any]) -> st.SearchStrategy[
 
 
 def _changed(section: str, **fields: Any) -> RunConfig:
-    """BASE with `fields` of one of its sub-configs changed."""
-    return replace(BASE, **{section: replace(getattr(BASE, section), **fields)})
+    """BASE with `fields` of one of its sub-configs changed (a NamedTuple, but the request)."""
+    before = getattr(BASE, section)
+    after = replace(before, **fields) if section == "request" else before._replace(**fields)
+    return replace(BASE, **{section: after})
 
 
 def _in_run(section: str, name: str, values: st.SearchStrategy[Any]) -> st.SearchStrategy[Change]:
@@ -201,7 +203,7 @@ SPEED_ONLY_NAMES = "concurrency timeout traffic retry max_error_rate grace api_k
         {"retry": RetryConfig(max_retries=0, backoff_cap=1.0)},
         {"max_error_rate": 0.5},
         {"grace": 1.0},
-        {"connection": replace(BASE.connection, api_key=Secret("sk-other-456"))},
+        {"connection": BASE.connection._replace(api_key=Secret("sk-other-456"))},
         {"state": StateConfig(directory="/tmp/state", fresh=True)},
         {"cache": CacheConfig(directory="/tmp/cache", size_limit=1 << 20)},
     ],

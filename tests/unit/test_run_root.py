@@ -117,7 +117,7 @@ def test_a_run_wired_by_the_root_writes_every_item_once_in_input_order(tmp_path:
 def test_a_fresh_re_run_pays_only_for_what_the_cache_cannot_answer(tmp_path: Path) -> None:
     config = _config(tmp_path)
     _run(config)
-    again = replace(config, state=replace(config.state, fresh=True))
+    again = replace(config, state=config.state._replace(fresh=True))
     result, sent, _ = _run(again)
 
     assert result.exit_code == 0
@@ -128,7 +128,7 @@ def test_a_fresh_re_run_pays_only_for_what_the_cache_cannot_answer(tmp_path: Pat
 
 def test_a_run_refused_up_front_touches_no_file(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    missing = replace(config, read=replace(config.read, inputs=(str(tmp_path / "nope.jsonl"),)))
+    missing = replace(config, read=config.read._replace(inputs=(str(tmp_path / "nope.jsonl"),)))
     result, sent, _ = _run(missing)
 
     assert result.exit_code == 66 and sent == 0
@@ -144,7 +144,7 @@ def _traced(config: RunConfig) -> RunConfig:
     trace = str(Path(config.output.results).with_name("trace.jsonl"))
     return replace(
         config,
-        output=replace(config.output, trace=trace),
+        output=config.output._replace(trace=trace),
         observe=ObserveConfig(job="fruit", trace_id=TRACE_ID),
     )
 
@@ -175,7 +175,7 @@ def test_a_run_leaves_one_tree_of_spans_under_its_trace_id(tmp_path: Path) -> No
 def test_a_re_run_answered_from_the_cache_has_item_spans_and_no_tries(tmp_path: Path) -> None:
     config = _traced(_config(tmp_path))
     _run(config)
-    _run(replace(config, state=replace(config.state, fresh=True)))
+    _run(replace(config, state=config.state._replace(fresh=True)))
 
     spans = _spans(tmp_path)
     cached = [s for s in spans if s["attributes"].get("sluice.item.cached") is True]
