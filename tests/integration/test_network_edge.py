@@ -121,6 +121,30 @@ def test_an_endless_answer_is_cut_at_the_cap_retried_quarantined_and_never_cache
     assert sorted(asked_again) == sorted(["endless", "declared"] * 3)
 
 
+async def _odd_finish_reasons(request: web.Request, message: str) -> web.StreamResponse:
+    """Answers whose finish_reason is no string: a list, an object, a number."""
+    reasons: dict[str, object] = {"list": [], "object": {"why": "stop"}, "number": 7}
+    choice = {"message": {"content": f"answer to {message}"}, "finish_reason": reasons[message]}
+    usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+    return web.json_response({"choices": [choice], "usage": usage})
+
+
+def test_a_finish_reason_that_is_no_string_is_an_answer_like_any_other(tmp_path: Path) -> None:
+    texts = ["list", "object", "number"]
+    with StubServer(_odd_finish_reasons) as server:
+        done = _run(server.base_url, texts, tmp_path / "out.jsonl", "--no-state")
+        again = _run(server.base_url, texts, tmp_path / "again.jsonl", "--no-state")
+        asked = list(server.asked)
+    assert done.returncode == 0, done.stderr
+    assert [r["output"] for r in read_jsonl(tmp_path / "out.jsonl")] == [
+        f"answer to {t}" for t in texts
+    ]
+    # Not cut off, so served from the cache the second time.
+    assert again.returncode == 0, again.stderr
+    assert sorted(asked) == sorted(texts)
+    assert [r["cached"] for r in read_jsonl(tmp_path / "again.jsonl")] == [True] * 3
+
+
 def _port_nobody_listens_on() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
