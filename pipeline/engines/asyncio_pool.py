@@ -247,8 +247,12 @@ class AsyncioEngine:
         # Before settling anything: a batch completed by a wrong template must not be written.
         self._check_templates(len(rendered) + len(staged), render_failures, in_flight.batch)
         jobs = staged + self._to_send(in_flight, rendered, prepared.stored, settled)
-        for index, outcome in settled:
-            self._settle(in_flight, index, outcome)
+        if self._tell_settled:
+            for index, outcome in settled:
+                self._settle(in_flight, index, outcome)
+        else:
+            in_flight.settle_many(settled)
+            self._finished += len(settled)
         return jobs
 
     def _settle(self, in_flight: BatchInFlight, index: int, outcome: Outcome) -> None:

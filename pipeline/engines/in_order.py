@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from pipeline.core.models import Batch, Outcome
 from pipeline.engines.protocol import WRITE_GROUP, OutcomeWriter
@@ -45,8 +45,14 @@ class BatchInFlight:
             self.done.set_result(None)
 
     def settle(self, index: int, outcome: Outcome) -> None:
-        self.outcomes[index] = outcome
-        self.pending -= 1
+        self.settle_many(((index, outcome),))
+
+    def settle_many(self, settled: Iterable[tuple[int, Outcome]]) -> None:
+        """Several outcomes at once (a batch's invalid items and cache hits)."""
+        outcomes = self.outcomes
+        for index, outcome in settled:
+            outcomes[index] = outcome
+            self.pending -= 1
         if self.pending == 0 and not self.done.done():  # an answer may land after a stop
             self.done.set_result(None)
 

@@ -17,7 +17,7 @@ from pipeline.dispatch.transport import Response
 from pipeline.engines.asyncio_pool import AsyncioEngine
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
-from pipeline.prepare.preparer import PreparedBatch, Skipped, Staged
+from pipeline.prepare.preparer import SKIPPED, PreparedBatch, Skipped, Staged
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.control import TrafficControl
 from tests.fakes.clock import FakeClock
@@ -75,8 +75,9 @@ def _run_into(
                 Item(n, "in.jsonl", n + 1, {"t": t}, f"{index}-{n}")
                 for n, t in enumerate(batch_texts)
             ]
+            # "skip me" is left out as --where leaves an item out: settled unsent.
             requests: list[Request | Staged | str | Skipped | None] = [
-                _request(t) for t in batch_texts
+                SKIPPED if t == "skip me" else _request(t) for t in batch_texts
             ]
             pending.append(PreparedBatch(Batch(index, items), requests, [None] * len(items)))
         pending.reverse()
@@ -116,12 +117,16 @@ class _Watcher:
 
 
 def test_item_settled_is_made_only_when_a_sink_takes_it() -> None:
-    texts = [["a", "b", "refuse me"], ["c"], ["d", "e"]]
+    texts = [["a", "skip me", "b", "refuse me"], ["c"], ["skip me", "skip me"], ["d", "e"]]
     everything, batches_only = _Watcher(None), _Watcher(frozenset({BatchStarted}))
     settled_told = _run_into(texts, _Written(), _answer, everything)[0]
     not_told = _run_into(texts, _Written(), _answer, batches_only)[0]
-    assert everything.kinds.count(ItemSettled) == 6 and everything.kinds.count(BatchStarted) == 3
-    assert batches_only.kinds == [BatchStarted] * 3  # and no ItemSettled was handed to it
+    assert everything.kinds.count(ItemSettled) == 9 and everything.kinds.count(BatchStarted) == 4
+    assert batches_only.kinds == [BatchStarted] * 4  # and no ItemSettled was handed to it
+    skipped = [
+        o for _, outs in not_told.batches for o in outs if isinstance(o, Success) and o.skipped
+    ]
+    assert len(skipped) == 3
     # The outcomes do not depend on who listens.
     assert [o for _, outs in not_told.batches for o in outs] == [
         o for _, outs in settled_told.batches for o in outs
