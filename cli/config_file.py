@@ -243,6 +243,8 @@ def _shape_problem(param: TyperOption, value: Any) -> str | None:
         return "is a list, but this option takes one value"
     if any(isinstance(item, dict | list) for item in items):
         return "is not a list of values"
+    if any(isinstance(item, str) and "\x00" in item for item in items):
+        return "holds a NUL character, which no command line can carry"
     if param.is_flag and not all(isinstance(item, bool) for item in items):
         return "is not valid: write true or false"
     if not param.is_flag and any(isinstance(item, bool) for item in items):

@@ -77,7 +77,7 @@ def quick_value(param: _TyperParameter, value: Any, ctx: _click.Context) -> Any:
             raise _Unsure
         try:
             return coerce_cli_path(value, info, path_type=Path, param=param, ctx=ctx)
-        except _click.exceptions.BadParameter:
+        except (_click.exceptions.BadParameter, ValueError):  # ValueError: a NUL byte
             raise _Unsure from None  # typer words the message from the value as given
     raise _Unsure
 

@@ -194,6 +194,9 @@ def test_sluice_config_names_the_file_and_a_flag_beats_it(tmp_path: Path) -> Non
         ("max-error-rate = 2", "[run] max-error-rate = 2 is not valid: it should be less than"),
         ('cache = "often"', '[run] cache = "often" is not valid: write true or false'),
         ('endpoint = "bogus"', "[run] endpoint = \"bogus\" is not valid: 'bogus' is not one of"),
+        # A NUL byte, which no argv or variable can hold (a path with one raised ValueError).
+        ('summary = "a\\u0000b"', '[run] summary = "a\\u0000b" holds a NUL character'),
+        ('prompt = "x\\u0000"', '[run] prompt = "x\\u0000" holds a NUL character'),
     ],
 )
 def test_a_bad_value_names_the_file_and_the_key_not_a_flag(
