@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -247,19 +247,21 @@ class AsyncioEngine:
         # Before settling anything: a batch completed by a wrong template must not be written.
         self._check_templates(len(rendered) + len(staged), render_failures, in_flight.batch)
         jobs = staged + self._to_send(in_flight, rendered, prepared.stored, settled)
-        if self._tell_settled:
-            for index, outcome in settled:
-                self._settle(in_flight, index, outcome)
-        else:
-            in_flight.settle_many(settled)
-            self._finished += len(settled)
+        self._settle_all(in_flight, settled)
         return jobs
 
     def _settle(self, in_flight: BatchInFlight, index: int, outcome: Outcome) -> None:
-        in_flight.settle(index, outcome)
-        self._finished += 1
+        self._settle_all(in_flight, ((index, outcome),))
+
+    def _settle_all(self, in_flight: BatchInFlight, settled: Sequence[tuple[int, Outcome]]) -> None:
+        """Outcomes for items of one batch, known at the same moment (one a request that
+        landed; a batch's invalid, skipped and cached items at once)."""
+        in_flight.settle(settled)
+        self._finished += len(settled)
         if self._tell_settled:
-            self._events.emit(ItemSettled(in_flight.batch.index, self._clock.now(), outcome))
+            now, batch = self._clock.now(), in_flight.batch.index
+            for _, outcome in settled:
+                self._events.emit(ItemSettled(batch, now, outcome))
 
     def _to_send(
         self,

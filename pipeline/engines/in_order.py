@@ -44,11 +44,8 @@ class BatchInFlight:
         if not self.done.done():
             self.done.set_result(None)
 
-    def settle(self, index: int, outcome: Outcome) -> None:
-        self.settle_many(((index, outcome),))
-
-    def settle_many(self, settled: Iterable[tuple[int, Outcome]]) -> None:
-        """Several outcomes at once (a batch's invalid items and cache hits)."""
+    def settle(self, settled: Iterable[tuple[int, Outcome]]) -> None:
+        """Outcomes by the index of their item in the batch."""
         outcomes = self.outcomes
         for index, outcome in settled:
             outcomes[index] = outcome
