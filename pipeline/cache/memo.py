@@ -25,12 +25,12 @@ import contextlib
 from collections.abc import Callable, Iterator
 from functools import partial
 
-from pipeline.cache.store import CacheKeys, ResponseCache
+from pipeline.cache.store import CacheKeys, FilledKeys, ResponseCache
 from pipeline.cache.writer import AnswerStore, StoreThread
 from pipeline.core.config import CacheConfig
 from pipeline.core.events import CACHE_JOINED, CacheLookedUp, CacheStored, EventSink
 from pipeline.core.models import Failure, Item, Outcome, Success
-from pipeline.prepare.request_builder import Request
+from pipeline.prepare.request_builder import ChatForm, Request, Unbuilt
 from pipeline.protocol.answers import Answer, InvalidAnswer, parse_answer
 
 Settle = Callable[[Outcome], None]
@@ -40,6 +40,8 @@ class ResponseMemo:
     def __init__(self, store: AnswerStore, base_url: str, read: bool, events: EventSink) -> None:
         self._store = store
         self._keys = CacheKeys(base_url)
+        # The keys of the form Unbuilt requests last had: a run's items share one.
+        self._filled: tuple[ChatForm, FilledKeys] | None = None
         self._read = read  # False with --refresh-cache: ask again, but keep the new answers
         self._events = events
         self._waiting: dict[str, list[tuple[Item, Settle]]] = {}
@@ -48,15 +50,20 @@ class ResponseMemo:
         self._queued = 0  # writes handed to that thread and not yet done
         self._closed = False
 
-    def key(self, request: Request) -> str:
-        return self._keys.key(request.path, request.body)
+    def key(self, request: Request | Unbuilt) -> str:
+        if isinstance(request, Request):
+            return self._keys.key(request.path, request.body)
+        form = request.form
+        if self._filled is None or self._filled[0] is not form:
+            self._filled = (form, FilledKeys(self._keys, form.path, form.body, form.texts))
+        return self._filled[1].key(request.texts)
 
     def lookup(self, keys: list[str]) -> dict[str, bytes]:
         """Stored answers by key (where batches are read); none with --refresh-cache."""
         return self._store.get_many(keys) if self._read else {}
 
     def recall(
-        self, wanted: list[tuple[Request, str]], stored: dict[str, bytes]
+        self, wanted: list[tuple[Request | Unbuilt, str]], stored: dict[str, bytes]
     ) -> dict[str, Answer]:
         """The sound answers among those `lookup` found, by cache key."""
         answers: dict[str, Answer] = {}
@@ -155,7 +162,7 @@ def response_memo(
         cache.close()
 
 
-def _reusable(request: Request, payload: bytes) -> Answer | None:
+def _reusable(request: Request | Unbuilt, payload: bytes) -> Answer | None:
     try:
         answer = parse_answer(request.endpoint, payload, request.structured)
     except InvalidAnswer:

@@ -55,13 +55,76 @@ class CacheKeys:
         self._closings: dict[str, bytes] = {}
 
     def key(self, path: str, body: dict[str, Any]) -> str:
+        return hashlib.sha256(self.encoded(path, body)).hexdigest()
+
+    def encoded(self, path: str, body: dict[str, Any]) -> bytes:
+        """What the key hashes."""
         closing = self._closings.get(path)
         if closing is None:
             closing = self._closings[path] = b',"path":' + orjson.dumps(path) + b"}"
-        digest = hashlib.sha256(self._opening)
-        digest.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
-        digest.update(closing)
+        return b"".join((self._opening, orjson.dumps(body, option=orjson.OPT_SORT_KEYS), closing))
+
+
+class FilledKeys:
+    """`cache_key` of the bodies `fill` makes from texts (a run's chat requests: all alike
+    but the texts their templates rendered), without making them.
+
+    The body is made once with a marker in place of each text; its encoding is cut at
+    the markers. An item's key then hashes those pieces with its own texts encoded
+    between them: the very bytes `CacheKeys.key` hashes, as encoding a string does not
+    depend on where it stands, while the body with its other values, sorted, is
+    encoded once a run rather than once an item. If a marker is not found once, and
+    once only, in the encoding, every key is made the usual way."""
+
+    def __init__(
+        self,
+        keys: CacheKeys,
+        path: str,
+        fill: Callable[[tuple[str, ...]], dict[str, Any]],
+        texts: int,
+    ) -> None:
+        self._keys = keys
+        self._path = path
+        self._fill = fill
+        token = os.urandom(8).hex()  # no text the run was given can hold it by chance
+        markers = [f"sluice text {n} {token}" for n in range(texts)]
+        self._cut = _cut_at(keys.encoded(path, fill(tuple(markers))), markers)
+
+    @property
+    def from_texts(self) -> bool:
+        """Whether keys are made from the texts alone (else from each whole body)."""
+        return self._cut is not None
+
+    def key(self, texts: tuple[str, ...]) -> str:
+        if self._cut is None:
+            return self._keys.key(self._path, self._fill(texts))
+        head, slots = self._cut
+        digest = hashlib.sha256(head)
+        for index, after in slots:
+            digest.update(orjson.dumps(texts[index]))
+            digest.update(after)
         return digest.hexdigest()
+
+
+def _cut_at(
+    encoded: bytes, markers: list[str]
+) -> tuple[bytes, tuple[tuple[int, bytes], ...]] | None:
+    """`encoded` as the bytes before the first marker and, for each marker in the order
+    they stand, its text's index and the bytes after it; None unless each stands once."""
+    found = []
+    for index, marker in enumerate(markers):
+        text = orjson.dumps(marker)
+        at = encoded.find(text)
+        if at < 0 or encoded.find(text, at + 1) >= 0:
+            return None
+        found.append((at, index, len(text)))
+    found.sort()
+    ends = [at for at, _, _ in found[1:]] + [len(encoded)]
+    slots = tuple(
+        (index, encoded[at + length : end])
+        for (at, index, length), end in zip(found, ends, strict=True)
+    )
+    return encoded[: found[0][0]] if found else encoded, slots
 
 
 _KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
@@ -164,6 +227,7 @@ class ResponseCache:
         in a file inside the cache); anything else is a miss, never unpickled.
         """
         found: dict[str, bytes] = {}
+        ttl = self._ttl
         try:
             for start in range(0, len(keys), _KEYS_PER_QUERY):
                 chunk = keys[start : start + _KEYS_PER_QUERY]
@@ -178,8 +242,12 @@ class ResponseCache:
                     .fetchall()
                 )
                 for key, mode, filename, value, stored_at in rows:
-                    payload = self._payload(mode, filename, value)
-                    if payload is not None and self._young_enough(stored_at):
+                    # An answer in its row, as nearly all are, is taken without a call.
+                    if mode == MODE_RAW and type(value) is bytes:
+                        payload: bytes | None = value
+                    else:
+                        payload = self._file_payload(mode, filename)
+                    if payload is not None and (ttl is None or self._young_enough(stored_at)):
                         found[key] = payload
         except sqlite3.ProgrammingError:
             raise  # our own misuse, not a damaged cache
@@ -200,9 +268,9 @@ class ResponseCache:
             self._reader = reader
         return self._reader
 
-    def _payload(self, mode: Any, filename: Any, value: Any) -> bytes | None:
-        if mode == MODE_RAW:
-            return value if type(value) is bytes else None
+    def _file_payload(self, mode: Any, filename: Any) -> bytes | None:
+        """An answer stored as a file inside the cache; None for any row our Disk could
+        not have written."""
         if mode != MODE_BINARY or not isinstance(filename, str) or not inside(filename):
             return None
         try:

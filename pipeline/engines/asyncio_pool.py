@@ -46,7 +46,7 @@ from pipeline.engines.protocol import NextBatch, OutcomeWriter, committed
 from pipeline.engines.stalls import CHECK_EVERY, StallWatch
 from pipeline.prepare.packing import Packer, PackLimits
 from pipeline.prepare.preparer import PreparedBatch, Skipped, Staged
-from pipeline.prepare.request_builder import Request
+from pipeline.prepare.request_builder import Request, Unbuilt, as_sent
 from pipeline.protocol.token_count import prompt_tokens
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 # An item to send: its batch, its place in it, the item, its request (Staged: its
 # workflow's) and cache key, and when it was queued (the clock's time). Packed
 # embeddings go as a list of them.
+_ASKED = (Request, Unbuilt)  # an item's own request, built or not
 ToSend = tuple[BatchInFlight, int, Item, Request | Staged, str | None, float]
 Job = ToSend | list[ToSend]
 # How long a begun pack waits for the next batch before it is sent as it is.
@@ -225,13 +226,13 @@ class AsyncioEngine:
     def _prepare(self, in_flight: BatchInFlight, prepared: PreparedBatch) -> list[ToSend]:
         """Settle the invalid and the already answered items; the rest are to be sent."""
         settled: list[tuple[int, Outcome]] = []
-        rendered: list[tuple[int, Item, Request, str | None]] = []
+        rendered: list[tuple[int, Item, Request | Unbuilt, str | None]] = []
         staged: list[ToSend] = []
         render_failures: list[str] = []
         now = self._clock.now()
         for index, item in enumerate(in_flight.batch.items):
             request = prepared.requests[index]
-            if isinstance(request, Request):
+            if isinstance(request, _ASKED):
                 rendered.append((index, item, request, prepared.keys[index]))
                 continue
             if isinstance(request, Staged):
@@ -266,7 +267,7 @@ class AsyncioEngine:
     def _to_send(
         self,
         in_flight: BatchInFlight,
-        rendered: list[tuple[int, Item, Request, str | None]],
+        rendered: list[tuple[int, Item, Request | Unbuilt, str | None]],
         stored: dict[str, bytes],
         settled: list[tuple[int, Outcome]],
     ) -> list[ToSend]:
@@ -275,21 +276,23 @@ class AsyncioEngine:
         now = self._clock.now()
         if memo is None:
             return [
-                (in_flight, index, item, request, None, now) for index, item, request, _ in rendered
+                (in_flight, index, item, as_sent(request), None, now)
+                for index, item, request, _ in rendered
             ]
         known = memo.recall([(request, key) for _, _, request, key in rendered if key], stored)
         jobs: list[ToSend] = []
         reused: dict[str | None, list[Usage]] = {}  # by model: one event each per batch
         for index, item, request, key in rendered:
             if key is None:
-                jobs.append((in_flight, index, item, request, None, now))
+                jobs.append((in_flight, index, item, as_sent(request), None, now))
             elif key in known:
                 model = request.model
                 answer = served(item, known[key], model)
                 settled.append((index, answer))
                 reused.setdefault(model, []).append(answer.usage)
             elif not memo.join(key, item, partial(self._settle, in_flight, index)):
-                jobs.append((in_flight, index, item, request, key, now))
+                # built now if a stored answer was found but cannot be reused
+                jobs.append((in_flight, index, item, as_sent(request), key, now))
         for model, usages in reused.items():
             self._events.emit(AnswerReused(model, Usage.total(usages), answers=len(usages)))
         return jobs

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pipeline.core.config import RESULT_FIELDS, ResultFields, result_field_clash
 from pipeline.core.models import Batch, Item
-from pipeline.prepare.request_builder import InvalidItem, Request
+from pipeline.prepare.request_builder import InvalidItem, Request, Unbuilt
 
 
 class Skipped:
@@ -44,20 +44,24 @@ class Staged:
         self.stored: dict[str, bytes] = {}  # by cache key
 
 
+_KEYED = (Request, Unbuilt)  # what has a cache key
+
+
 class ItemRequests(Protocol):
     """What makes an item's request: a RequestBuilder, or a workflow's step builders."""
 
     def wanted(self, item: Item) -> bool: ...
 
-    def build(self, item: Item) -> Request | Staged: ...
+    def prepare(self, item: Item) -> Request | Unbuilt | Staged: ...
 
 
 @dataclass(slots=True)
 class PreparedBatch:
     batch: Batch
-    # Per item: its request (Staged: its workflow's); why it could not be rendered; SKIPPED
-    # when --where leaves it out; or None when the item is invalid (item.problem).
-    requests: list[Request | Staged | str | Skipped | None] = field(default_factory=list)
+    # Per item: its request (Unbuilt when a stored answer was found for it, Staged: its
+    # workflow's); why it could not be rendered; SKIPPED when --where leaves it out; or
+    # None when the item is invalid (item.problem).
+    requests: list[Request | Unbuilt | Staged | str | Skipped | None] = field(default_factory=list)
     keys: list[str | None] = field(default_factory=list)  # cache keys; None without a cache
     stored: dict[str, bytes] = field(default_factory=dict)  # answers found, by cache key
 
@@ -66,7 +70,7 @@ class Preparer:
     def __init__(
         self,
         builder: ItemRequests,
-        key: Callable[[Request], str] | None = None,
+        key: Callable[[Request | Unbuilt], str] | None = None,
         lookup: Callable[[list[str]], dict[str, bytes]] | None = None,
         result_fields: ResultFields = RESULT_FIELDS,
     ) -> None:
@@ -82,31 +86,35 @@ class Preparer:
 
     def prepare(self, batch: Batch) -> PreparedBatch:
         prepared = PreparedBatch(batch)
+        requests, keys, key = prepared.requests, prepared.keys, self._key
         for item in batch.items:
-            request: Request | Staged | str | Skipped | None = None
-            if item.problem is None:
-                request = self._request(item)
-            prepared.requests.append(request)
-            key = self._key(request) if self._key and isinstance(request, Request) else None
-            prepared.keys.append(key)
-        staged = [r for r in prepared.requests if isinstance(r, Staged)]
-        if self._key is not None:
+            request = self._request(item) if item.problem is None else None
+            requests.append(request)
+            keys.append(key(request) if key and isinstance(request, _KEYED) else None)
+        staged = [r for r in requests if isinstance(r, Staged)]
+        if key is not None:
             for item_steps in staged:
                 item_steps.keys = {
-                    name: self._key(request)
+                    name: key(request)
                     for name, request in item_steps.first.items()
                     if isinstance(request, Request)
                 }
         if self._lookup is not None:
-            keys = [key for key in prepared.keys if key is not None]
-            keys += [key for item_steps in staged for key in item_steps.keys.values()]
-            prepared.stored = self._lookup(keys)
+            wanted = [k for k in keys if k is not None]
+            wanted += [k for item_steps in staged for k in item_steps.keys.values()]
+            prepared.stored = self._lookup(wanted)
             for item_steps in staged:
                 found = prepared.stored
                 item_steps.stored = {k: found[k] for k in item_steps.keys.values() if k in found}
+        # Only a request the cache may answer stays unbuilt; the rest are built here,
+        # off the event loop while requests are in flight.
+        stored = prepared.stored
+        for index, request in enumerate(requests):
+            if isinstance(request, Unbuilt) and keys[index] not in stored:
+                requests[index] = request.build()
         return prepared
 
-    def _request(self, item: Item) -> Request | Staged | str | Skipped:
+    def _request(self, item: Item) -> Request | Unbuilt | Staged | str | Skipped:
         """The item's request, SKIPPED, or why it cannot have one."""
         # A user's field is never dropped: one the answer would overwrite stops the item.
         if item.row is not None and not self._reserved.isdisjoint(item.row):
@@ -114,6 +122,6 @@ class Preparer:
         try:
             if not self._builder.wanted(item):
                 return SKIPPED
-            return self._builder.build(item)
+            return self._builder.prepare(item)
         except InvalidItem as exc:
             return str(exc)

@@ -68,6 +68,66 @@ class Request(NamedTuple):
         return cls(first.endpoint, first.path, body, None, len(requests))
 
 
+class ChatForm:
+    """What every plain chat request of a run shares: all of its body but the texts its
+    templates render (the system prompt's, if any, then the user's)."""
+
+    __slots__ = ("endpoint", "path", "model", "system", "overrides", "structured", "texts")
+
+    def __init__(
+        self,
+        model: str | None,
+        system: bool,  # whether a system message comes before the user's
+        overrides: dict[str, Any],  # max_tokens, temperature, response_format, --body, ...
+        structured: StructuredOutput | None,
+    ) -> None:
+        self.endpoint = Endpoint.CHAT
+        self.path = ENDPOINT_PATHS[Endpoint.CHAT]
+        self.model = model
+        self.system = system
+        self.overrides = overrides
+        self.structured = structured
+        self.texts = 2 if system else 1  # how many texts fill a body
+
+    def body(self, texts: tuple[str, ...]) -> dict[str, Any]:
+        """The request body for one item's rendered texts."""
+        user = {"role": "user", "content": texts[-1]}
+        messages = [{"role": "system", "content": texts[0]}, user] if self.system else [user]
+        return {"model": self.model, "messages": messages, **self.overrides}
+
+
+class Unbuilt(NamedTuple):
+    """A plain chat item's request before its body is built: the texts rendered for it.
+    Its cache key is computed from the texts alone (cache/store.py FilledKeys), so an item
+    the cache answers never has a body built or encoded; `build` makes the request to
+    send. It tells what reading an answer needs (endpoint, structured, model) as a
+    Request does."""
+
+    texts: tuple[str, ...]
+    form: ChatForm
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.form.endpoint
+
+    @property
+    def structured(self) -> StructuredOutput | None:
+        return self.form.structured
+
+    @property
+    def model(self) -> str | None:
+        return self.form.model
+
+    def build(self) -> Request:
+        form = self.form
+        return Request(form.endpoint, form.path, form.body(self.texts), form.structured)
+
+
+def as_sent(request: Request | Unbuilt) -> Request:
+    """The request itself, its body built if it was not yet."""
+    return request if isinstance(request, Request) else request.build()
+
+
 def detect_endpoint(first_row: dict[str, Any] | None) -> Endpoint:
     """Raw when the first readable line is already in OpenAI batch form, else chat."""
     return Endpoint.RAW if first_row is not None and is_batch_line(first_row) else Endpoint.CHAT
@@ -86,6 +146,9 @@ class RequestBuilder:
         self._where = compile_where(config.where) if config.where is not None else None
         self._truncate = config.truncate
         self._max_input_tokens = config.max_input_tokens
+        self._chat = ChatForm(
+            config.model, self._system is not None, self._overrides, self.structured
+        )
 
     def wanted(self, item: Item) -> bool:
         """Whether `--where` selects the item (always, without one); InvalidItem when the
@@ -101,16 +164,22 @@ class RequestBuilder:
     def where(self) -> Where | None:
         return self._where
 
+    def prepare(self, item: Item) -> Request | Unbuilt:
+        """The item's request as a run first needs it: for a plain chat item, only its
+        rendered texts (Unbuilt), which give its cache key; otherwise built. A prompt
+        over --max-input-tokens is measured on the whole body, so it is built."""
+        if self.endpoint is not Endpoint.CHAT or self._max_input_tokens is not None:
+            return self.build(item)
+        row = self._row(item, None)
+        try:
+            return Unbuilt(self._chat_texts(row), self._chat)
+        except TemplateFieldError as exc:
+            raise InvalidItem(str(exc)) from exc
+
     def build(self, item: Item, fields: dict[str, Any] | None = None) -> Request:
         """The item's request; `fields` are what the templates see instead of the item's
         own (a workflow step's: the item's fields and the earlier steps' outputs)."""
-        row = item.row if fields is None else fields
-        if row is None:
-            raise InvalidItem(item.problem or "item has no fields")
-        if self.endpoint is None:
-            self._settle_endpoint(detect_endpoint(row))
-        if self._truncate:
-            row = _truncated(row, self._truncate)
+        row = self._row(item, fields)
         try:
             endpoint, body = self._body_for(row)
         except TemplateFieldError as exc:
@@ -124,6 +193,17 @@ class RequestBuilder:
                 )
         structured = self.structured if endpoint is Endpoint.CHAT else None
         return Request(endpoint, ENDPOINT_PATHS[endpoint], body, structured)
+
+    def _row(self, item: Item, fields: dict[str, Any] | None) -> dict[str, Any]:
+        """The fields the templates see; the endpoint settled by the first of them."""
+        row = item.row if fields is None else fields
+        if row is None:
+            raise InvalidItem(item.problem or "item has no fields")
+        if self.endpoint is None:
+            self._settle_endpoint(detect_endpoint(row))
+        if self._truncate:
+            row = _truncated(row, self._truncate)
+        return row
 
     def _settle_endpoint(self, endpoint: Endpoint) -> None:
         if endpoint is not Endpoint.RAW and not self.config.model:
@@ -142,12 +222,13 @@ class RequestBuilder:
         return Endpoint.CHAT, self._chat_body(row)
 
     def _chat_body(self, row: dict[str, Any]) -> dict[str, Any]:
-        messages = []
-        if self._system is not None:
-            messages.append({"role": "system", "content": self._system.render(row)})
+        return self._chat.body(self._chat_texts(row))
+
+    def _chat_texts(self, row: dict[str, Any]) -> tuple[str, ...]:
+        """The system prompt's text, if any, then the user's."""
+        system = self._system.render(row) if self._system is not None else None
         user = self._prompt.render(row) if self._prompt is not None else _default_user_text(row)
-        messages.append({"role": "user", "content": user})
-        return {"model": self.config.model, "messages": messages, **self._overrides}
+        return (user,) if system is None else (system, user)
 
     def _embeddings_body(self, row: dict[str, Any]) -> dict[str, Any]:
         field = self.config.input_field

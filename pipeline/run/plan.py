@@ -27,7 +27,7 @@ from pipeline.dispatch.probe import Limits, probe_limits
 from pipeline.prepare.batching import input_batches
 from pipeline.prepare.packing import Packer, PackLimits
 from pipeline.prepare.preparer import ItemRequests, PreparedBatch, Preparer, Skipped, Staged
-from pipeline.prepare.request_builder import TOO_LONG, Request
+from pipeline.prepare.request_builder import TOO_LONG, Request, Unbuilt, as_sent
 from pipeline.protocol.token_count import completion_cap, prompt_tokens
 from pipeline.read.ids import SeenIds
 from pipeline.read.sources import check_inputs
@@ -137,7 +137,7 @@ def _count_batch(
     counts.items += len(items)
     to_send: list[_ToCount] = []
     for item, request, key in zip(items, prepared.requests, prepared.keys, strict=True):
-        if isinstance(request, Request):
+        if isinstance(request, Request | Unbuilt):
             to_send.append((item, request, key, counts))
         elif isinstance(request, Staged):
             to_send.extend(_first_steps(item, request, memo, counts))
@@ -161,14 +161,15 @@ def _count_batch(
             repeated.discard(key)  # the first of the twins is sent; later ones wait for it
             counts.twins += 1
             continue
-        _count_request(item, request, counts, show)
+        sent = as_sent(request)  # built if a stored answer was found but cannot be reused
+        _count_request(item, sent, counts, show)
         if step is not counts:
-            _count_request(item, request, step, 0)
+            _count_request(item, sent, step, 0)
 
 
 # A request to count: its item, the request, its cache key, and the step's own counts
 # (the run's counts themselves outside workflows).
-_ToCount = tuple[Item, Request, str | None, "PlanCounts"]
+_ToCount = tuple[Item, Request | Unbuilt, str | None, "PlanCounts"]
 
 
 def _first_steps(

@@ -160,7 +160,7 @@ def check_renders(config: RunConfig) -> None:
                 continue
             try:
                 if builder.wanted(item):
-                    builder.build(item)
+                    builder.prepare(item)
                 return
             except InvalidItem as exc:
                 reasons.append(str(exc))

@@ -55,7 +55,7 @@ class StepBuilders:
     def wanted(self, item: Item) -> bool:
         return self._run.wanted(item)
 
-    def build(self, item: Item) -> Staged:
+    def prepare(self, item: Item) -> Staged:
         """The first steps' requests; InvalidItem when a required one cannot be made."""
         first: dict[str, Request | Skipped | str | None] = {}
         for name in self._first:

@@ -27,6 +27,7 @@ from pipeline.cache.store import (
     CacheKeys,
     CacheStats,
     CacheUnavailable,
+    FilledKeys,
     ResponseCache,
     cache_key,
 )
@@ -132,6 +133,64 @@ def test_the_key_is_the_sha256_of_the_sorted_json_of_url_path_and_body(
     keys = CacheKeys(base_url)
     assert cache_key(base_url, path, body) == expected
     assert keys.key(path, body) == expected and keys.key(path, body) == expected  # reused
+
+
+# Where a fill puts a text: alone, as a message's content, or inside a list.
+text_shapes = st.sampled_from(["alone", "message", "listed"])
+
+
+def _fill_of(body: dict[str, Any], names: list[str], shapes: list[str]) -> Any:
+    """A fill like ChatForm.body: `body` with each text under its name, in its shape. Two
+    texts may share a name; the first of them then goes nowhere."""
+
+    def fill(texts: tuple[str, ...]) -> dict[str, Any]:
+        filled = dict(body)
+        for text, name, shape in zip(texts, names, shapes, strict=True):
+            message = {"role": "user", "content": text}
+            filled[name] = {"alone": text, "message": message, "listed": [message, 1]}[shape]
+        return filled
+
+    return fill
+
+
+@fifty
+@given(urls, paths, bodies, st.data())
+def test_a_key_from_texts_alone_is_the_key_of_the_body_they_fill(
+    base_url: str, path: str, body: dict[str, Any], data: st.DataObject
+) -> None:
+    count = data.draw(st.integers(1, 3))
+    names = data.draw(st.lists(st.text(max_size=3), min_size=count, max_size=count))
+    shapes = data.draw(st.lists(text_shapes, min_size=count, max_size=count))
+    fill = _fill_of(body, names, shapes)
+    keys = FilledKeys(CacheKeys(base_url), path, fill, count)
+    assert keys.from_texts == (len(set(names)) == count)  # else each body is encoded
+    for _ in range(3):
+        texts = tuple(data.draw(st.text(max_size=12)) for _ in range(count))
+        assert keys.key(texts) == cache_key(base_url, path, fill(texts))
+
+
+def test_texts_that_look_like_the_markers_or_json_still_key_as_their_body() -> None:
+    def fill(texts: tuple[str, ...]) -> dict[str, Any]:
+        return {"model": "m", "messages": [{"role": "user", "content": texts[0]}], "x": texts[1]}
+
+    keys = FilledKeys(CacheKeys("http://127.0.0.1:8000/v1"), "/chat/completions", fill, 2)
+    for texts in [
+        ("sluice text 0 ", "sluice text 1"),
+        ('", "role": "system', "\u0000\n"),
+        ("\x00\ud7ff é 🙂", ""),
+    ]:
+        expected = cache_key("http://127.0.0.1:8000/v1", "/chat/completions", fill(texts))
+        assert keys.key(texts) == expected
+
+
+def test_a_fill_that_repeats_or_hides_a_text_is_keyed_by_its_whole_body() -> None:
+    twice = lambda texts: {"a": texts[0], "b": texts[0]}  # noqa: E731
+    hidden = lambda texts: {"a": texts[0].upper()}  # noqa: E731
+    for fill in (twice, hidden):
+        keys = FilledKeys(CacheKeys("https://x.test"), "/chat/completions", fill, 1)
+        assert not keys.from_texts
+        expected = cache_key("https://x.test", "/chat/completions", fill(("same",)))
+        assert keys.key(("same",)) == expected
 
 
 def test_a_known_request_keeps_the_key_caches_were_filled_under() -> None:

@@ -3,10 +3,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.cache.store import CacheKeys, FilledKeys, cache_key
 from pipeline.core.config import Endpoint, RequestConfig
 from pipeline.core.errors import UsageError
 from pipeline.core.models import Item
-from pipeline.prepare.request_builder import InvalidItem, RequestBuilder
+from pipeline.prepare.request_builder import (
+    InvalidItem,
+    Request,
+    RequestBuilder,
+    Unbuilt,
+    as_sent,
+)
 from pipeline.protocol.answers import InvalidAnswer, parse_answer
 from pipeline.protocol.batch_lines import is_batch_line
 
@@ -144,3 +151,65 @@ def test_where_selects_and_an_unevaluable_item_is_invalid() -> None:
     assert not builder.wanted(_item({}))  # missing is null: no ordering holds
     with pytest.raises(InvalidItem, match="--where, column"):
         builder.wanted(_item({"n": "three"}))
+
+
+texts = st.text(max_size=30)
+
+
+@given(
+    system=st.none() | st.just("Be {{ tone }}."),
+    prompt=st.none() | st.just("Review: {{ text }}") | st.just("{{ text | upper }}"),
+    json_output=st.booleans(),
+    temperature=st.none() | st.floats(0, 2),
+    body_options=st.dictionaries(st.sampled_from(["seed", "user", "top_p"]), texts, max_size=2),
+    row=st.fixed_dictionaries({"text": texts, "tone": texts}),
+)
+def test_a_chat_item_prepared_unbuilt_is_the_request_and_key_of_its_built_self(
+    system: str | None,
+    prompt: str | None,
+    json_output: bool,
+    temperature: float | None,
+    body_options: dict[str, str],
+    row: dict[str, str],
+) -> None:
+    config = RequestConfig(
+        Endpoint.CHAT, "m", prompt, system, temperature=temperature,
+        body_options=body_options, json_output=json_output,
+    )  # fmt: skip
+    builder = RequestBuilder(config)
+    prepared = builder.prepare(_item(row))
+    built = builder.build(_item(row))
+    assert isinstance(prepared, Unbuilt)
+    assert prepared.build() == built == as_sent(prepared)
+    assert (prepared.endpoint, prepared.structured, prepared.model) == (
+        built.endpoint, built.structured, built.model,
+    )  # fmt: skip
+    form, base_url = prepared.form, "http://127.0.0.1:8000/v1"
+    keys = FilledKeys(CacheKeys(base_url), form.path, form.body, form.texts)
+    assert keys.from_texts
+    assert keys.key(prepared.texts) == cache_key(base_url, built.path, built.body)
+
+
+def test_requests_whose_whole_body_is_checked_or_not_chat_are_prepared_built() -> None:
+    limited = RequestBuilder(RequestConfig(Endpoint.CHAT, "m", "{{ text }}", max_input_tokens=99))
+    embeddings = RequestBuilder(RequestConfig(Endpoint.EMBEDDINGS, "e"))
+    batch_lines = RequestBuilder(RequestConfig(endpoint=None))
+    line = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "m"},
+    }
+    for builder, row in [
+        (limited, {"text": "hi"}),
+        (embeddings, {"text": "hi"}),
+        (batch_lines, line),
+    ]:
+        prepared = builder.prepare(_item(row))
+        assert isinstance(prepared, Request) and prepared == builder.build(_item(row))
+
+
+def test_an_item_that_cannot_fill_the_template_is_invalid_when_prepared_too() -> None:
+    builder = RequestBuilder(RequestConfig(Endpoint.CHAT, model="m", prompt="{{ text }}"))
+    with pytest.raises(InvalidItem, match="'text' is undefined"):
+        builder.prepare(_item({"body": "x"}))
