@@ -72,7 +72,7 @@ class ChatForm:
     """What every plain chat request of a run shares: all of its body but the texts its
     templates render (the system prompt's, if any, then the user's)."""
 
-    __slots__ = ("endpoint", "path", "model", "system", "overrides", "structured", "texts")
+    __slots__ = ("endpoint", "model", "overrides", "path", "structured", "system", "texts")
 
     def __init__(
         self,
