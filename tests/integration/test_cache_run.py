@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.cache.store import ResponseCache, cache_key
 from pipeline.simulator.background import BackgroundSimulator
 from pipeline.simulator.config import SimulatorConfig
 from tests.conftest import read_jsonl, run_cli, write_jsonl
@@ -60,3 +61,34 @@ def test_an_unusable_cache_directory_is_a_warning_not_a_failure(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "warning: cannot open the response cache" in result.stderr
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 1
+
+
+def test_an_item_whose_stored_answer_is_damaged_is_sent_again_and_answered(
+    tmp_path: Path,
+) -> None:
+    # A hit's request body is built only if its stored answer cannot be reused: the body
+    # then built must be the one the answer was stored under, or it would miss forever.
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": n, "text": f"t{n}"} for n in range(6)])
+    out, cache_dir = tmp_path / "out.jsonl", tmp_path / "cache"
+    with BackgroundSimulator(SimulatorConfig()) as sim:
+        assert _run(sim, source, out, "--cache-dir", str(cache_dir)).exit_code == 0
+        first = read_jsonl(out)
+        with ResponseCache(str(cache_dir), None, None) as cache:
+            for n in (1, 4):
+                body = {
+                    "model": "sim-chat",
+                    "messages": [{"role": "user", "content": f"Say: t{n}"}],
+                }
+                key = cache_key(sim.base_url, "/chat/completions", body)
+                assert cache.get(key) is not None  # the answer the first run stored
+                assert cache.put(key, b'{"choices": "damaged"')
+        result = _run(sim, source, out, "--cache-dir", str(cache_dir))
+        assert result.exit_code == 0, result.output
+        assert sim.stats().requests_total == 8
+        resent = [not row["cached"] for row in read_jsonl(out)]
+        assert resent == [False, True, False, False, True, False]
+        third = _run(sim, source, out, "--cache-dir", str(cache_dir))
+        assert third.exit_code == 0 and sim.stats().requests_total == 8  # stored anew
+    again = read_jsonl(out)
+    assert [row["output"] for row in again] == [row["output"] for row in first]
+    assert all(row["cached"] for row in again)
