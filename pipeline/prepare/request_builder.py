@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pipeline.core.config import ENDPOINT_PATHS, Endpoint, RequestConfig
 from pipeline.core.errors import UsageError
 from pipeline.core.jsonio import dumps
 from pipeline.core.models import Item
 from pipeline.prepare.templates import PromptTemplate, TemplateFieldError
-from pipeline.prepare.where import Where, WhereEvalError, compile_where
 from pipeline.protocol.batch_lines import is_batch_line
 from pipeline.protocol.structured import StructuredOutput
 from pipeline.protocol.token_count import prompt_tokens
+
+if TYPE_CHECKING:
+    from pipeline.prepare.where import Where
 
 # Batch lines name their endpoint; only these two are answered, and always on our base URL.
 BATCH_URLS: dict[str, Endpoint] = {
@@ -143,7 +145,13 @@ class RequestBuilder:
         self._prompt = PromptTemplate(config.prompt, "prompt") if config.prompt else None
         self._system = PromptTemplate(config.system, "system") if config.system else None
         self._overrides = self._body_overrides()
-        self._where = compile_where(config.where) if config.where is not None else None
+        self._where: Where | None = None
+        self._where_failed: type[Exception] = Exception  # WhereEvalError, once there is one
+        if config.where is not None:
+            # --where's parser and evaluator are imported by the runs that have one.
+            from pipeline.prepare.where import WhereEvalError, compile_where
+
+            self._where, self._where_failed = compile_where(config.where), WhereEvalError
         self._truncate = config.truncate
         self._max_input_tokens = config.max_input_tokens
         self._chat = ChatForm(
@@ -157,7 +165,7 @@ class RequestBuilder:
             return True
         try:
             return self._where.matches(item.row)
-        except WhereEvalError as exc:
+        except self._where_failed as exc:
             raise InvalidItem(str(exc)) from exc
 
     @property

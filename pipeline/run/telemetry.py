@@ -12,7 +12,6 @@ import orjson
 from pipeline.core.config import RunConfig
 from pipeline.core.errors import OutputError, SluiceError
 from pipeline.observe.counters import RunStats
-from pipeline.observe.otel import otel_exporter_from_env
 from pipeline.observe.spans import JsonlSpanFile, SpanExporter
 from pipeline.prepare.batching import shard_share
 from pipeline.read.sources import count_items
@@ -31,9 +30,12 @@ def span_recorder(
     exporters: list[SpanExporter] = []
     if config.output.trace is not None:
         exporters.append(JsonlSpanFile(config.output.trace))
-    collector = otel_exporter_from_env(os.environ)
-    if collector is not None:
-        exporters.append(collector)
+    if any(name.startswith("OTEL_") for name in os.environ):  # else no collector is named
+        from pipeline.observe.otel import otel_exporter_from_env
+
+        collector = otel_exporter_from_env(os.environ)
+        if collector is not None:
+            exporters.append(collector)
     if not exporters:
         return None
     from pipeline.observe.trace import SpanRecorder  # only a traced run needs it
