@@ -81,11 +81,18 @@ def test_an_override_prices_a_model_the_table_does_not_know_and_wins_over_it() -
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
-        ('[models."m"]\ninput = 1\noutput = 2\n', "checked"),
-        ('checked = "2025-01-01"\n[models."m"]\ninput = -1\noutput = 2\n', "input of 'm'"),
-        ('checked = "2025-01-01"\n[models."m"]\ninput = 1\n', "output of 'm'"),
-        ('checked = "2025-01-01"\n[models."m"]\ninput = 1\noutput = 2\nin = 3\n', "'in'"),
-        ('checked = "2025-01-01"\n[models."m"]\ninput = true\noutput = 2\n', "input of 'm'"),
+        ('{"models": {"m": {"input": 1, "output": 2}}}', "checked"),
+        ('{"checked": "2025-01-01", "models": {"m": {"input": -1, "output": 2}}}', "input of 'm'"),
+        ('{"checked": "2025-01-01", "models": {"m": {"input": 1}}}', "output of 'm'"),
+        ('{"checked": "2025-01-01", "models": {"m": {"input": 1, "output": 2, "in": 3}}}', "'in'"),
+        (
+            '{"checked": "2025-01-01", "models": {"m": {"input": true, "output": 2}}}',
+            "input of 'm'",
+        ),
+        ('{"checked": "2025-01-01", "models": {"m": [1, 2]}}', "price of 'm' must be an object"),
+        ('{"checked": "2025-01-01", "models": []}', "object of models"),
+        ('["checked"]', "must be a JSON object"),
+        ('checked = "2025-01-01"', "not JSON"),
     ],
 )
 def test_a_bad_price_table_says_what_is_wrong(text: str, complaint: str) -> None:
