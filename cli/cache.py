@@ -154,10 +154,10 @@ def _resolve(cache_dir: Path | None) -> Path:
 def _exists(directory: Path) -> bool:
     # Looking must not create anything: a mistyped --cache-dir (or ~) must not
     # gain a cache.db because someone asked for stats.
-    from diskcache.core import DBNAME
+    from pipeline.cache.disk import DBNAME
 
     try:
-        return (directory / str(DBNAME)).is_file()
+        return (directory / DBNAME).is_file()
     except OSError as error:
         fail(ConfigError(f"cannot look at the response cache in {directory}: {error}"))
 

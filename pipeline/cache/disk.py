@@ -2,7 +2,7 @@
 
 diskcache creates its files with the umask's mode (0644 under the usual 022) and
 unpickles what it reads. Answers can be private, and a planted pickle would run
-code, so the cache goes through `BytesOnlyDisk` and the helpers below: the
+code, so the cache goes through `BytesOnlyDisk` (bytes_disk.py) and the helpers below: the
 database is created 0600 before SQLite opens it (SQLite gives its WAL and
 shared-memory files the database's mode), answers stored as files are created
 0600 and their directories 0700. A cache directory that already exists keeps its
@@ -14,57 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
 
-import diskcache
-from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW
+# diskcache's own names and sizes, here so that a run the cache answers never imports it
+# (~5 ms of its start; the store reads and writes diskcache's table itself).
+# tests/unit/test_cache_schema.py holds them equal to diskcache's.
+DBNAME = "cache.db"
+MODE_RAW = 1  # the answer is the row's value
+MODE_BINARY = 2  # the answer is the file the row names
+SQLITE_CACHE_PAGES = 8192  # as diskcache sizes its connections' page cache
+SQLITE_MMAP_BYTES = 2**26  # and their memory map
 
 _SQLITE_COMPANIONS = ("-wal", "-shm")
-_WRITE_ATTEMPTS = 10  # as diskcache: another process may remove a directory in between
-
-
-class UnsafeEntry(Exception):
-    """A stored entry that is not plain bytes; reading it could run code."""
-
-
-class BytesOnlyDisk(diskcache.Disk):
-    """A diskcache Disk that never pickles or unpickles, and writes owner-only files."""
-
-    def get(self, key: Any, raw: bool) -> Any:
-        # Keys we write are str, stored raw; a non-raw key would be a pickle.
-        if not raw:
-            raise UnsafeEntry("refusing to unpickle a cache key")
-        return super().get(key, raw)
-
-    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
-        if type(value) is not bytes:
-            raise TypeError(f"the response cache stores bytes, not {type(value).__name__}")
-        return super().store(value, read, key)
-
-    def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None) -> int:
-        """As diskcache writes an answer's file (`store` calls it), but owner-only."""
-        if mode != "xb":
-            raise TypeError("the response cache writes bytes only")
-        for attempt in range(1, _WRITE_ATTEMPTS + 1):
-            private_directory(os.path.dirname(full_path))
-            try:
-                fd = private_file(full_path, os.O_WRONLY | os.O_EXCL)
-            except FileNotFoundError:
-                if attempt == _WRITE_ATTEMPTS:
-                    raise
-                continue
-            with os.fdopen(fd, "wb") as writer:
-                return sum(writer.write(chunk) for chunk in iterator)
-        raise AssertionError("unreachable")
-
-    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
-        # Raw bytes in the row, or a file (values of 32 KB and more). Anything
-        # else is text or a pickle, which we never wrote.
-        if mode not in (MODE_RAW, MODE_BINARY) or read:
-            raise UnsafeEntry(f"refusing a cache entry stored in mode {mode}")
-        if mode == MODE_BINARY and not inside(filename):
-            raise UnsafeEntry(f"refusing a cache file outside the cache: {filename!r}")
-        return super().fetch(mode, filename, value, read)
 
 
 def inside(filename: str | None) -> bool:

@@ -24,13 +24,23 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import diskcache
 import orjson
-from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW
 
-from pipeline.cache.disk import BytesOnlyDisk, inside, private_database, private_directory
+from pipeline.cache.disk import (
+    DBNAME,
+    MODE_BINARY,
+    MODE_RAW,
+    SQLITE_CACHE_PAGES,
+    SQLITE_MMAP_BYTES,
+    inside,
+    private_database,
+    private_directory,
+)
+
+if TYPE_CHECKING:
+    import diskcache
 
 
 def cache_key(base_url: str, path: str, body: dict[str, Any]) -> str:
@@ -163,6 +173,14 @@ _BUSY_CODES = frozenset(
 )
 
 
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What the store raises when the disk or another process is in the way (diskcache's
+    Timeout among them: imported only when one is caught, by then imported)."""
+    import diskcache
+
+    return (sqlite3.Error, OSError, diskcache.Timeout)
+
+
 class _WouldWait(Exception):
     """put_now met an answer it cannot write without diskcache (and its waits)."""
 
@@ -196,6 +214,7 @@ class ResponseCache:
         self._writer: sqlite3.Connection | None = None  # may wait for a lock (put_many)
         self._writer_now: sqlite3.Connection | None = None  # never waits (put_now)
         self._since_cull = 0
+        self._diskcache_open: diskcache.Cache | None = None  # opened when first needed
         # Settings passed here are written into the database and win over
         # whatever a previous (or planted) database holds.
         settings: dict[str, Any] = {
@@ -205,14 +224,53 @@ class ResponseCache:
         try:
             # Answers can be private: only the owner may read them.
             private_directory(directory)
-            if private_database(directory) and size_limit is None:
+            new = private_database(directory)
+            if new and size_limit is None:
                 size_limit = DEFAULT_SIZE_LIMIT
             if size_limit is not None:
                 settings["size_limit"] = size_limit
-            self._cache = diskcache.Cache(directory, disk=BytesOnlyDisk, **settings)
-        except (sqlite3.Error, OSError, diskcache.Timeout) as error:
+            self._settings = settings
+            if new or not self._holds_settings():
+                self._diskcache()
+        except _store_errors() as error:
             message = f"cannot open the response cache in {directory}: {error}"
             raise CacheUnavailable(message) from error
+
+    def _holds_settings(self) -> bool:
+        """Whether the database is one diskcache made, in WAL mode, holding our settings.
+        Opening diskcache would then change nothing: it writes every setting again (a
+        write transaction at every start), after ~5 ms of importing it. So it is opened
+        only when an answer needs it (one stored as a file, a cull), and a run the
+        cache answers wholly reads the table it made without it."""
+        try:
+            reader = self._reading()
+            ((journal,),) = reader.execute("PRAGMA journal_mode").fetchall()
+            names = list(self._settings)
+            held = dict(
+                reader.execute(
+                    f"SELECT key, value FROM Settings WHERE key IN ({','.join('?' * len(names))})",
+                    names,
+                ).fetchall()
+            )
+        except (sqlite3.Error, ValueError):
+            return False  # diskcache will say what is wrong with it
+        return journal == "wal" and held == self._settings
+
+    @property
+    def opened_diskcache(self) -> bool:
+        return self._diskcache_open is not None
+
+    def _diskcache(self) -> diskcache.Cache:
+        """diskcache on the directory, opened (with our settings) on first use."""
+        if self._diskcache_open is None:
+            import diskcache
+
+            from pipeline.cache.bytes_disk import BytesOnlyDisk
+
+            self._diskcache_open = diskcache.Cache(
+                self.directory, disk=BytesOnlyDisk, **self._settings
+            )
+        return self._diskcache_open
 
     def get(self, key: str) -> bytes | None:
         """The stored answer, or None. Never raises: a damaged entry is a miss."""
@@ -263,8 +321,8 @@ class ResponseCache:
             reader = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
             # As diskcache sizes its own connections: pages read through a memory map and
             # kept in a larger cache, not a system call each (a fifth off every look-up).
-            reader.execute(f"PRAGMA cache_size = {diskcache.DEFAULT_SETTINGS['sqlite_cache_size']}")
-            reader.execute(f"PRAGMA mmap_size = {diskcache.DEFAULT_SETTINGS['sqlite_mmap_size']}")
+            reader.execute(f"PRAGMA cache_size = {SQLITE_CACHE_PAGES}")
+            reader.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
             self._reader = reader
         return self._reader
 
@@ -309,8 +367,8 @@ class ResponseCache:
         try:
             through_diskcache += self._insert(rows)
             for key, payload in through_diskcache:
-                self._cache.set(key, payload, expire=self._ttl, tag=int(self._now()))
-        except (sqlite3.Error, OSError, diskcache.Timeout):
+                self._diskcache().set(key, payload, expire=self._ttl, tag=int(self._now()))
+        except _store_errors():
             return 0
         self._since_cull += len(answers)
         if self._since_cull >= CULL_EVERY:
@@ -396,26 +454,28 @@ class ResponseCache:
 
     def _cull(self) -> None:
         self._since_cull = 0
-        with contextlib.suppress(sqlite3.Error, OSError, diskcache.Timeout):
-            self._cache.cull()
+        with contextlib.suppress(*_store_errors()):
+            self._diskcache().cull()
 
     def stats(self) -> CacheStats:
+        cache = self._diskcache()
         return CacheStats(
             directory=self.directory,
-            entries=len(self._cache),
-            size_bytes=self._cache.volume(),
-            size_limit=self._cache.size_limit,
+            entries=len(cache),
+            size_bytes=cache.volume(),
+            size_limit=cache.size_limit,
         )
 
     def clear(self) -> int:
         """Remove every entry; the number removed."""
-        removed: int = self._cache.clear()
+        removed: int = self._diskcache().clear()
         return removed
 
     def prune(self) -> int:
         """Remove expired entries, then the oldest until under the size limit."""
-        expired: int = self._cache.expire()
-        culled: int = self._cache.cull()
+        cache = self._diskcache()
+        expired: int = cache.expire()
+        culled: int = cache.cull()
         return expired + culled
 
     def close(self) -> None:
@@ -425,7 +485,8 @@ class ResponseCache:
             if connection is not None:
                 connection.close()
         self._reader = self._writer = self._writer_now = None
-        self._cache.close()
+        if self._diskcache_open is not None:
+            self._diskcache_open.close()
 
     def __enter__(self) -> ResponseCache:
         return self
