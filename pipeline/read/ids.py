@@ -8,6 +8,7 @@ Such an item is quarantined and known by its source and line alone.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import tempfile
@@ -18,7 +19,7 @@ import orjson
 from pipeline.core.models import Item, ItemId, Record
 from pipeline.protocol.batch_lines import RAW_ID_FIELD, is_batch_line
 
-IDS_PER_CHECK = 256  # ids checked against those seen in one go (at most SQLite's bound params)
+IDS_PER_CHECK = 256  # ids checked against those seen in one go (2 bound params each)
 
 
 class SeenIds:
@@ -36,8 +37,10 @@ class SeenIds:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE ids (key BLOB PRIMARY KEY) WITHOUT ROWID")
+        # `at` numbers each id as it is offered, so a repeat is told by an `at` not its own.
+        self._db.execute("CREATE TABLE ids (key BLOB PRIMARY KEY, at INTEGER) WITHOUT ROWID")
         self._db.execute("BEGIN")
+        self._offered = 0
 
     def add_many(self, item_ids: list[ItemId]) -> set[int]:
         """Record the ids; the indexes of those seen before (or earlier in the list).
@@ -45,26 +48,33 @@ class SeenIds:
         One statement for the whole list: SQLite lets go of the GIL at every step,
         and each time another thread is computing, taking it back can cost the
         interpreter's switch interval, so per-id statements were slow under load.
-        An id is new when the insert reports it back (RETURNING leaves out the rows
-        it ignored); a twin later in the same list is reported once, for the first.
+        When the insert added every row, as it nearly always does, no id repeats;
+        else the repeats are the ids whose stored `at` is another's (a twin later in
+        the same list keeps the first one's).
         """
+        repeated: set[int] = set()
+        for start in range(0, len(item_ids), IDS_PER_CHECK):  # within SQLite's bound params
+            chunk = item_ids[start : start + IDS_PER_CHECK]
+            repeated.update(start + index for index in self._add_chunk(chunk))
+        return repeated
+
+    def _add_chunk(self, item_ids: list[ItemId]) -> set[int] | range:
         # The JSON form keeps 7 and "7" apart, as they are apart in the data.
         keys = [orjson.dumps(item_id) for item_id in item_ids]
-        if not keys:
-            return set()
-        rows = ",".join(["(?)"] * len(keys))
-        statement = f"INSERT OR IGNORE INTO ids VALUES {rows} RETURNING key"
-        inserted = self._db.execute(statement, keys).fetchall()
-        if len(inserted) == len(keys):
-            return set()  # the common case: every id new, none twice in the list
-        new = {row[0] for row in inserted}
-        repeated: set[int] = set()
-        for index, key in enumerate(keys):
-            if key in new:
-                new.discard(key)  # its first place in the list; any later one repeats it
-            else:
-                repeated.add(index)
-        return repeated
+        first = self._offered
+        self._offered += len(keys)
+        rows = [value for pair in zip(keys, range(first, self._offered)) for value in pair]
+        added = self._db.execute(self._insert_of(len(keys)), rows).rowcount
+        if added == len(keys):
+            return range(0)
+        marks = ",".join("?" * len(keys))
+        stored = dict(self._db.execute(f"SELECT key, at FROM ids WHERE key IN ({marks})", keys))
+        return {index for index, key in enumerate(keys) if stored[key] != first + index}
+
+    @staticmethod
+    @functools.cache
+    def _insert_of(count: int) -> str:
+        return f"INSERT OR IGNORE INTO ids VALUES {','.join(['(?, ?)'] * count)}"
 
     def close(self) -> None:
         self._db.close()

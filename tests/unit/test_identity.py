@@ -74,3 +74,15 @@ def test_seen_ids_reports_exactly_the_repeats_a_set_would(lists: list[list[int |
             assert seen.add_many(item_ids) == expected
     finally:
         seen.close()
+
+
+def test_seen_ids_take_more_ids_at_once_than_one_sqlite_statement_may_bind() -> None:
+    # `sluice plan --batch-size 50000` checks a whole batch's cache keys in one call; a
+    # statement binds at most 32,766 values in SQLite's default build (999 before 3.32).
+    seen = SeenIds()
+    try:
+        many = [f"id-{n}" for n in range(40_000)]
+        assert seen.add_many([*many, "id-7", "new"]) == {40_000}
+        assert seen.add_many(["new", "newer", "id-39999"]) == {0, 2}
+    finally:
+        seen.close()
