@@ -63,7 +63,8 @@ class SeenIds:
         keys = [orjson.dumps(item_id) for item_id in item_ids]
         first = self._offered
         self._offered += len(keys)
-        rows = [value for pair in zip(keys, range(first, self._offered)) for value in pair]
+        numbered = zip(keys, range(first, self._offered), strict=True)
+        rows = [value for pair in numbered for value in pair]
         added = self._db.execute(self._insert_of(len(keys)), rows).rowcount
         if added == len(keys):
             return range(0)
