@@ -45,7 +45,7 @@ class SeenIds:
     def add_many(self, item_ids: list[ItemId]) -> set[int]:
         """Record the ids; the indexes of those seen before (or earlier in the list).
 
-        One statement for the whole list: SQLite lets go of the GIL at every step,
+        One statement for IDS_PER_CHECK ids: SQLite lets go of the GIL at every step,
         and each time another thread is computing, taking it back can cost the
         interpreter's switch interval, so per-id statements were slow under load.
         When the insert added every row, as it nearly always does, no id repeats;
@@ -58,7 +58,7 @@ class SeenIds:
             repeated.update(start + index for index in self._add_chunk(chunk))
         return repeated
 
-    def _add_chunk(self, item_ids: list[ItemId]) -> set[int] | range:
+    def _add_chunk(self, item_ids: list[ItemId]) -> set[int]:
         # The JSON form keeps 7 and "7" apart, as they are apart in the data.
         keys = [orjson.dumps(item_id) for item_id in item_ids]
         first = self._offered
@@ -67,7 +67,7 @@ class SeenIds:
         rows = [value for pair in numbered for value in pair]
         added = self._db.execute(self._insert_of(len(keys)), rows).rowcount
         if added == len(keys):
-            return range(0)
+            return set()
         marks = ",".join("?" * len(keys))
         stored = dict(self._db.execute(f"SELECT key, at FROM ids WHERE key IN ({marks})", keys))
         return {index for index, key in enumerate(keys) if stored[key] != first + index}
