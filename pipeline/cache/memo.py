@@ -55,7 +55,7 @@ class ResponseMemo:
             return self._keys.key(request.path, request.body)
         form = request.form
         if self._filled is None or self._filled[0] is not form:
-            self._filled = (form, FilledKeys(self._keys, form.path, form.body, form.texts))
+            self._filled = (form, FilledKeys(self._keys, form.path, form.body, form.text_count))
         return self._filled[1].key(request.texts)
 
     def lookup(self, keys: list[str]) -> dict[str, bytes]:

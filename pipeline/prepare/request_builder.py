@@ -74,7 +74,7 @@ class ChatForm:
     """What every plain chat request of a run shares: all of its body but the texts its
     templates render (the system prompt's, if any, then the user's)."""
 
-    __slots__ = ("endpoint", "model", "overrides", "path", "structured", "system", "texts")
+    __slots__ = ("endpoint", "model", "overrides", "path", "structured", "system", "text_count")
 
     def __init__(
         self,
@@ -89,7 +89,7 @@ class ChatForm:
         self.system = system
         self.overrides = overrides
         self.structured = structured
-        self.texts = 2 if system else 1  # how many texts fill a body
+        self.text_count = 2 if system else 1  # how many texts fill a body
 
     def body(self, texts: tuple[str, ...]) -> dict[str, Any]:
         """The request body for one item's rendered texts."""

@@ -185,7 +185,7 @@ def test_a_chat_item_prepared_unbuilt_is_the_request_and_key_of_its_built_self(
         built.endpoint, built.structured, built.model,
     )  # fmt: skip
     form, base_url = prepared.form, "http://127.0.0.1:8000/v1"
-    keys = FilledKeys(CacheKeys(base_url), form.path, form.body, form.texts)
+    keys = FilledKeys(CacheKeys(base_url), form.path, form.body, form.text_count)
     assert keys.from_texts
     assert keys.key(prepared.texts) == cache_key(base_url, built.path, built.body)
 
