@@ -6,11 +6,21 @@ of the ~400 modules a run imports costs ~0.1 s of CPU after the last byte is wri
 and nothing in it is ours to wait for. Everything a command writes is committed
 (fsynced and renamed) before it returns, so only the standard streams and the
 exit hooks are left to flush and run first.
+
+Start-up makes a few hundred thousand objects (modules, classes, functions, the command
+tree) and frees almost none, so the cyclic garbage collector's passes over them find
+nothing, ~5 ms of every start. Until the work begins (`start_up_over`), it waits for
+far more new objects between passes; then those objects are parked where no later
+pass looks (gc.freeze), and it collects as usual.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
+
+START_UP_GC_THRESHOLD = 50_000  # new objects between passes while starting up (700 after)
+_usual_gc_thresholds: tuple[int, int, int] | None = None  # while starting up
 
 
 def main() -> None:
@@ -19,6 +29,9 @@ def main() -> None:
 
         print(f"sluice {__version__}")
         return
+    global _usual_gc_thresholds
+    _usual_gc_thresholds = gc.get_threshold()
+    gc.set_threshold(START_UP_GC_THRESHOLD, *_usual_gc_thresholds[1:])
     from cli.app import main as run_command_line
 
     try:
@@ -26,6 +39,18 @@ def main() -> None:
     except SystemExit as done:
         _leave(done.code)
     _leave(0)
+
+
+def start_up_over() -> None:
+    """The command's work begins: collect garbage as usual again, the objects made so far
+    parked out of the way. Nothing to do in a process the console script did not start
+    (tests running commands in their own)."""
+    global _usual_gc_thresholds
+    if _usual_gc_thresholds is None:
+        return
+    gc.freeze()
+    gc.set_threshold(*_usual_gc_thresholds)
+    _usual_gc_thresholds = None
 
 
 def _leave(code: object) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import orjson
 import typer
 
+from cli.entry import start_up_over
 from cli.errors import fail, report_internal_error
 from pipeline.core.config import RunConfig
 from pipeline.core.errors import SluiceError
@@ -37,6 +38,7 @@ def execute_plan(config: RunConfig, flags: RunFlags) -> NoReturn:
 
     from pipeline.run.plan import EXIT_INVALID_ITEMS, make_plan
 
+    start_up_over()
     try:
         plan = asyncio.run(make_plan(config, flags.show, flags.probe_limits))
     except SluiceError as error:

@@ -18,6 +18,7 @@ import cli.connection_options as conn
 import cli.operator_options as ops
 import cli.run_options as opt
 import cli.shaping_options as shape
+from cli.entry import start_up_over
 from cli.errors import fail, report_internal_error, say
 from cli.run import RUN_DEFAULTS
 from pipeline.core.config import DEFAULT_BASE_URL, STDIO
@@ -131,6 +132,7 @@ def reduce_command(
     settings = LogSettings(
         quiet=quiet, verbose=verbose, json=False, every=5.0, trace_id=config.observe.trace_id
     )
+    start_up_over()
     try:
         result = asyncio.run(reduce(config, spec, _progress(settings)))
     except KeyboardInterrupt:

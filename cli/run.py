@@ -18,6 +18,7 @@ import cli.operator_options as ops
 import cli.run_options as opt
 import cli.scale_options as scale
 import cli.shaping_options as shape
+from cli.entry import start_up_over
 from cli.errors import fail, report_internal_error, say
 from cli.plan import PLAN_HELP, execute_plan
 from pipeline.core.config import DEFAULT_BASE_URL, RunConfig
@@ -176,6 +177,7 @@ def execute(config: RunConfig, flags: "RunFlags") -> None:
         trace_id=config.observe.trace_id,
     )
     progress = display_for(settings, config.read)
+    start_up_over()
     try:
         with progress:
             result = asyncio.run(run_pipeline(config, progress))

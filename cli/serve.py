@@ -22,6 +22,7 @@ import typer
 import cli.connection_options as conn
 import cli.run_options as opt
 import cli.scale_options as scale
+from cli.entry import start_up_over
 from cli.errors import fail, report_internal_error, say
 from cli.run import RUN_DEFAULTS
 from cli.units import parse_duration, parse_size
@@ -128,6 +129,7 @@ def serve_command(
         base = _job_config(defaults, {}, str(settings.data_dir))
     except SluiceError as error:
         fail(error)
+    start_up_over()
     try:
         code = asyncio.run(serve(settings, base, _config_maker(defaults), say))
     except KeyboardInterrupt:

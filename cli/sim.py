@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.entry import start_up_over
 from pipeline.core.errors import ServiceUnavailable
 
 
@@ -192,6 +193,7 @@ def sim(
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
+    start_up_over()
     try:
         serve_until_signalled(config, host, port, _announce)
     except OSError as error:

@@ -207,3 +207,43 @@ def test_a_parquet_run_imports_pyarrow_when_it_reads_and_writes(
 
 def _answer(text: str) -> str:
     return chat_content([{"role": "user", "content": f"Review: {text}"}])
+
+
+# Runs a command line as the console script does, then tells, as the process ends, how
+# the garbage collector was set while the run's work was going on.
+GC_PROBE = """
+import atexit, gc, sys
+import pipeline.run.root as root
+
+seen = {}
+real_run = root.run
+
+async def run(*args, **kwargs):
+    seen["threshold"], seen["frozen"] = gc.get_threshold(), gc.get_freeze_count()
+    return await real_run(*args, **kwargs)
+
+root.run = run
+atexit.register(lambda: print("gc", seen["threshold"][0], seen["frozen"] > 0, file=sys.stderr))
+threshold = gc.get_threshold()[0]
+sys.argv = ["sluice", *sys.argv[1:]]
+import cli.entry
+print("before", threshold, file=sys.stderr)
+cli.entry.main()
+"""
+
+
+def test_the_collector_waits_through_start_up_and_collects_as_usual_once_a_run_works(
+    sim: BackgroundSimulator, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"id": 1, "text": "a"}\n')
+    run = _run_args(sim, source, tmp_path / "out.jsonl", "--no-cache", "-q")[2:]
+    result = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, *run],
+        capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.split()
+    usual = lines[lines.index("before") + 1]
+    # The start-up objects are frozen, and the usual threshold is back, before the work.
+    assert lines[lines.index("gc") + 1 :][:2] == [usual, "True"]
