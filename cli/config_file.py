@@ -26,9 +26,9 @@ import difflib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import typer
 from typer.core import TyperGroup, TyperOption
@@ -79,13 +79,12 @@ def toml_literal(value: Any, limit: int = _SHOWN_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-@dataclass(frozen=True)
-class ConfigFile:
+class ConfigFile(NamedTuple):
     """The file a command runs with (None: no --config and no ./sluice.toml) and its
     checked values, nested like the command tree: {"run": {"concurrency": 32}}."""
 
     path: Path | None
-    defaults: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = MappingProxyType({})
 
     @property
     def label(self) -> str:

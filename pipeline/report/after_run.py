@@ -15,12 +15,18 @@ recorded, so it is never its own baseline.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pipeline.core.errors import UsageError
-from pipeline.report.alerts import Finding, Severity, Thresholds, at_least, evaluate
+from pipeline.report.alerts import (
+    DEFAULT_THRESHOLDS,
+    Finding,
+    Severity,
+    Thresholds,
+    at_least,
+    evaluate,
+)
 from pipeline.report.history import (
     append_run,
     default_history_dir,
@@ -37,10 +43,9 @@ if TYPE_CHECKING:
 READ_BACK_FACTOR = 5
 
 
-@dataclass(frozen=True)
-class AlertSettings:
+class AlertSettings(NamedTuple):
     job: str
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
     webhook_url: str | None = None
     min_severity: Severity = Severity.WARNING  # the webhook is posted from this severity on
     history_dir: Path | None = None  # None: $XDG_STATE_HOME/sluice/history
