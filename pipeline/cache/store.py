@@ -91,13 +91,13 @@ class FilledKeys:
         keys: CacheKeys,
         path: str,
         fill: Callable[[tuple[str, ...]], dict[str, Any]],
-        texts: int,
+        text_count: int,
     ) -> None:
         self._keys = keys
         self._path = path
         self._fill = fill
         token = os.urandom(8).hex()  # no text the run was given can hold it by chance
-        markers = [f"sluice text {n} {token}" for n in range(texts)]
+        markers = [f"sluice text {n} {token}" for n in range(text_count)]
         self._cut = _cut_at(keys.encoded(path, fill(tuple(markers))), markers)
 
     @property
