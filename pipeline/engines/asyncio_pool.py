@@ -46,7 +46,7 @@ from pipeline.engines.protocol import NextBatch, OutcomeWriter, committed
 from pipeline.engines.stalls import CHECK_EVERY, StallWatch
 from pipeline.prepare.packing import Packer, PackLimits
 from pipeline.prepare.preparer import PreparedBatch, Skipped, Staged
-from pipeline.prepare.request_builder import Request, Unbuilt, as_sent
+from pipeline.prepare.request_builder import ITEM_REQUESTS, Request, Unbuilt, as_sent
 from pipeline.protocol.token_count import prompt_tokens
 
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 # An item to send: its batch, its place in it, the item, its request (Staged: its
 # workflow's) and cache key, and when it was queued (the clock's time). Packed
 # embeddings go as a list of them.
-_ASKED = (Request, Unbuilt)  # an item's own request, built or not
 ToSend = tuple[BatchInFlight, int, Item, Request | Staged, str | None, float]
 Job = ToSend | list[ToSend]
 # How long a begun pack waits for the next batch before it is sent as it is.
@@ -232,7 +231,7 @@ class AsyncioEngine:
         now = self._clock.now()
         for index, item in enumerate(in_flight.batch.items):
             request = prepared.requests[index]
-            if isinstance(request, _ASKED):
+            if isinstance(request, ITEM_REQUESTS):
                 rendered.append((index, item, request, prepared.keys[index]))
                 continue
             if isinstance(request, Staged):

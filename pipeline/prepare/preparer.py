@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pipeline.core.config import RESULT_FIELDS, ResultFields, result_field_clash
 from pipeline.core.models import Batch, Item
-from pipeline.prepare.request_builder import InvalidItem, Request, Unbuilt
+from pipeline.prepare.request_builder import ITEM_REQUESTS, InvalidItem, Request, Unbuilt
 
 
 class Skipped:
@@ -42,9 +42,6 @@ class Staged:
         self.first = first
         self.keys: dict[str, str] = {}  # by step
         self.stored: dict[str, bytes] = {}  # by cache key
-
-
-_KEYED = (Request, Unbuilt)  # what has a cache key
 
 
 class ItemRequests(Protocol):
@@ -90,7 +87,7 @@ class Preparer:
         for item in batch.items:
             request = self._request(item) if item.problem is None else None
             requests.append(request)
-            keys.append(key(request) if key and isinstance(request, _KEYED) else None)
+            keys.append(key(request) if key and isinstance(request, ITEM_REQUESTS) else None)
         staged = [r for r in requests if isinstance(r, Staged)]
         if key is not None:
             for item_steps in staged:

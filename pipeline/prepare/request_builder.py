@@ -125,6 +125,9 @@ class Unbuilt(NamedTuple):
         return Request(form.endpoint, form.path, form.body(self.texts), form.structured)
 
 
+ITEM_REQUESTS = (Request, Unbuilt)  # an item's own request, built or not (for isinstance)
+
+
 def as_sent(request: Request | Unbuilt) -> Request:
     """The request itself, its body built if it was not yet."""
     return request if isinstance(request, Request) else request.build()
