@@ -32,7 +32,7 @@ from pipeline.core.config import (
 )
 from pipeline.core.errors import InputMissing, InputUnreadable, UsageError
 from pipeline.core.formats import without_format_suffix
-from pipeline.observe.spans import new_trace_id
+from pipeline.observe.trace_ids import new_trace_id
 from pipeline.report.history import default_job_name, safe_job_name
 from pipeline.state.store import default_state_dir
 from pipeline.write.paths import Target, check_distinct, target_kind

@@ -1,5 +1,6 @@
 """Spans as they leave the run: the ended-span record in OpenTelemetry's shape, the
-exporter seam, the `--trace-file` writer, and trace and span ids. The recorder that
+exporter seam, the `--trace-file` writer, and span ids (a run's trace id is made in
+trace_ids.py, as every run has one). The recorder that
 makes spans from the run's events is trace.py; the collector export, otel.py."""
 
 from __future__ import annotations
@@ -15,14 +16,6 @@ from pipeline.write.atomic import open_output, sweep_stale_temps
 
 OK, ERROR = "OK", "ERROR"  # span status codes, as OpenTelemetry names them (never UNSET)
 INTERNAL, CLIENT = "INTERNAL", "CLIENT"  # span kinds: sluice's own work, a call to the model
-
-
-def new_trace_id() -> str:
-    """A random trace id: 32 hex digits, never all zeros (OpenTelemetry's invalid id)."""
-    # os.urandom, as the secrets module does, without importing it (and hmac) at start.
-    while (trace_id := os.urandom(16).hex()) == "0" * 32:
-        pass
-    return trace_id
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs a call per field, per span

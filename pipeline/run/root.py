@@ -40,8 +40,8 @@ from pipeline.engines.protocol import Engine, OutcomeWriter
 from pipeline.observe.broadcast import Broadcast
 from pipeline.observe.counters import RunStats
 from pipeline.observe.progress import Progress, ProgressFeed
-from pipeline.observe.spans import new_trace_id
 from pipeline.observe.summary import RunFacts, error_rate_exceeded, summary_dict
+from pipeline.observe.trace_ids import new_trace_id
 from pipeline.prepare.batching import input_batches
 from pipeline.prepare.preparer import ItemRequests, PreparedBatch, Preparer
 from pipeline.read.ids import SeenIds

@@ -12,13 +12,13 @@ import orjson
 from pipeline.core.config import RunConfig
 from pipeline.core.errors import OutputError, SluiceError
 from pipeline.observe.counters import RunStats
-from pipeline.observe.spans import JsonlSpanFile, SpanExporter
 from pipeline.prepare.batching import shard_share
 from pipeline.read.sources import count_items
 from pipeline.run.result import EXIT_ERROR_RATE, EXIT_OK
 from pipeline.write.atomic import open_output
 
 if TYPE_CHECKING:
+    from pipeline.observe.spans import SpanExporter
     from pipeline.observe.trace import SpanRecorder
 
 
@@ -29,6 +29,8 @@ def span_recorder(
     None when neither wants them, so a run without tracing builds no spans."""
     exporters: list[SpanExporter] = []
     if config.output.trace is not None:
+        from pipeline.observe.spans import JsonlSpanFile  # the span machinery: traced runs
+
         exporters.append(JsonlSpanFile(config.output.trace))
     if any(name.startswith("OTEL_") for name in os.environ):  # else no collector is named
         from pipeline.observe.otel import otel_exporter_from_env

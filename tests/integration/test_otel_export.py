@@ -22,8 +22,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from pipeline.observe.otel import NotSent, OtelSpanExporter, otel_exporter_from_env
-from pipeline.observe.spans import JsonlSpanFile, new_trace_id
+from pipeline.observe.spans import JsonlSpanFile
 from pipeline.observe.trace import SpanRecorder
+from pipeline.observe.trace_ids import new_trace_id
 from tests.fakes.run_events import MODEL, START, STOP, small_run
 
 UNIX_START = 1_700_000_000.0

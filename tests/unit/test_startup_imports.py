@@ -142,6 +142,7 @@ def test_a_run_without_a_schema_leaves_the_schema_validator_alone(
     # Workflows and spans are built by the runs that have them (run/assembly.py, telemetry.py).
     assert not [name for name in names if name.startswith("pipeline.workflow.")]
     assert "pipeline.observe.trace" not in names
+    assert "pipeline.observe.spans" not in names
     # So are --where's parser and, unless an OTEL_ variable may name a collector, OTLP's.
     assert "pipeline.prepare.where" not in names
     if not any(name.startswith("OTEL_") for name in os.environ):

@@ -28,10 +28,11 @@ from pipeline.core.events import (
 )
 from pipeline.core.models import Item, Success, Usage
 from pipeline.observe.counters import RunStats
-from pipeline.observe.spans import SpanRecord, new_trace_id
+from pipeline.observe.spans import SpanRecord
 from pipeline.observe.step_stats import STEP_STATUSES
 from pipeline.observe.summary import RunFacts, summary_dict
 from pipeline.observe.trace import SpanRecorder
+from pipeline.observe.trace_ids import new_trace_id
 from pipeline.report.metrics_file import write_metrics_file
 from pipeline.run.result import RunResult
 from pipeline.spend.ledger import Ledger

@@ -52,8 +52,9 @@ from pipeline.observe.span_attributes import (
     safe_url,
     server_attributes,
 )
-from pipeline.observe.spans import JsonlSpanFile, SpanIds, SpanRecord, new_trace_id
+from pipeline.observe.spans import JsonlSpanFile, SpanIds, SpanRecord
 from pipeline.observe.trace import SpanRecorder
+from pipeline.observe.trace_ids import new_trace_id
 from pipeline.prepare.preparer import PreparedBatch
 from pipeline.prepare.request_builder import Request
 from pipeline.traffic.control import TrafficControl
