@@ -25,7 +25,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from functools import partial
 
-from pipeline.cache.store import CacheKeys, FilledKeys, ResponseCache
+from pipeline.cache.keys import CacheKeys, FilledKeys
+from pipeline.cache.store import ResponseCache
 from pipeline.cache.writer import AnswerStore, StoreThread
 from pipeline.core.config import CacheConfig
 from pipeline.core.events import CACHE_JOINED, CacheLookedUp, CacheStored, EventSink

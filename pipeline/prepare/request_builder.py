@@ -46,7 +46,7 @@ class Request(NamedTuple):
     @property
     def payload(self) -> bytes:
         """The body as sent, encoded only when it is sent: an item the cache answers is
-        encoded once, for its cache key (cache/store.py)."""
+        encoded once, for its cache key (cache/keys.py)."""
         return dumps(self.body)
 
     @property
@@ -100,7 +100,7 @@ class ChatForm:
 
 class Unbuilt(NamedTuple):
     """A plain chat item's request before its body is built: the texts rendered for it.
-    Its cache key is computed from the texts alone (cache/store.py FilledKeys), so an item
+    Its cache key is computed from the texts alone (cache/keys.py FilledKeys), so an item
     the cache answers never has a body built or encoded; `build` makes the request to
     send. It tells what reading an answer needs (endpoint, structured, model) as a
     Request does."""

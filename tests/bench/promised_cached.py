@@ -31,7 +31,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from pipeline.cache.store import CacheKeys, ResponseCache
+from pipeline.cache.keys import CacheKeys
+from pipeline.cache.store import ResponseCache
 from pipeline.read.ids import SeenIds
 
 BATCH = 50  # sluice's default batch size

@@ -35,8 +35,9 @@ from itertools import islice
 import aiohttp
 import orjson
 
+from pipeline.cache.keys import CacheKeys
 from pipeline.cache.memo import ResponseMemo
-from pipeline.cache.store import CacheKeys, ResponseCache
+from pipeline.cache.store import ResponseCache
 from pipeline.core.events import DISCARD
 from pipeline.read.ids import SeenIds
 from pipeline.state.part_header import PartHeader

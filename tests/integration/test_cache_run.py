@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.cache.store import ResponseCache, cache_key
+from pipeline.cache.keys import cache_key
+from pipeline.cache.store import ResponseCache
 from pipeline.simulator.background import BackgroundSimulator
 from pipeline.simulator.config import SimulatorConfig
 from tests.conftest import read_jsonl, run_cli, write_jsonl

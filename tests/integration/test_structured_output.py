@@ -11,7 +11,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.cache.store import ResponseCache, cache_key
+from pipeline.cache.keys import cache_key
+from pipeline.cache.store import ResponseCache
 from pipeline.core.config import Endpoint, RequestConfig
 from pipeline.core.models import Item
 from pipeline.prepare.request_builder import RequestBuilder

@@ -21,15 +21,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from pipeline.cache.keys import CacheKeys, FilledKeys, cache_key
 from pipeline.cache.store import (
     DEFAULT_SIZE_LIMIT,
     FILE_MIN_BYTES,
-    CacheKeys,
     CacheStats,
     CacheUnavailable,
-    FilledKeys,
     ResponseCache,
-    cache_key,
 )
 
 # Plain JSON values, as a request body holds them.

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.cache.store import CacheKeys, FilledKeys, cache_key
+from pipeline.cache.keys import CacheKeys, FilledKeys, cache_key
 from pipeline.core.config import Endpoint, RequestConfig
 from pipeline.core.errors import UsageError
 from pipeline.core.models import Item
