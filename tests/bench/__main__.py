@@ -18,6 +18,7 @@ from pathlib import Path
 from tests.bench.durability import durability
 from tests.bench.floor import floor, minimal_client
 from tests.bench.harness import Measured, measure, simulator, sluice_run, write_reviews
+from tests.bench.instructions import instructions
 from tests.bench.observation import observation
 from tests.bench.scale import engines, scale
 from tests.bench.serve import serve
@@ -27,8 +28,8 @@ from tests.bench.workflows import workflows
 
 THROUGHPUT_ITEMS = 20_000
 GROUPS = [
-    "floor", "throughput", "memory", "traffic", "durability", "observation", "shaping", "workflows",
-    "serve", "scale",
+    "floor", "instructions", "throughput", "memory", "traffic", "durability", "observation",
+    "shaping", "workflows", "serve", "scale",
 ]  # fmt: skip
 
 
@@ -108,6 +109,8 @@ def main() -> None:
         os.environ["XDG_STATE_HOME"] = str(work / "state")
         if args.only in (None, "floor"):
             floor(work, quick=args.quick)
+        if args.only in (None, "instructions"):
+            instructions(work, quick=args.quick)
         if args.only in (None, "throughput"):
             simulator_speed(2_000 if args.quick else THROUGHPUT_ITEMS)
             throughput(work, 2_000 if args.quick else THROUGHPUT_ITEMS)
