@@ -36,6 +36,7 @@ from tests.bench.harness import simulator, sluice_run, write_reviews
 
 COLLECTED = re.compile(rb"Collected : (\d+)")
 Command = Callable[[Path, Path], list[str]]  # (input, output) -> the command line
+Inputs = list[tuple[int, Path]]  # the two inputs, each with its number of items
 
 
 class Cost(NamedTuple):
@@ -48,7 +49,7 @@ def instructions(work: Path, quick: bool = False) -> None:
         print("instructions per item: skipped, valgrind is not installed", flush=True)
         return
     small, large = (200, 600) if quick else (1_000, 3_000)
-    sources = [write_reviews(work / f"instructions-{n}.jsonl", n) for n in (small, large)]
+    sources = [(n, write_reviews(work / f"instructions-{n}.jsonl", n)) for n in (small, large)]
     out = work / "instructions-out.jsonl"
     print(
         f"instructions per item (callgrind, whole process: {small:,} items against "
@@ -74,11 +75,11 @@ def instructions(work: Path, quick: bool = False) -> None:
         allowed = bare.per_item / THROUGHPUT_TARGET / 1000
         print(f"  -> at {THROUGHPUT_TARGET} x the bare loop's throughput, ~{allowed:,.0f}k an item")
         _cached(work, sources, base_url)
-    for source in sources:
+    for _, source in sources:
         source.unlink()
 
 
-def _cached(work: Path, sources: list[Path], base_url: str) -> None:
+def _cached(work: Path, sources: Inputs, base_url: str) -> None:
     """A re-run answered wholly by one cache, filled by a first run of each input."""
     cache = tempfile.mkdtemp(prefix="cache-", dir=work)
     out = work / "instructions-cached-out.jsonl"
@@ -91,7 +92,7 @@ def _cached(work: Path, sources: list[Path], base_url: str) -> None:
 
         return command
 
-    for source in sources:
+    for _, source in sources:
         subprocess.run(sluice()(source, out), stdin=subprocess.DEVNULL, check=True)
 
     def promised(source: Path, output: Path) -> list[str]:
@@ -111,11 +112,11 @@ def _sluice(base_url: str, *flags: str) -> Command:
     return lambda source, output: [*sluice_run(base_url, source, output, CONCURRENCY), *flags]
 
 
-def _cost(sources: list[Path], output: Path, command: Command) -> Cost:
-    counts = [_counted(command(source, output)) for source in sources]
-    items = [_lines(source) for source in sources]
-    per_item = (counts[1] - counts[0]) / (items[1] - items[0])
-    return Cost(per_item, counts[0] - per_item * items[0])
+def _cost(sources: Inputs, output: Path, command: Command) -> Cost:
+    (small, first), (large, second) = sources
+    counts = [_counted(command(first, output)), _counted(command(second, output))]
+    per_item = (counts[1] - counts[0]) / (large - small)
+    return Cost(per_item, counts[0] - per_item * small)
 
 
 def _counted(command: list[str]) -> int:
@@ -130,11 +131,6 @@ def _counted(command: list[str]) -> int:
     if found is None:
         raise RuntimeError(f"callgrind printed no count for {command[:3]}")
     return int(found.group(1))
-
-
-def _lines(source: Path) -> int:
-    with source.open("rb") as handle:
-        return sum(1 for _ in handle)
 
 
 def _row(label: str, cost: Cost, first: Cost) -> None:
