@@ -114,9 +114,9 @@ def _sluice(base_url: str, *flags: str) -> Command:
 
 def _cost(sources: Inputs, output: Path, command: Command) -> Cost:
     (small, first), (large, second) = sources
-    counts = [_counted(command(first, output)), _counted(command(second, output))]
-    per_item = (counts[1] - counts[0]) / (large - small)
-    return Cost(per_item, counts[0] - per_item * small)
+    small_count, large_count = _counted(command(first, output)), _counted(command(second, output))
+    per_item = (large_count - small_count) / (large - small)
+    return Cost(per_item, small_count - per_item * small)
 
 
 def _counted(command: list[str]) -> int:
